@@ -1,0 +1,1 @@
+"""The ``linernotes`` command line: thin subcommands over the four packages."""

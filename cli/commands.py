@@ -1,0 +1,7 @@
+"""The list of subcommand modules; each has ``register(subparsers)`` setting ``handler`` on its parser."""
+
+from __future__ import annotations
+
+from cli import export_cmd, generate_cmd, prepare_cmd, train_cmd
+
+MODULES = [prepare_cmd, train_cmd, export_cmd, generate_cmd]

@@ -1,0 +1,27 @@
+"""``linernotes export RUN --out CKPT``: a run's best weights as a self-describing checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from model.card import PRECISIONS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``export`` parser."""
+    p = sub.add_parser("export", help="export a run as a checkpoint (int8 by default)")
+    p.add_argument("run", help="run directory from `linernotes train`")
+    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--precision", choices=PRECISIONS, default="int8")
+    p.add_argument("--merge", action="store_true", help="fold a LoRA adapter into its base weights")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and summarise the card."""
+    from training.export import export
+
+    card = export(args.run, args.out, args.precision, args.merge)
+    kinds = ", ".join(f"{k} ({v.get('examples', 0)} examples)" for k, v in card.tags.items())
+    print(f"exported {card.model_id} ({card.precision}) to {args.out}: knows {kinds}")
+    return 0

@@ -1,0 +1,200 @@
+"""``linernotes prepare``: read sources, clean, filter, dedupe, split, and write the prepared dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data.clean import clean_text, clean_value, dedupe_key, exact_key
+from data.config import DataConfig
+from data.errors import InputError
+from data.format import FORMAT_VERSION, Record
+from data.readers import Item, ReaderOptions, ReadReport, detect, expand_sources
+from data.splits import SPLITS, assign_split, write_split
+from data.stats import TokenCounter, tag_counts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepareResult:
+    """What a prepare run produced: the splits, the per-source reports, and the stats written."""
+
+    splits: dict[str, list[Item]]
+    reports: list[ReadReport]
+    pipeline: ReadReport  # drops after reading: cleaning, length, duplicates
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def read_sources(config: DataConfig) -> tuple[list[Item], list[ReadReport]]:
+    """Read every source with its detected reader; files in directories that fit no reader are skipped."""
+    opts = ReaderOptions(config.mapping, config.min_helpful, config.artist, config.chunk_lines)
+    named = [Path(s) for s in config.sources]
+    items: list[Item] = []
+    reports: list[ReadReport] = []
+    for source in named:
+        paths, skipped = expand_sources([source])
+        from_dir = source.is_dir() and paths != [source]
+        for path in paths:
+            try:
+                reader = detect(path, config.kind, config.format)
+            except InputError as e:
+                if not from_dir:
+                    raise
+                skipped.append(f"{path}: {e}".replace(f"{path}: {path}: ", f"{path}: "))
+                continue
+            report = ReadReport(str(path), reader.name)
+            items.extend(reader.read(path, opts, report))
+            reports.append(report)
+        if skipped:
+            skip = ReadReport(str(source), "skipped")
+            skip.warnings.extend(skipped)
+            reports.append(skip)
+    return items, reports
+
+
+def clean_and_filter(
+    items: list[Item], config: DataConfig, count: TokenCounter
+) -> tuple[list[Item], ReadReport]:
+    """Clean every text, apply length filters and remove duplicates; drops are counted by reason."""
+    report = ReadReport("pipeline", "clean/filter/dedupe")
+    seen: dict[str, str] = {}
+    out: list[Item] = []
+    for item in items:
+        r = item.record
+        report.rows += 1
+        text = clean_text(r.text, lowercase=config.lowercase, fix_run_on=r.kind != "lyrics")
+        if not text:
+            report.drop("empty after cleaning", item.source)
+            continue
+        reason = _length_problem(text, config, count)
+        if reason:
+            report.drop(reason, item.source)
+            continue
+        key = dedupe_key(text) if config.dedupe == "near" else exact_key(text)
+        if config.dedupe != "none" and key in seen:
+            report.drop(f"duplicate ({config.dedupe})", f"{item.source} = {seen[key]}")
+            continue
+        seen.setdefault(key, item.source)
+        tags = {k: clean_value(v) if isinstance(v, str) and k != "part" else v for k, v in r.tags.items()}
+        report.kept += 1
+        out.append(Item(Record(r.kind, tags, text), item.source, item.group or f"text#{dedupe_key(text)}"))
+    return out, report
+
+
+def _length_problem(text: str, config: DataConfig, count: TokenCounter) -> str | None:
+    if len(text) < config.min_chars:
+        return f"shorter than {config.min_chars} characters (--min-chars)"
+    if len(text) > config.max_chars:
+        return f"longer than {config.max_chars} characters (--max-chars)"
+    if config.min_tokens is None and config.max_tokens is None:
+        return None
+    tokens = count(text)
+    if config.min_tokens is not None and tokens < config.min_tokens:
+        return f"fewer than {config.min_tokens} tokens (--min-tokens)"
+    if config.max_tokens is not None and tokens > config.max_tokens:
+        return f"more than {config.max_tokens} tokens (--max-tokens)"
+    return None
+
+
+def split_items(items: list[Item], config: DataConfig) -> dict[str, list[Item]]:
+    """Assign splits by group; near-duplicates (when kept) follow their first copy's split."""
+    splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
+    by_text: dict[str, str] = {}
+    for item in items:
+        key = dedupe_key(item.record.text)
+        split = by_text.get(key) or assign_split(item.group, config.val_fraction, config.test_fraction)
+        by_text.setdefault(key, split)
+        splits[split].append(item)
+    return splits
+
+
+def prepare(config: DataConfig) -> PrepareResult:
+    """Run the whole data stage and write ``train/val/test.jsonl`` and ``stats.json`` to ``config.out``."""
+    count = TokenCounter(config.tokenizer)
+    raw, reports = read_sources(config)
+    items, pipeline = clean_and_filter(raw, config, count)
+    result = PrepareResult(split_items(items, config), reports, pipeline)
+    result.stats = build_stats(result, config, count)
+    if not items:
+        raise InputError("no usable records were produced:\n" + summary(result))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, split_items_ in result.splits.items():
+        write_split(out / f"{split}.jsonl", split_items_)
+    (out / "stats.json").write_text(json.dumps(result.stats, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def build_stats(result: PrepareResult, config: DataConfig, count: TokenCounter) -> dict[str, Any]:
+    """The dictionary written to ``stats.json``."""
+    dropped: Counter[str] = Counter()
+    for report in [*result.reports, result.pipeline]:
+        dropped.update(report.dropped)
+    tokens = {s: sum(count(i.record.text) for i in items) for s, items in result.splits.items()}
+    all_items = [i for items in result.splits.values() for i in items]
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "rows_read": sum(r.rows for r in result.reports),
+        "kept": len(all_items),
+        "dropped": dict(dropped.most_common()),
+        "splits": {s: len(items) for s, items in result.splits.items()},
+        "tokens": tokens,
+        "tokens_counted_with": count.label,
+        "tags": tag_counts(all_items),
+        "sources": [r.as_dict() for r in result.reports] + [result.pipeline.as_dict()],
+    }
+
+
+def summary(result: PrepareResult) -> str:
+    """A human-readable account of the run: per reader rows/kept/dropped, tags, splits."""
+    s = result.stats
+    lines = []
+    by_reader: dict[str, list[ReadReport]] = {}
+    for report in result.reports:
+        by_reader.setdefault(report.reader, []).append(report)
+    for reader, reports in by_reader.items():
+        lines.extend(_reader_lines(reader, reports))
+    p = result.pipeline
+    if p.dropped:
+        lines.append("after reading: " + ", ".join(f"{r} {n:,}" for r, n in p.dropped.most_common()))
+    lines.append(f"kept {s.get('kept', 0):,} of {s.get('rows_read', 0):,} rows read")
+    for kind, tags in s.get("tags", {}).items():
+        lines.append(f"  {kind}: {tags['examples']:,} examples")
+        for key, counts in tags.items():
+            if key != "examples":
+                shown = ", ".join(f"{v} {n}" for v, n in list(counts.items())[:12])
+                more = f", ... ({len(counts)} values)" if len(counts) > 12 else ""
+                lines.append(f"    {key}: {shown}{more}")
+    if "splits" in s:
+        split_text = ", ".join(f"{k} {v:,} ({s['tokens'][k]:,} tokens)" for k, v in s["splits"].items())
+        lines.append(f"splits: {split_text}; tokens {s['tokens_counted_with']}")
+    return "\n".join(lines)
+
+
+def _reader_lines(reader: str, reports: list[ReadReport]) -> list[str]:
+    if reader == "skipped":
+        return [f"skipped: {w}" for r in reports for w in r.warnings]
+    rows, kept = sum(r.rows for r in reports), sum(r.kept for r in reports)
+    dropped: Counter[str] = Counter()
+    tallies: dict[str, Counter[str]] = {}
+    for r in reports:
+        dropped.update(r.dropped)
+        for topic, c in r.tallies.items():
+            tallies.setdefault(topic, Counter()).update(c)
+    files = f"{len(reports)} files" if len(reports) > 1 else reports[0].source
+    lines = [f"{reader} ({files}): {rows:,} rows, kept {kept:,}"]
+    for reason, n in dropped.most_common():
+        where = next((r.where[reason][0] for r in reports if reason in r.where), "")
+        lines.append(f"  dropped {n:,}: {reason} (e.g. {where})")
+    for topic, c in tallies.items():
+        lines.append(f"  {topic}: " + ", ".join(f"{k} x{v}" for k, v in c.most_common(8)))
+    for note in dict.fromkeys(n for r in reports for n in r.notes):
+        lines.append(f"  note: {note}")
+    lines.extend(f"  warning: {w}" for r in reports for w in r.warnings)
+    return lines

@@ -1,0 +1,120 @@
+"""Row iteration over CSV, TSV and JSON-lines files, with the line each row starts on."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from data.errors import InputError
+from data.readers.base import ReadReport
+
+Row = dict[str, Any]
+
+
+def open_text(path: Path):
+    """Open a text file for reading; bytes that are not UTF-8 survive as lone surrogates to be counted."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def table_kind(path: Path) -> str:
+    """'csv', 'tsv' or 'jsonl', from the extension (JSON arrays count as jsonl)."""
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    if suffix in {".tsv", ".tab"}:
+        return "tsv"
+    return "csv"
+
+
+def header_of(path: Path) -> list[str]:
+    """Column names of a table file: the CSV/TSV header, or the keys of the first JSON object."""
+    if not path.is_file():
+        return []
+    try:
+        with open_text(path) as f:
+            if table_kind(path) == "jsonl":
+                first = f.read(1 << 16).lstrip()
+                if first.startswith("["):
+                    first = first[1:].lstrip()
+                obj, _ = json.JSONDecoder().raw_decode(first)
+                return list(obj) if isinstance(obj, dict) else []
+            return next(_csv_reader(f, table_kind(path)), [])
+    except (ValueError, UnicodeError):
+        return []
+
+
+def iter_rows(path: Path, report: ReadReport) -> Iterator[tuple[str, Row]]:
+    """Yield ("file:line N", row) for every data row; unreadable rows are counted, not raised."""
+    kind = table_kind(path)
+    if kind == "jsonl":
+        yield from _iter_json(path, report)
+    else:
+        yield from _iter_csv(path, report, kind)
+
+
+def _csv_reader(f, kind: str):
+    if kind == "tsv":
+        # Published review TSVs do not quote fields, and their texts contain stray double quotes.
+        return csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(f)
+
+
+def _iter_csv(path: Path, report: ReadReport, kind: str) -> Iterator[tuple[str, Row]]:
+    csv.field_size_limit(1 << 30)  # review texts can be long; the default 128 KiB limit would raise
+    with open_text(path) as f:
+        reader = _csv_reader(f, kind)
+        header = next(reader, None)
+        if not header:
+            raise InputError(f"{path}: empty file, expected a header row")
+        start = reader.line_num + 1
+        try:
+            for values in reader:
+                where = f"{path.name}:line {start}"
+                start = reader.line_num + 1
+                if not any(v.strip() for v in values):
+                    continue  # blank line
+                report.rows += 1
+                if len(values) != len(header):
+                    report.drop(f"wrong number of columns (expected {len(header)})", where)
+                    continue
+                yield where, dict(zip(header, values, strict=True))
+        except csv.Error as e:
+            report.drop("malformed CSV (rest of file unreadable)", f"{path.name}:line {start}: {e}")
+
+
+def _iter_json(path: Path, report: ReadReport) -> Iterator[tuple[str, Row]]:
+    with open_text(path) as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        for n, obj in enumerate(rows, 1):
+            report.rows += 1
+            if isinstance(obj, dict):
+                yield f"{path.name}:item {n}", obj
+            else:
+                report.drop("not a JSON object", f"{path.name}:item {n}")
+        return
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        report.rows += 1
+        where = f"{path.name}:line {n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            report.drop("invalid JSON", f"{where}: {e.msg}")
+            continue
+        if isinstance(obj, dict):
+            yield where, obj
+        else:
+            report.drop("not a JSON object", where)

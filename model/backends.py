@@ -1,0 +1,123 @@
+"""Where tokens come from: this process (a loaded checkpoint) or an OpenAI-compatible completions server.
+
+Both take prompt texts and sampling parameters and return raw continuations with the reason each
+stopped; everything else (tags, post-processing, copy guard, retries) is the generator's and is the
+same for both.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from data.errors import ConfigError, GenerationError
+from data.format import HEADER_OPEN
+from model.decode import Prompt, decode
+from model.sampling import Sampling
+
+
+@dataclass(frozen=True)
+class PromptText:
+    """A prompt as text: the header, what follows it (a seed line), and the unconditioned header."""
+
+    header: str
+    body: str = ""
+    bare_header: str = ""
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A continuation before post-processing."""
+
+    text: str
+    stop: str  # "end" | "header" | "length"
+    tokens: int
+
+
+class Backend(Protocol):
+    """Produces continuations for a batch of prompts."""
+
+    name: str
+
+    def complete(self, prompts: list[PromptText], params: list[Sampling]) -> list[Raw]:
+        """One continuation per prompt."""
+        ...
+
+
+class LocalBackend:
+    """Batched decoding with the model in this process."""
+
+    name = "local"
+
+    def __init__(self, model, tokenizer) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        # One decoded string per token id, to spot a header start without decoding whole texts per step.
+        self.token_text = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        self._ids: dict[str, list[int]] = {}
+
+    def _encode(self, text: str) -> list[int]:
+        if text not in self._ids:  # headers repeat across requests
+            if len(self._ids) > 10_000:
+                self._ids.clear()
+            self._ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._ids[text]
+
+    def complete(self, prompts: list[PromptText], params: list[Sampling]) -> list[Raw]:
+        """Decode all prompts in one batch; headers and bodies are tokenized apart, as in training."""
+        token_prompts = []
+        for p in prompts:
+            head, body = self._encode(p.header), self._encode(p.body) if p.body else []
+            bare = self._encode(p.bare_header) + body if p.bare_header else None
+            token_prompts.append(Prompt(head + body, len(head), bare))
+        out = decode(self.model, token_prompts, params, self.eos, self.pad, self.token_text)
+        return [Raw(self.tokenizer.decode(d.ids), d.stop, len(d.ids)) for d in out]
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible ``/v1/completions`` server (e.g. vLLM serving the exported model)."""
+
+    name = "openai"
+
+    def __init__(self, url: str, model: str, timeout: float = 60.0, concurrency: int = 16) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"backend URL must start with http:// or https://, got {url!r}")
+        self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1") else "/v1") + "/completions"
+        self.model, self.timeout, self.concurrency = model, timeout, concurrency
+
+    def complete(self, prompts: list[PromptText], params: list[Sampling]) -> list[Raw]:
+        """One HTTP request per prompt, sent concurrently (the server batches them)."""
+        if any(p.guidance != 1.0 for p in params):
+            raise ConfigError("guidance other than 1.0 needs the local backend")
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(prompts)))) as pool:
+            return list(pool.map(self._one, prompts, params))
+
+    def _one(self, prompt: PromptText, s: Sampling) -> Raw:
+        payload = {
+            "model": self.model,
+            "prompt": prompt.header + prompt.body,
+            "max_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "top_k": s.top_k or -1,
+            "repetition_penalty": s.repetition_penalty,
+            "seed": s.seed,
+            "stop": [HEADER_OPEN],
+        }
+        req = urllib.request.Request(
+            self.url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = json.loads(resp.read())
+        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
+            raise GenerationError(f"completions server {self.url} failed: {e}") from None
+        choice = body["choices"][0]
+        usage = body.get("usage", {}).get("completion_tokens", 0)
+        # "stop": the end marker or the "<|" stop string; either way the text before it is complete.
+        return Raw(choice["text"], "end" if choice.get("finish_reason") == "stop" else "length", usage)

@@ -1,0 +1,194 @@
+"""The one save/load pair for checkpoints: weights (int8, fp16 or fp32), tokenizer, card, extras.
+
+Training's export writes with ``save_checkpoint``; the generator, the bot and evaluation read with
+``load_checkpoint``. Writes go to a temporary directory renamed into place, so a crash or a full disk
+never leaves a half-written checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+
+from data.errors import CheckpointError, ConfigError
+from model.card import PRECISIONS, Card, read_card, write_card
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclass
+class Loaded:
+    """A checkpoint in memory: model (eval mode), tokenizer, card, and where/how it runs."""
+
+    model: Any
+    tokenizer: Any
+    card: Card
+    device: torch.device
+    precision: str
+    path: Path
+
+
+def quiet_transformers() -> None:
+    """Silence per-load progress bars and bitsandbytes' per-call float16 cast warning."""
+    from transformers.utils import logging as hf_logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # optional CPU kernels it cannot find
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=r"MatMul8bitLt: inputs will be cast")
+    warnings.filterwarnings("ignore", message=r"Failed to load CPU gemm_4bit_forward")
+
+
+def atomic_dir(out: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp)`` into a temp dir beside ``out``, then swap it into place."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write(tmp)
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def save_checkpoint(
+    out: Path,
+    model: Any,
+    tokenizer: Any,
+    card: Card,
+    precision: str = "fp32",
+    extras: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a self-describing checkpoint; ``extras(dir)`` may add files (e.g. the copy-guard index)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    quiet_transformers()
+    card.precision = precision
+
+    def write(tmp: Path) -> None:
+        if card.adapter:
+            model.save_pretrained(tmp)  # PEFT saves only the adapter
+        elif precision == "int8":
+            _save_int8(model, tmp)
+        else:
+            model.to(_DTYPES[precision]).save_pretrained(tmp)
+            model.to(torch.float32)
+        tokenizer.save_pretrained(tmp)
+        write_card(tmp, card)
+        if extras:
+            extras(tmp)
+
+    return atomic_dir(out, write)
+
+
+def _save_int8(model: Any, out: Path) -> None:
+    """Quantize through bitsandbytes: save fp32, reload with LLM.int8() weights, save those."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    with tempfile.TemporaryDirectory(dir=out.parent) as fp32:
+        model.save_pretrained(fp32)
+        q = AutoModelForCausalLM.from_pretrained(
+            fp32, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
+        )
+        q.save_pretrained(out)
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` is CUDA when visible, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a torch device (try cpu, cuda, cuda:1)") from None
+
+
+def resolve_precision(stored: str, requested: str, device: torch.device) -> str:
+    """What to load as. ``auto``: as stored on CUDA; fp32 on CPU, where bitsandbytes int8 runs slower
+    than fp32 (measured in bench/generate_throughput.py) and fp16 matmuls are slow."""
+    if requested == "auto":
+        return stored if device.type == "cuda" else "fp32"
+    if requested not in PRECISIONS:
+        raise ConfigError(f"--precision must be auto or one of {', '.join(PRECISIONS)}, got {requested!r}")
+    return requested
+
+
+def load_checkpoint(path: Path, precision: str = "auto", device: str = "auto") -> Loaded:
+    """Load a checkpoint for inference; every failure names the checkpoint and what is wrong."""
+    path = Path(path)
+    card = read_card(path)
+    dev = pick_device(device)
+    want = resolve_precision(card.precision, precision, dev)
+    quiet_transformers()
+    try:
+        tokenizer = _load_tokenizer(path)
+        model = _load_adapter(path, card, want, dev) if card.adapter else _load_weights(path, card, want, dev)
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        raise CheckpointError(
+            f"{path}: weights or tokenizer could not be loaded ({type(e).__name__}: {e})"
+        ) from None
+    model.eval()
+    return Loaded(model, tokenizer, card, dev, want, path)
+
+
+def _load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def _load_weights(
+    path: Path, card: Card, want: str, dev: torch.device, source: Path | str | None = None
+) -> Any:
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    source = source or path
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if want == "int8":
+        if card.precision != "int8":
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["device_map"] = {"": dev.index or 0} if dev.type == "cuda" else "cpu"
+        return AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if card.precision == "int8":
+        # Stored int8: load through bitsandbytes, then dequantize to the requested float type.
+        kwargs["device_map"] = {"": dev.index or 0} if dev.type == "cuda" else "cpu"
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        model.dequantize()
+        return model.to(device=dev, dtype=_DTYPES[want])
+    return AutoModelForCausalLM.from_pretrained(source, dtype=_DTYPES[want], **kwargs).to(dev)
+
+
+def _load_adapter(path: Path, card: Card, want: str, dev: torch.device) -> Any:
+    from peft import PeftModel
+
+    base = card.adapter["base"] if card.adapter else ""
+    base_card = Card(**{**card.__dict__, "precision": "fp32", "adapter": None})
+    try:
+        model = _load_weights(path, base_card, want, dev, source=base)
+    except OSError as e:
+        raise CheckpointError(
+            f"{path}: is a LoRA adapter for base {base!r}, which could not be loaded locally ({e})"
+        ) from None
+    return PeftModel.from_pretrained(model, path).to(dev)

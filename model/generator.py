@@ -1,0 +1,192 @@
+"""``Generator``: conditioned, batched generation from a checkpoint, with clean stops and a copy guard.
+
+It knows nothing about Discord: it takes requests (kind, tags, optional seed line, sampling) and
+returns finished texts with everything needed to reproduce them. It is not thread-safe; callers
+that serve many users feed it from one worker (``model.worker``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from data.errors import ConfigError, TagError
+from data.format import escape_body, header
+from model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
+from model.card import Card
+from model.checkpoint import load_checkpoint
+from model.copyguard import CopyCheck, CopyGuard
+from model.postprocess import EMBED_LIMIT, acceptable, finish
+from model.sampling import Sampling
+from model.seedline import sanitize_seed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The generation stage's settings (CLI flags, bot settings)."""
+
+    precision: str = "auto"
+    device: str = "auto"
+    backend: str = "local"  # local | openai
+    backend_url: str | None = None
+    backend_model: str | None = None  # the served model's name; default: the card's model_id
+    max_batch: int = 32
+    max_attempts: int = 3
+    copy_run: int = 12
+    copy_share: float = 0.5
+    min_chars: int | None = None  # None: per-kind default
+    limit: int = EMBED_LIMIT
+
+    def __post_init__(self) -> None:
+        if self.backend not in {"local", "openai"}:
+            raise ConfigError(f"backend must be local or openai, got {self.backend!r}")
+        if self.backend == "openai" and not self.backend_url:
+            raise ConfigError("the openai backend needs a URL (--backend-url)")
+        if self.max_batch <= 0 or self.max_attempts <= 0:
+            raise ConfigError("max_batch and max_attempts must be positive")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One thing to write: kind, tags, an optional first line, and how to sample."""
+
+    kind: str
+    tags: dict[str, Any]
+    seed_line: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass
+class Result:
+    """A finished generation, or the reason there is none (``ok`` False)."""
+
+    request: Request  # tags normalized, seed line sanitized, sampling with the seed used
+    text: str
+    ok: bool
+    attempts: int
+    stop: str
+    tokens: int
+    seconds: float
+    model_id: str
+    copy: CopyCheck | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for ``--json`` and the bot's database)."""
+        return {
+            "kind": self.request.kind,
+            "tags": self.request.tags,
+            "seed_line": self.request.seed_line,
+            "text": self.text,
+            "ok": self.ok,
+            "error": self.error,
+            "model_id": self.model_id,
+            "sampling": self.request.sampling.to_dict(),
+            "attempts": self.attempts,
+            "stop": self.stop,
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+            "copy": None
+            if self.copy is None
+            else {"longest_run": self.copy.longest_run, "share": self.copy.share},
+        }
+
+
+class Generator:
+    """Validates requests against the checkpoint card and turns them into finished texts."""
+
+    def __init__(self, backend: Backend, card: Card, guard: CopyGuard | None, config: GenerateConfig) -> None:
+        self.backend, self.card, self.guard, self.config = backend, card, guard, config
+
+    @classmethod
+    def load(cls, path: Path | str, config: GenerateConfig | None = None) -> Generator:
+        """Open a checkpoint with the configured backend."""
+        config = config or GenerateConfig()
+        path = Path(path)
+        if config.backend == "openai":
+            from model.card import read_card
+
+            card = read_card(path)
+            backend: Backend = OpenAIBackend(config.backend_url or "", config.backend_model or card.model_id)
+        else:
+            loaded = load_checkpoint(path, config.precision, config.device)
+            card, backend = loaded.card, LocalBackend(loaded.model, loaded.tokenizer)
+        guard = CopyGuard.load(path, config.copy_run, config.copy_share)
+        precision = "remote" if config.backend == "openai" else loaded.precision
+        log.info(
+            "loaded %s (stored %s, running %s, %s backend, copy guard %s)",
+            card.model_id,
+            card.precision,
+            precision,
+            backend.name,
+            "on" if guard else "absent",
+        )
+        return cls(backend, card, guard, config)
+
+    @property
+    def model_id(self) -> str:
+        """The checkpoint's id, recorded with every generation."""
+        return self.card.model_id
+
+    def prepare(self, request: Request) -> Request:
+        """The request with tags checked against the card, seed line sanitized and a seed chosen."""
+        tags = self.card.check_request(request.kind, request.tags)
+        if request.seed_line and request.kind != "lyrics":
+            raise TagError("a seed line is only for lyrics")
+        seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(31)
+        return Request(request.kind, tags, sanitize_seed(request.seed_line), request.sampling.with_seed(seed))
+
+    def generate(self, requests: list[Request]) -> list[Result]:
+        """Finished texts for every request, in order; unacceptable drafts are retried with new seeds."""
+        prepared = [self.prepare(r) for r in requests]
+        results: list[Result] = []
+        for start in range(0, len(prepared), self.config.max_batch):
+            results.extend(self._generate_batch(prepared[start : start + self.config.max_batch]))
+        return results
+
+    def _generate_batch(self, requests: list[Request]) -> list[Result]:
+        started = time.perf_counter()
+        done: dict[int, Result] = {}
+        pending = list(range(len(requests)))
+        for attempt in range(1, self.config.max_attempts + 1):
+            # Each retry shifts the seed, so retries are as reproducible as first tries.
+            params = [
+                replace(requests[i].sampling, seed=requests[i].sampling.seed + attempt - 1) for i in pending
+            ]
+            raws = self.backend.complete([self._prompt(requests[i]) for i in pending], params)
+            retry = []
+            for i, raw, p in zip(pending, raws, params, strict=True):
+                result = self._finish(requests[i], raw.text, raw.stop, raw.tokens, attempt, p)
+                result.seconds = time.perf_counter() - started
+                done[i] = result
+                if not result.ok:
+                    retry.append(i)
+            pending = retry
+            if not pending:
+                break
+        return [done[i] for i in range(len(requests))]
+
+    def _prompt(self, r: Request) -> PromptText:
+        body = escape_body(r.seed_line) + "\n" if r.seed_line else ""
+        return PromptText(header(r.kind, r.tags), body, header(r.kind, {}))
+
+    def _finish(self, r: Request, raw: str, stop: str, tokens: int, attempt: int, used: Sampling) -> Result:
+        text = finish(raw, r.kind, stop, self.config.limit)
+        check = self.guard.check(text) if self.guard and text else None
+        if r.seed_line:
+            text = finish(r.seed_line + "\n" + text, r.kind, "end", self.config.limit)
+        request = replace(r, sampling=used)
+        result = Result(request, text, True, attempt, stop, tokens, 0.0, self.model_id, check)
+        if check is not None and check.copied:
+            # Never hand copied training text to a caller, even one that ignores ``ok``.
+            result.ok, result.text = False, ""
+            result.error = f"reproduced training text ({check.longest_run} words in a row)"
+        elif not acceptable(text, r.kind, self.config.min_chars):
+            result.ok, result.error = False, f"too short ({len(text)} characters, stopped by {stop})"
+        return result

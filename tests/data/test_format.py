@@ -1,0 +1,135 @@
+"""The tag format round-trips arbitrary metadata and never lets markers through."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from data.errors import FormatError
+from data.format import (
+    END,
+    HEADER_OPEN,
+    PARTS,
+    escape_body,
+    header,
+    make_record,
+    normalize_part,
+    parse,
+    prompt,
+    render,
+    unescape_body,
+)
+
+# Text with the characters that matter: separators, escapes, markers, newlines, emoji.
+tricky = st.text(alphabet=st.sampled_from(list("ab :|\\<>[]\n\r🎸é")) | st.characters(), min_size=1).filter(
+    lambda s: s.strip()
+)
+marker_text = st.sampled_from([END, "<|review|>", "<\\|", "a|b", "x\\", "\\|", "<|", "|>"]) | tricky
+scores = st.integers(0, 100).map(lambda n: n / 10)
+
+
+@st.composite
+def records(draw):
+    kind = draw(st.sampled_from(["review", "product", "lyrics"]))
+    if kind == "review":
+        tags = {"genre": draw(marker_text), "score": draw(scores)}
+    elif kind == "product":
+        tags = {"rating": draw(st.integers(1, 5)), "headline": draw(st.none() | marker_text)}
+    else:
+        tags = {
+            "part": draw(st.sampled_from(PARTS)),
+            "artist": draw(st.none() | marker_text),
+            "title": draw(st.none() | marker_text),
+        }
+    body = draw(st.text() | marker_text)
+    return make_record(kind, tags, body)
+
+
+@given(records())
+def test_parse_inverts_render(record):
+    text = render(record)
+    assert parse(text) == record
+    # The only marker in the rendered text is the final end marker; the header is one line.
+    assert text.count(HEADER_OPEN) == 2 and text.endswith(END)
+    head, _, body = text.partition("\n")
+    assert head.startswith(f"<|{record.kind}|>")
+    assert HEADER_OPEN not in body[: -len(END)]
+
+
+@given(st.text())
+def test_body_escape_round_trips_and_removes_markers(text):
+    escaped = escape_body(text)
+    assert HEADER_OPEN not in escaped
+    assert unescape_body(escaped) == text
+
+
+def test_end_marker_as_genre_cannot_end_an_example():
+    text = render(make_record("review", {"genre": END, "score": 5}, "Loud."))
+    assert text.count(END) == 1 and text.endswith(END)
+    assert parse(text).tags["genre"] == END
+
+
+def test_prompt_is_the_header_render_starts_with():
+    record = make_record("lyrics", {"part": "Chorus", "artist": "Iron Chapel"}, "We ride")
+    p = prompt("lyrics", part="chorus", artist="Iron Chapel")
+    assert p == "<|lyrics|> part: chorus | artist: Iron Chapel\n"
+    assert render(record).startswith(p)
+
+
+def test_unconditioned_header_round_trips():
+    record = make_record("review", {}, "Some text")
+    assert render(record) == "<|review|>\nSome text" + END
+    assert parse(render(record)) == record
+    assert prompt("review") == header("review", {})
+
+
+@pytest.mark.parametrize(
+    ("label", "part"),
+    [
+        ("Verse 2", "verse"),
+        ("PRE-CHORUS", "pre-chorus"),
+        ("Pre Chorus", "pre-chorus"),
+        ("Hook", "hook"),
+        ("post_chorus", "post-chorus"),
+        ("Outro", "outro"),
+    ],
+)
+def test_part_labels_normalise(label, part):
+    assert normalize_part(label) == part
+
+
+@pytest.mark.parametrize(
+    ("kind", "tags", "message"),
+    [
+        ("review", {"genre": "Metal", "score": 11}, "between 0 and 10"),
+        ("review", {"genre": "Metal", "score": "high"}, "must be a number"),
+        ("review", {"genre": "Metal"}, "'score' is required"),
+        ("review", {"genre": " ", "score": 5}, "non-empty"),
+        ("product", {"rating": 4.5}, "whole number"),
+        ("lyrics", {"part": "Interlude"}, "part 'Interlude' is not one of"),
+        ("lyrics", {"part": "chorus", "mood": "sad"}, "unknown tag 'mood'"),
+        ("poem", {}, "unknown kind 'poem'"),
+    ],
+)
+def test_bad_tags_name_the_problem(kind, tags, message):
+    with pytest.raises(FormatError, match=message):
+        make_record(kind, tags, "x")
+
+
+def test_scores_keep_one_decimal():
+    assert make_record("review", {"genre": "Jazz", "score": 7.46}, "x").tags["score"] == 7.5
+    assert "score: 7.0" in render(make_record("review", {"genre": "Jazz", "score": 7}, "x"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "no header",
+        "<|review|> genre Metal\nx",
+        "<|review|>genre: x\nx",
+        "<|review|> genre: a\\q | score: 1.0\nx",
+        "<|review|>\nbody <| more",
+    ],
+)
+def test_malformed_text_is_rejected(bad):
+    with pytest.raises(FormatError):
+        parse(bad)

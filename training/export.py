@@ -1,0 +1,135 @@
+"""``linernotes export``: a finished run becomes a self-describing checkpoint (int8 by default)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from data.errors import CheckpointError, ConfigError
+from data.splits import iter_split
+from model.card import PRECISIONS, Card
+from model.checkpoint import quiet_transformers, save_checkpoint
+from model.copyguard import FILE as GUARD_FILE
+from model.copyguard import CopyGuard, build_index
+from model.copyguard import N as GUARD_N
+from model.sampling import Sampling
+
+log = logging.getLogger(__name__)
+
+
+def read_run(run: Path) -> dict[str, Any]:
+    """The run's summary, or a clear error when the directory is not a usable run."""
+    summary = Path(run) / "run.json"
+    if not summary.is_file():
+        raise CheckpointError(
+            f"{run}: no run.json; train first (or finish/interrupt the run) before exporting"
+        )
+    info = json.loads(summary.read_text())
+    if not (Path(run) / "best").is_dir():
+        raise CheckpointError(
+            f"{run}: no best/ weights to export (was the run interrupted before its first evaluation?)"
+        )
+    return info
+
+
+def _load_trained(run: Path, info: dict[str, Any], merge: bool) -> tuple[Any, Any, dict[str, Any] | None]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    best = Path(run) / "best"
+    tok = AutoTokenizer.from_pretrained(best, local_files_only=True)
+    if not info.get("lora"):
+        return AutoModelForCausalLM.from_pretrained(best, local_files_only=True), tok, None
+    from peft import PeftModel
+
+    from training.setup import load_base
+
+    base_name = info["config"]["base"]
+    base, _ = load_base(base_name)
+    model = PeftModel.from_pretrained(base, best)
+    if merge:
+        return model.merge_and_unload(), tok, None
+    adapter = {
+        "type": "lora",
+        "base": base_name,
+        "r": info["config"]["lora_r"],
+        "alpha": info["config"]["lora_alpha"],
+    }
+    return model, tok, adapter
+
+
+def architecture(model: Any) -> dict[str, Any]:
+    """The model's shape, as the card records it."""
+    cfg = model.config
+    keys = (
+        "model_type",
+        "n_layer",
+        "n_embd",
+        "n_head",
+        "n_positions",
+        "vocab_size",
+        "num_hidden_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "max_position_embeddings",
+    )
+    arch = {k: getattr(cfg, k) for k in keys if getattr(cfg, k, None) is not None}
+    arch["parameters"] = sum(p.numel() for p in model.parameters())
+    return arch
+
+
+def export(run: Path, out: Path, precision: str = "int8", merge: bool = False) -> Card:
+    """Write ``out`` from ``run``'s best weights, with card and copy-guard index."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    quiet_transformers()
+    run = Path(run)
+    info = read_run(run)
+    model, tok, adapter = _load_trained(run, info, merge)
+    if adapter and precision != "fp32":
+        raise ConfigError(
+            "an adapter checkpoint holds only the LoRA weights (fp32); pass --merge to export "
+            f"{precision} weights of the merged model"
+        )
+    texts = [item.record.text for src in info["data"]["sources"] for item in iter_split(Path(src))]
+    guard = CopyGuard(build_index(texts))
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    ident = hashlib.blake2b(
+        f"{info['data']['hash']}:{info['steps']}:{created}".encode(), digest_size=4
+    ).hexdigest()
+    card = Card(
+        model_id=f"{run.name}-{ident}",
+        base_model=info["base"],
+        precision=precision,
+        architecture=architecture(model),
+        tokenizer={
+            "class": type(tok).__name__,
+            "vocab_size": len(tok),
+            "eos_token": tok.eos_token,
+            "trained_on_data": info["base"].startswith("scratch:"),
+        },
+        tags=info["tags"],
+        created=created,
+        adapter=adapter,
+        data=info["data"],
+        training=info["config"],
+        metrics={
+            k: info.get(k)
+            for k in ("best_val_loss", "best_val_ppl", "best_step", "steps", "tokens", "status")
+        },
+        generation={"sampling": Sampling().to_dict(), "guidance": 1.0},
+        copy_guard={
+            "file": GUARD_FILE,
+            "ngram_words": GUARD_N,
+            "ngrams": len(guard.index),
+            "bytes": int(guard.index.nbytes),
+            "run": guard.run,
+            "max_share": guard.max_share,
+        },
+    )
+    save_checkpoint(out, model, tok, card, precision, extras=guard.save)
+    log.info("exported %s (%s) to %s", card.model_id, precision, out)
+    return card

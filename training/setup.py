@@ -1,0 +1,119 @@
+"""The model and tokenizer a run starts from: a Hugging Face base (hub name or local dir) or a fresh GPT-2."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from data.errors import ConfigError
+from data.format import END
+from model.checkpoint import quiet_transformers
+from training.config import SCRATCH, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer (GPT-2's scheme) trained on ``texts``, with GPT-2's end marker."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[END], show_progress=False
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, eos_token=END, bos_token=END, unk_token=END
+    )
+    tok.pad_token = END
+    return tok
+
+
+def scratch_model(preset: str, tokenizer: Any, block_size: int) -> Any:
+    """A freshly initialised GPT-2 of the preset's shape, sized to the tokenizer and block."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    shape = {k: v for k, v in SCRATCH[preset].items() if k != "vocab_size"}
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=max(block_size, 256),
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+        **shape,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def load_base(name: str) -> tuple[Any, Any]:
+    """Model and tokenizer from a local directory, the local HF cache, or (when online) the hub."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    local = Path(name).is_dir()
+    attempts = [True] if local or os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
+    error: Exception | None = None
+    for local_only in attempts:
+        try:
+            tok = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+            model = AutoModelForCausalLM.from_pretrained(name, local_files_only=local_only)
+            break
+        except OSError as e:  # not in the cache / not on the hub / hub unreachable
+            error = e
+    else:
+        where = "the directory" if local else "the local Hugging Face cache"
+        hub = (
+            ""
+            if local
+            else (
+                " and the Hugging Face hub is unreachable (HF_HUB_OFFLINE=1)"
+                if attempts == [True]
+                else " and could not be fetched from the Hugging Face hub"
+            )
+        )
+        raise ConfigError(
+            f"--base {name!r}: not found in {where}{hub}. Pass a local directory holding the model "
+            "(config.json, weights, tokenizer files), e.g. one saved with `huggingface-cli download gpt2 "
+            "--local-dir ./gpt2` on a machine with network, or use --from-scratch tiny|small. "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if error else ''})"
+        )
+    if tok.eos_token is None:
+        raise ConfigError(f"--base {name!r}: its tokenizer has no end-of-text token; linernotes needs one")
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return model, tok
+
+
+def build(config: TrainConfig, train_texts: list[str]) -> tuple[Any, Any]:
+    """The (model, tokenizer) this run trains."""
+    if config.from_scratch:
+        tok = train_tokenizer(train_texts, SCRATCH[config.from_scratch]["vocab_size"])
+        return scratch_model(config.from_scratch, tok, config.block_size), tok
+    model, tok = load_base(config.base)
+    limit = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", None
+    )
+    if limit and config.block_size > limit:
+        raise ConfigError(
+            f"--block-size {config.block_size} exceeds {config.base}'s context of {limit} tokens"
+        )
+    return model, tok
+
+
+def add_lora(model: Any, config: TrainConfig) -> Any:
+    """Wrap ``model`` with a LoRA adapter on its attention and MLP projections."""
+    from peft import LoraConfig, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    targets = [t for t in ("c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj") if t in names]
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        fan_in_fan_out=getattr(model.config, "model_type", "") == "gpt2",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
