@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--chunk-lines", type=int, default=20, help="songs files without blank lines: lines per example"
     )
+    p.add_argument(
+        "--titles",
+        action="store_true",
+        help="lyrics: keep song titles as a tag (off by default: they lengthen every header and "
+        "are a key for reciting memorised lyrics)",
+    )
     p.add_argument("--min-chars", type=int, default=20)
     p.add_argument("--max-chars", type=int, default=20_000)
     p.add_argument("--min-tokens", type=int)
@@ -51,6 +57,7 @@ def config_from_args(args: argparse.Namespace) -> DataConfig:
         min_helpful=args.min_helpful,
         artist=args.artist,
         chunk_lines=args.chunk_lines,
+        titles=args.titles,
         min_chars=args.min_chars,
         max_chars=args.max_chars,
         min_tokens=args.min_tokens,

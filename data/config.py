@@ -20,6 +20,7 @@ class DataConfig:
     min_helpful: int = 0
     artist: str | None = None
     chunk_lines: int = 20
+    titles: bool = False
     min_chars: int = 20
     max_chars: int = 20_000
     min_tokens: int | None = None

@@ -32,7 +32,7 @@ class PrepareResult:
 
 def read_sources(config: DataConfig) -> tuple[list[Item], list[ReadReport]]:
     """Read every source with its detected reader; files in directories that fit no reader are skipped."""
-    opts = ReaderOptions(config.mapping, config.min_helpful, config.artist, config.chunk_lines)
+    opts = ReaderOptions(config.mapping, config.min_helpful, config.artist, config.chunk_lines, config.titles)
     named = [Path(s) for s in config.sources]
     items: list[Item] = []
     reports: list[ReadReport] = []

@@ -122,10 +122,11 @@ def pick_device(device: str) -> torch.device:
 
 
 def resolve_precision(stored: str, requested: str, device: torch.device) -> str:
-    """What to load as. ``auto``: as stored on CUDA; fp32 on CPU, where bitsandbytes int8 runs slower
-    than fp32 (measured in bench/generate_throughput.py) and fp16 matmuls are slow."""
+    """What to load as. ``auto``: as stored, except half precision on CPU, which loads as fp32 (CPU
+    half matmuls are slow). An int8 checkpoint stays int8 on CPU: bench/generate_throughput.py measured
+    it generating faster than fp32 there with half the weight memory, at a slower load."""
     if requested == "auto":
-        return stored if device.type == "cuda" else "fp32"
+        return "fp32" if device.type == "cpu" and stored in ("fp16", "bf16") else stored
     if requested not in PRECISIONS:
         raise ConfigError(f"--precision must be auto or one of {', '.join(PRECISIONS)}, got {requested!r}")
     return requested

@@ -79,7 +79,8 @@ def _decode(model, prompts, params, eos, pad, token_text) -> list[Decoded]:
     out = model(
         input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device), use_cache=True
     )
-    cache, logits = out.past_key_values, out.logits[:, -1].float().cpu()  # logits: (batch, V)
+    # Only ids the tokenizer knows may be sampled: embedding matrices are often padded past the vocabulary.
+    cache, logits = out.past_key_values, out.logits[:, -1, :vocab].float().cpu()  # (batch, V)
     live = list(range(len(rows)))  # row index of each live batch column (guided partners follow)
     # Row i's column, and ("u", i) for its unconditioned partner; rebuilt whenever rows finish.
     batch_of: dict = {i: i for i in live} | {("u", i): col for i, col in pair.items()}
@@ -110,7 +111,7 @@ def _decode(model, prompts, params, eos, pad, token_text) -> list[Decoded]:
             past_key_values=cache,
             use_cache=True,
         )
-        cache, logits = out.past_key_values, out.logits[:, -1].float().cpu()
+        cache, logits = out.past_key_values, out.logits[:, -1, :vocab].float().cpu()
         next_pos = next_pos + 1
     for row in rows:
         row.stop = row.stop or "length"

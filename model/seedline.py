@@ -8,7 +8,7 @@ import unicodedata
 from data.format import END, HEADER_OPEN
 
 SEED_LIMIT = 200  # characters
-_MARKERS = re.compile(r"<\|[^|>\n]{0,40}\|>")  # "<|endoftext|>", "<|review|>", ...
+_MARKERS = re.compile(r"<\|\w{1,40}\|>")  # "<|endoftext|>", "<|review|>": whole markers go
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 
 

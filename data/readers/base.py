@@ -30,6 +30,7 @@ class ReaderOptions:
     min_helpful: int = 0  # product reviews: keep those with at least this many helpful votes
     artist: str | None = None  # lyrics/songs: artist for every record (else from the file name)
     chunk_lines: int = 20  # songs files without separators: lines per example
+    titles: bool = False  # lyrics: keep song titles as a tag (off: long headers, and a key for recitation)
 
 
 @dataclass

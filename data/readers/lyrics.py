@@ -76,10 +76,14 @@ def _part_or_none(label: str) -> str | None:
 
 
 def song_items(
-    text: str, artist: str | None, title: str | None, where: str, report: ReadReport
+    text: str, artist: str | None, title: str | None, where: str, report: ReadReport, titles: bool = False
 ) -> Iterator[Item]:
-    """Records for one song's sections; a song without any header is one "song" record."""
+    """Records for one song's sections; a song without any header is one "song" record.
+
+    The title always groups a song's sections into one split; it becomes a tag only with ``titles``.
+    """
     group = f"{artist or ''}/{title or where}"
+    title = title if titles else None
     sections = split_sections(text)
     if all(label is None for label, _ in sections):
         report.rows += 1
@@ -152,7 +156,7 @@ def read_genius(path: Path, opts: ReaderOptions, report: ReadReport) -> Iterator
             report.drop("lyrics are not text", f"{path.name}:{title!r}")
             continue
         text = strip_boilerplate(raw, removed)
-        yield from song_items(text, artist, title, f"{path.name}:{title!r}", report)
+        yield from song_items(text, artist, title, f"{path.name}:{title!r}", report, opts.titles)
     _finish(report, removed)
 
 
@@ -179,7 +183,9 @@ def read_sectioned_text(path: Path, opts: ReaderOptions, report: ReadReport) -> 
         if title is None and not body.strip():
             continue
         where = f"{path.name}:{title!r}" if title else path.name
-        yield from song_items(strip_boilerplate(body, removed), opts.artist, title, where, report)
+        yield from song_items(
+            strip_boilerplate(body, removed), opts.artist, title, where, report, opts.titles
+        )
     _finish(report, removed)
 
 

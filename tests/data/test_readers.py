@@ -182,7 +182,9 @@ def test_sectioned_text_takes_artist_from_header(tmp_path):
         ("Dusty Harlan", "verse"),
         (None, "bridge"),
     ]
-    assert items[0].record.tags["title"] == "Dust Road"
+    assert "title" not in items[0].record.tags and items[0].group == items[1].group
+    _, titled, _ = read(path, titles=True)
+    assert titled[0].record.tags["title"] == "Dust Road"
 
 
 def test_songs_file_separators(tmp_path):
