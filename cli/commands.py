@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from cli import export_cmd, generate_cmd, prepare_cmd, train_cmd
+from cli import bot_cmd, export_cmd, generate_cmd, prepare_cmd, train_cmd
 
-MODULES = [prepare_cmd, train_cmd, export_cmd, generate_cmd]
+MODULES = [prepare_cmd, train_cmd, export_cmd, generate_cmd, bot_cmd]

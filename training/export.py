@@ -98,10 +98,10 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False) -
     guard = CopyGuard(build_index(texts))
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     ident = hashlib.blake2b(
-        f"{info['data']['hash']}:{info['steps']}:{created}".encode(), digest_size=4
+        f"{info['data']['hash']}:{info['steps']}:{precision}:{merge}:{created}".encode(), digest_size=4
     ).hexdigest()
     card = Card(
-        model_id=f"{run.name}-{ident}",
+        model_id=f"{run.name}-{precision}-{ident}",
         base_model=info["base"],
         precision=precision,
         architecture=architecture(model),

@@ -1,0 +1,152 @@
+"""Slash commands, built from the checkpoint card: a model that knows no lyrics has no ``/lyrics``.
+
+Choices come from the card (a picker when there are at most 25 values, autocomplete otherwise), so
+nothing here names a genre or a part.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.embeds import permalink
+from model.card import Card
+
+if TYPE_CHECKING:
+    from bot.app import LinernotesBot
+
+log = logging.getLogger(__name__)
+MAX_CHOICES = 25
+SEED_MAX = 200
+GENERATION_COMMANDS = ("review", "lyrics")
+
+
+def _values_option(func, name: str, values: list[str]):
+    """Offer ``values`` for option ``name``: fixed choices when few, else autocomplete over them."""
+    if len(values) <= MAX_CHOICES:
+        return app_commands.choices(**{name: [app_commands.Choice(name=v[:100], value=v) for v in values]})(
+            func
+        )
+
+    async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        folded = current.casefold()
+        starts = [v for v in values if v.casefold().startswith(folded)]
+        inside = [v for v in values if folded in v.casefold() and v not in starts]
+        return [app_commands.Choice(name=v[:100], value=v) for v in (starts + inside)[:MAX_CHOICES]]
+
+    return app_commands.autocomplete(**{name: complete})(func)
+
+
+def review_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
+    """``/review genre score``."""
+
+    async def review(
+        interaction: discord.Interaction, genre: str, score: app_commands.Range[float, 0.0, 10.0]
+    ) -> None:
+        await bot.server.request(interaction, "review", {"genre": genre, "score": score})
+
+    review = app_commands.describe(genre="the album's genre", score="the score from 0.0 to 10.0")(review)
+    review = _values_option(review, "genre", card.values("review", "genre"))
+    return app_commands.Command(name="review", description="Write an album review", callback=review)
+
+
+def lyrics_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
+    """``/lyrics part [seed] [artist]``."""
+
+    async def lyrics(
+        interaction: discord.Interaction,
+        part: str,
+        seed: app_commands.Range[str, 1, SEED_MAX] | None = None,
+        artist: str | None = None,
+    ) -> None:
+        tags = {"part": part, "artist": artist}
+        await bot.server.request(interaction, "lyrics", tags, seed_line=seed)
+
+    lyrics = app_commands.describe(
+        part="which part of a song",
+        seed="a first line to continue from",
+        artist="write in the style of this artist",
+    )(lyrics)
+    lyrics = _values_option(lyrics, "part", card.values("lyrics", "part"))
+    artists = card.values("lyrics", "artist")
+    if artists:
+        # Autocomplete even for a few artists: the option is optional and a picker would force one.
+        async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            folded = current.casefold()
+            return [app_commands.Choice(name=a[:100], value=a) for a in artists if folded in a.casefold()][
+                :MAX_CHOICES
+            ]
+
+        lyrics = app_commands.autocomplete(artist=complete)(lyrics)
+    return app_commands.Command(name="lyrics", description="Write song lyrics", callback=lyrics)
+
+
+def show_command(bot: LinernotesBot) -> app_commands.Command:
+    """``/show id``: the permalink of an earlier generation."""
+
+    async def show(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
+        places = await bot.db.deliveries_of(id)
+        gen = await bot.db.get(id)
+        if gen is None:
+            text = f"There is no generation #{id}."
+        elif not places:
+            text = f"Generation #{id} was never posted."
+        else:
+            first = places[0]
+            text = f"#{id}: {permalink(first['guild_id'], first['channel_id'], first['message_id'])}"
+            if len(places) > 1:
+                text += f" (posted {len(places)} times)"
+        await interaction.response.send_message(text, ephemeral=True)
+
+    show = app_commands.describe(id="the number in the footer of a generation")(show)
+    return app_commands.Command(name="show", description="Link to an earlier generation", callback=show)
+
+
+def stats_command(bot: LinernotesBot) -> app_commands.Command:
+    """``/stats``: cache depth per key, generations served, ratings."""
+
+    async def stats(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(embed=await bot.stats_embed(), ephemeral=True)
+
+    return app_commands.Command(
+        name="stats", description="Cache depth, generations served, ratings", callback=stats
+    )
+
+
+def admin_commands(bot: LinernotesBot) -> list[app_commands.Command]:
+    """``/warm`` and ``/reload``, visible by default only to members who can manage the server."""
+    perm = {bot.config.admin_permission: True}
+
+    async def warm(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        stored = await bot.warm_now()
+        await interaction.followup.send(f"Warm-up stored {stored} new generations.", ephemeral=True)
+
+    async def reload(interaction: discord.Interaction, checkpoint: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        card = await bot.reload_model(checkpoint)
+        await interaction.followup.send(f"Now serving {card.model_id}.", ephemeral=True)
+
+    reload = app_commands.describe(checkpoint="checkpoint directory (default: the current one)")(reload)
+    out = []
+    for name, func, desc in (
+        ("warm", warm, "Top up the cache now"),
+        ("reload", reload, "Swap in a new checkpoint without restarting"),
+    ):
+        func = app_commands.default_permissions(**perm)(func)
+        func = app_commands.checks.has_permissions(**perm)(func)
+        out.append(app_commands.Command(name=name, description=desc, callback=func))
+    return out
+
+
+def build(bot: LinernotesBot, card: Card) -> list[app_commands.Command]:
+    """All commands for a model with this card."""
+    commands = []
+    if "review" in card.tags and card.values("review", "genre"):
+        commands.append(review_command(bot, card))
+    if "lyrics" in card.tags and card.values("lyrics", "part"):
+        commands.append(lyrics_command(bot, card))
+    return [*commands, show_command(bot), stats_command(bot), *admin_commands(bot)]

@@ -1,0 +1,112 @@
+"""The bot's typed settings: defaults < TOML file < ``LINERNOTES_*`` environment < command-line flags.
+
+The Discord token is not a setting: it is read from ``DISCORD_TOKEN`` (environment or ``.env``) by the
+command that starts the bot, handed to discord.py, and never stored, logged or printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from data.errors import ConfigError
+
+log = logging.getLogger(__name__)
+ENV_PREFIX = "LINERNOTES_"
+
+
+@dataclass
+class BotConfig:
+    """Everything the bot needs besides its token."""
+
+    checkpoint: str
+    database: str = "linernotes.sqlite3"
+    per_key: int = 3  # target depth of unserved generations per cache key
+    hot_per_key: int = 8  # depth for the keys people ask for most
+    hot_keys: int = 10
+    warm_interval: float = 300.0  # seconds between warm-up runs; 0 disables the scheduler
+    warm_batch: int = 16  # requests per worker job while warming
+    score_bucket: float = 0.5  # reviews are cached per genre x score rounded to this
+    cooldown: float = 5.0  # seconds between one user's commands
+    queue_size: int = 64
+    max_queued_per_user: int = 2
+    reactions: list[str] = field(default_factory=lambda: ["👍", "👎"])
+    another_button: bool = True
+    precision: str = "auto"
+    device: str = "auto"
+    backend: str = "local"
+    backend_url: str | None = None
+    guidance: float | None = None  # None: the checkpoint card's default
+    min_chars: int | None = None  # shortest text worth serving; None: per-kind default
+    sync: str = "auto"  # auto: sync commands when they changed; always; off; or a guild id for guild-only
+    admin_permission: str = "manage_guild"
+
+    def __post_init__(self) -> None:
+        for name in ("per_key", "hot_per_key", "warm_batch", "queue_size", "max_queued_per_user"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")
+        if self.warm_interval < 0 or self.cooldown < 0:
+            raise ConfigError("bot settings warm_interval and cooldown must be >= 0")
+        if not 0 < self.score_bucket <= 10:
+            raise ConfigError(f"bot setting score_bucket must be in (0, 10], got {self.score_bucket}")
+        if len(self.reactions) != 2:
+            raise ConfigError(
+                f"bot setting reactions must be two emoji (approve, reject), got {self.reactions}"
+            )
+        if self.sync not in {"auto", "always", "off"} and not self.sync.isdigit():
+            raise ConfigError(f"bot setting sync must be auto, always, off or a guild id, got {self.sync!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy (holds no secret)."""
+        return asdict(self)
+
+
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
+    text = str(raw)
+    try:
+        if kind in (int, "int"):
+            return int(text)
+        if kind in (float, "float", "float | None"):
+            return float(text)
+        if kind in (bool, "bool"):
+            return text.lower() in {"1", "true", "yes", "on"}
+        if kind in ("list[str]",):
+            return raw if isinstance(raw, list) else [s.strip() for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"bot setting {name}: {raw!r} is not a {kind}") from None
+    return raw
+
+
+def load_config(
+    toml_path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> BotConfig:
+    """Merge the sources; unknown keys in the TOML file are an error naming the key."""
+    known = {f.name: f.type for f in fields(BotConfig)}
+    merged: dict[str, Any] = {}
+    if toml_path:
+        path = Path(toml_path)
+        if not path.is_file():
+            raise ConfigError(f"--config {path}: file not found")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"--config {path}: {e}") from None
+        table = data.get("bot", data)
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(
+                    f"--config {path}: unknown setting {key!r}; settings are: {', '.join(known)}"
+                )
+            merged[key] = _coerce(key, value, known[key])
+    for key, value in (env or {}).items():
+        name = key[len(ENV_PREFIX) :].lower() if key.startswith(ENV_PREFIX) else None
+        if name in known:
+            merged[name] = _coerce(name, value, known[name])
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    if "checkpoint" not in merged:
+        raise ConfigError("no checkpoint given (pass CKPT, or set LINERNOTES_CHECKPOINT)")
+    return BotConfig(**merged)

@@ -1,0 +1,37 @@
+"""How a generation looks in Discord."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from bot.safety import clean
+from bot.storage import Generation
+
+TITLE_LIMIT = 256
+
+
+def generation_embed(gen: Generation, requested: dict[str, Any], reactions: list[str]) -> discord.Embed:
+    """An embed with the tags asked for, the text, and a footer with the generation id."""
+    if gen.kind == "review":
+        score = float(requested.get("score", gen.tags["score"]))
+        title = f"{gen.tags['genre']} · {score:.1f}/10"
+        # Red for a pan through amber to green for a rave.
+        colour = discord.Colour.from_hsv(min(score, 10.0) / 10 * 0.33, 0.65, 0.85)
+    elif gen.kind == "lyrics":
+        title = gen.tags["part"].replace("-", " ").title()
+        if gen.tags.get("artist"):
+            title += f" · in the style of {gen.tags['artist']}"
+        colour = discord.Colour.blurple()
+    else:
+        title = " · ".join(str(v) for v in gen.tags.values())
+        colour = discord.Colour.light_grey()
+    embed = discord.Embed(title=clean(title)[:TITLE_LIMIT], description=clean(gen.text)[:4096], colour=colour)
+    embed.set_footer(text=f"#{gen.id} · {gen.model_id} · react {reactions[0]} or {reactions[1]} to rate")
+    return embed
+
+
+def permalink(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    """The jump URL of a message."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"

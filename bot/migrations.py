@@ -1,0 +1,52 @@
+"""Numbered schema migrations; each runs once and is recorded in ``schema_migrations``."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "generations, deliveries, ratings, demand",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE generations (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            tags TEXT NOT NULL,              -- JSON: the tags the text was generated for
+            seed_line TEXT,
+            text TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            sampling TEXT NOT NULL,          -- JSON, including the seed
+            seed INTEGER NOT NULL,
+            origin TEXT NOT NULL,            -- warm | request
+            created REAL NOT NULL
+        );
+        CREATE INDEX generations_by_key ON generations (model_id, cache_key);
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            generation_id INTEGER NOT NULL REFERENCES generations (id),
+            message_id INTEGER UNIQUE,       -- NULL while the message is being sent
+            channel_id INTEGER NOT NULL,
+            guild_id INTEGER,
+            user_hash TEXT NOT NULL,
+            requested TEXT NOT NULL,         -- JSON: what was asked for (the exact score)
+            delivered REAL NOT NULL
+        );
+        CREATE INDEX deliveries_by_generation ON deliveries (generation_id);
+        CREATE INDEX deliveries_by_channel ON deliveries (channel_id, generation_id);
+        CREATE TABLE ratings (
+            generation_id INTEGER NOT NULL REFERENCES generations (id),
+            user_hash TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            message_id INTEGER NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (generation_id, user_hash)
+        );
+        CREATE TABLE demand (
+            cache_key TEXT PRIMARY KEY,
+            requests INTEGER NOT NULL,
+            last REAL NOT NULL
+        );
+        """,
+    ),
+]

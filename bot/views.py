@@ -1,0 +1,49 @@
+"""The "🔁 Another" button: a persistent component that survives restarts (matched by custom id)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.errors import report
+
+if TYPE_CHECKING:
+    from bot.app import LinernotesBot
+
+
+class AnotherButton(discord.ui.DynamicItem[discord.ui.Button], template=r"ln:another:(?P<gid>[0-9]+)"):
+    """Serves a fresh generation with the same tags as generation ``gid``."""
+
+    def __init__(self, gid: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Another",
+                emoji="🔁",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"ln:another:{gid}",
+            )
+        )
+        self.gid = gid
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match
+    ) -> AnotherButton:
+        """Rebuild the item from a click on any message, including ones sent before a restart."""
+        return cls(int(match["gid"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Serve another one for the same tags."""
+        bot: LinernotesBot = interaction.client  # type: ignore[assignment]
+        try:
+            await bot.server.another(interaction, self.gid)
+        except Exception as e:  # handed to the one reporter, which logs the unexpected with its trace
+            await report(interaction, e)
+
+
+def another_view(gid: int) -> discord.ui.View:
+    """A view holding the button for generation ``gid``."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(AnotherButton(gid))
+    return view

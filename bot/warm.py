@@ -1,0 +1,85 @@
+"""Pre-warming: keep every cache key at its target depth, deepest for the keys people ask for most.
+
+The same function serves the scheduled job, ``/warm`` and ``linernotes warm``; all of them hand their
+batches to the one generation worker at background priority, so people's requests go first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.cache import Key, base_keys, parse_key
+from bot.storage import Database
+from model.card import Card
+from model.generator import Request
+from model.sampling import Sampling
+from model.worker import BACKGROUND, GenerationWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WarmPlan:
+    """How many generations each key is short of its target."""
+
+    missing: list[tuple[Key, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.missing)
+
+
+async def plan(
+    db: Database, card: Card, step: float, per_key: int, hot_per_key: int, hot_keys: int
+) -> WarmPlan:
+    """The shortfall per key, most requested keys first."""
+    depth = await db.depth(card.model_id)
+    hot = []
+    for key in await db.hot_keys(hot_keys):
+        try:
+            hot.append(parse_key(key))
+        except ValueError:
+            continue
+    targets: dict[str, tuple[Key, int]] = {}
+    for key in hot:
+        targets[key.key] = (key, hot_per_key)
+    for key in base_keys(card, step):
+        targets.setdefault(key.key, (key, per_key))
+    missing = [(k, want - depth.get(k.key, 0)) for k, want in targets.values() if want > depth.get(k.key, 0)]
+    return WarmPlan(missing)
+
+
+async def warm(
+    db: Database,
+    worker: GenerationWorker,
+    card: Card,
+    *,
+    step: float,
+    per_key: int,
+    hot_per_key: int = 0,
+    hot_keys: int = 0,
+    batch: int = 16,
+    sampling: Sampling | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Generate until every key reaches its depth; returns how many generations were stored."""
+    todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys)
+    requests: list[tuple[Key, Request]] = []
+    base = sampling or Sampling(guidance=card.generation.get("guidance", 1.0))
+    for key, n in todo.missing:
+        requests += [(key, Request(key.kind, key.tags, sampling=base)) for _ in range(n)]
+    stored = 0
+    for start in range(0, len(requests), batch):
+        chunk = requests[start : start + batch]
+        results = await worker.submit([r for _, r in chunk], priority=BACKGROUND)
+        for (key, _), result in zip(chunk, results, strict=True):
+            if result.ok:
+                await db.add(result, key.key, "warm")
+                stored += 1
+        if progress:
+            progress(min(start + batch, len(requests)), len(requests))
+    if requests:
+        log.info("warm-up stored %d of %d generations", stored, len(requests))
+    return stored

@@ -1,0 +1,155 @@
+"""``linernotes bot``, ``linernotes warm`` and ``linernotes feedback export``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from data.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _settings_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", help="checkpoint directory (or LINERNOTES_CHECKPOINT)")
+    p.add_argument("--db", help="SQLite database (default linernotes.sqlite3, or LINERNOTES_DATABASE)")
+    p.add_argument("--config", help="TOML settings file (see bot.example.toml)")
+    p.add_argument("--precision", choices=["auto", "int8", "fp16", "bf16", "fp32"])
+    p.add_argument("--device")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``bot``, ``warm`` and ``feedback`` parsers."""
+    p = sub.add_parser("bot", help="run the Discord bot (token from DISCORD_TOKEN or .env)")
+    _settings_flags(p)
+    p.add_argument("--sync", help="auto | always | off | GUILD_ID (sync commands to one server, instantly)")
+    p.set_defaults(handler=run_bot)
+
+    p = sub.add_parser("warm", help="fill the bot's cache once, with a progress bar")
+    _settings_flags(p)
+    p.add_argument("--per-key", type=int, help="generations to keep ready per cache key")
+    p.set_defaults(handler=run_warm)
+
+    p = sub.add_parser("feedback", help="ratings as training data")
+    fsub = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    e = fsub.add_parser("export", help="write approved generations, all ratings and preference pairs")
+    e.add_argument("--db", required=True)
+    e.add_argument("--out", required=True)
+    e.set_defaults(handler=run_feedback_export)
+
+
+def _config(args: argparse.Namespace, **extra):
+    from bot.config import load_config
+
+    return load_config(
+        args.config,
+        os.environ,
+        checkpoint=args.checkpoint,
+        database=args.db,
+        precision=args.precision,
+        device=args.device,
+        **extra,
+    )
+
+
+def _token() -> str:
+    """DISCORD_TOKEN from the environment or a .env file; never logged or echoed."""
+    from dotenv import dotenv_values
+
+    token = os.environ.get("DISCORD_TOKEN") or dotenv_values(".env").get("DISCORD_TOKEN")
+    if not token:
+        raise ConfigError("DISCORD_TOKEN is not set (export it, or put DISCORD_TOKEN=... in a .env file)")
+    return token
+
+
+def run_bot(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM, then close cleanly (scheduler, worker, database)."""
+    import discord
+
+    from bot.app import LinernotesBot
+
+    config = _config(args, sync=args.sync)
+    token = _token()
+    discord.utils.setup_logging(level=logging.INFO, root=False)
+
+    async def main() -> None:
+        bot = LinernotesBot(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        async with bot:
+            try:
+                await bot.start(token)
+            except discord.LoginFailure:
+                raise ConfigError(
+                    "Discord rejected the token in DISCORD_TOKEN (reset it in the developer portal)"
+                ) from None
+            except discord.PrivilegedIntentsRequired as e:
+                raise ConfigError(str(e)) from None
+
+    asyncio.run(main())
+    return 0
+
+
+def run_warm(args: argparse.Namespace) -> int:
+    """Warm the cache once from the command line."""
+    from tqdm.auto import tqdm
+
+    from bot.storage import Database
+    from bot.warm import warm
+    from model.generator import GenerateConfig, Generator
+    from model.worker import GenerationWorker
+
+    config = _config(args, per_key=args.per_key)
+
+    async def main() -> int:
+        db = Database(config.database)
+        await db.open()
+        gen = Generator.load(
+            config.checkpoint,
+            GenerateConfig(precision=config.precision, device=config.device, min_chars=config.min_chars),
+        )
+        worker = GenerationWorker(gen, max_queue=1_000_000)
+        worker.start()
+        bar = tqdm(desc="warming", unit="gen")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            return await warm(
+                db,
+                worker,
+                gen.card,
+                step=config.score_bucket,
+                per_key=config.per_key,
+                hot_per_key=config.hot_per_key,
+                hot_keys=config.hot_keys,
+                batch=config.warm_batch,
+                progress=progress,
+            )
+        finally:
+            bar.close()
+            await worker.stop()
+            await db.close()
+
+    stored = asyncio.run(main())
+    print(f"stored {stored} generations in {config.database}")
+    return 0
+
+
+def run_feedback_export(args: argparse.Namespace) -> int:
+    """Export ratings."""
+    from bot.feedback import export_feedback
+
+    counts = asyncio.run(export_feedback(args.db, args.out))
+    print(
+        f"wrote {args.out}/train.jsonl ({counts['train']} approved), rated.jsonl ({counts['rated']}), "
+        f"pairs.jsonl ({counts['pairs']}); train on them with `linernotes train ... --extra-data {args.out}`"
+    )
+    return 0

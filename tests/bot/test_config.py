@@ -1,0 +1,46 @@
+"""Bot settings: defaults < TOML < environment < flags; the token is never a setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load_config
+from cli.main import main
+from data.errors import ConfigError
+from tests.conftest import REPO
+
+
+def test_layering(tmp_path):
+    toml = tmp_path / "bot.toml"
+    toml.write_text('[bot]\ncheckpoint = "ck"\nper_key = 4\ncooldown = 9\nreactions = ["✅", "❌"]\n')
+    config = load_config(toml, {"LINERNOTES_PER_KEY": "6", "DISCORD_TOKEN": "secret"}, cooldown=1.5)
+    assert (config.checkpoint, config.per_key, config.cooldown, config.reactions) == (
+        "ck",
+        6,
+        1.5,
+        ["✅", "❌"],
+    )
+    assert "secret" not in repr(config.to_dict())
+
+
+def test_example_file_is_valid():
+    config = load_config(REPO / "bot.example.toml", {})
+    assert config.per_key == 3 and config.sync == "auto"
+
+
+def test_bad_settings_are_named(tmp_path):
+    toml = tmp_path / "bot.toml"
+    toml.write_text("[bot]\ncheckpoint = 'x'\nper_kee = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting 'per_kee'"):
+        load_config(toml, {})
+    with pytest.raises(ConfigError, match="per_key must be positive"):
+        load_config(None, {"LINERNOTES_PER_KEY": "0"}, checkpoint="x")
+    with pytest.raises(ConfigError, match="no checkpoint given"):
+        load_config(None, {})
+
+
+def test_bot_without_token_says_how_to_set_it(tiny_fp32, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bot", str(tiny_fp32), "--db", str(tmp_path / "b.sqlite3")]) == 2
+    err = capsys.readouterr().err
+    assert "DISCORD_TOKEN is not set" in err and ".env" in err
