@@ -48,6 +48,9 @@ class LinernotesBot(commands.AutoShardedBot):
             **client_options,
         )
         self.config = config
+        # discord.py 2.7: AutoShardedClient.close() puts to a queue that only connect() creates, so closing a
+        # bot whose login failed (a bad token) would raise AttributeError and hide the real error.
+        self._AutoShardedClient__queue = asyncio.PriorityQueue()
         self.db = Database(config.database)
         self.worker: GenerationWorker | None = None
         self.server: Server | None = None
@@ -75,7 +78,8 @@ class LinernotesBot(commands.AutoShardedBot):
                 id=WARM_JOB,
                 max_instances=1,
                 coalesce=True,
-                next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
+                next_run_time=dt.datetime.now(dt.UTC)
+                + dt.timedelta(seconds=min(60.0, self.config.warm_interval)),
             )
             self.scheduler.start()
 
@@ -116,9 +120,11 @@ class LinernotesBot(commands.AutoShardedBot):
             [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)], sort_keys=True
         )
         digest = hashlib.sha256(f"{self.config.sync}:{payload}".encode()).hexdigest()
-        if self.config.sync == "always" or await self.db.get_meta("commands_hash") != digest:
+        # Commands live with the Discord application: remember what was synced per application id.
+        meta_key = f"commands_hash:{self.application_id}"
+        if self.config.sync == "always" or await self.db.get_meta(meta_key) != digest:
             await self.tree.sync(guild=guild)
-            await self.db.set_meta("commands_hash", digest)
+            await self.db.set_meta(meta_key, digest)
             log.info("synced %d commands", len(self.tree.get_commands(guild=guild)))
 
     # --- model work ---------------------------------------------------------------------------
@@ -141,6 +147,7 @@ class LinernotesBot(commands.AutoShardedBot):
             hot_per_key=c.hot_per_key,
             hot_keys=c.hot_keys,
             batch=c.warm_batch,
+            limit=c.warm_limit,
             sampling=self.server.sampling(),
         )
 

@@ -30,6 +30,7 @@ class BotConfig:
     hot_keys: int = 10
     warm_interval: float = 300.0  # seconds between warm-up runs; 0 disables the scheduler
     warm_batch: int = 16  # requests per worker job while warming
+    warm_limit: int = 256  # generations per warm-up run at most (the next run continues)
     score_bucket: float = 0.5  # reviews are cached per genre x score rounded to this
     cooldown: float = 5.0  # seconds between one user's commands
     queue_size: int = 64
@@ -46,7 +47,14 @@ class BotConfig:
     admin_permission: str = "manage_guild"
 
     def __post_init__(self) -> None:
-        for name in ("per_key", "hot_per_key", "warm_batch", "queue_size", "max_queued_per_user"):
+        for name in (
+            "per_key",
+            "hot_per_key",
+            "warm_batch",
+            "warm_limit",
+            "queue_size",
+            "max_queued_per_user",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")
         if self.warm_interval < 0 or self.cooldown < 0:
@@ -66,19 +74,22 @@ class BotConfig:
 
 
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
-    text = str(raw)
+    """Convert a TOML or environment value to the field's type (``int | None`` counts as ``int``)."""
+    base = str(getattr(kind, "__name__", kind)).replace(" | None", "").strip()
+    if raw is None or (isinstance(raw, str) and raw.strip() == "" and "None" in str(kind)):
+        return None
     try:
-        if kind in (int, "int"):
-            return int(text)
-        if kind in (float, "float", "float | None"):
-            return float(text)
-        if kind in (bool, "bool"):
-            return text.lower() in {"1", "true", "yes", "on"}
-        if kind in ("list[str]",):
-            return raw if isinstance(raw, list) else [s.strip() for s in text.split(",") if s.strip()]
+        if base == "int":
+            return int(raw)
+        if base == "float":
+            return float(raw)
+        if base == "bool":
+            return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes", "on"}
+        if base == "list[str]":
+            return raw if isinstance(raw, list) else [s.strip() for s in str(raw).split(",") if s.strip()]
     except ValueError:
-        raise ConfigError(f"bot setting {name}: {raw!r} is not a {kind}") from None
-    return raw
+        raise ConfigError(f"bot setting {name}: {raw!r} is not a {base}") from None
+    return raw if isinstance(raw, str) or base != "str" else str(raw)
 
 
 def load_config(

@@ -187,7 +187,14 @@ class Database:
 
     async def delivered(self, delivery_id: int, message_id: int) -> None:
         """Attach the sent message to its delivery."""
-        await self._exec("UPDATE deliveries SET message_id = ? WHERE id = ?", (message_id, delivery_id))
+        async with self._lock:
+            # Discord never reuses a message id, but a simulated Discord (the demo, tests) starts its ids
+            # over each session while the database persists: an older row with this id is from another world.
+            await self._exec(
+                "UPDATE deliveries SET message_id = NULL WHERE message_id = ? AND id != ?",
+                (message_id, delivery_id),
+            )
+            await self._exec("UPDATE deliveries SET message_id = ? WHERE id = ?", (message_id, delivery_id))
 
     async def undeliver(self, delivery_id: int) -> None:
         """Forget a delivery whose message could not be sent (the generation stays available)."""

@@ -62,14 +62,17 @@ async def warm(
     hot_keys: int = 0,
     batch: int = 16,
     sampling: Sampling | None = None,
+    limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Generate until every key reaches its depth; returns how many generations were stored."""
+    """Generate until every key reaches its depth (at most ``limit`` generations this run, most
+    wanted keys first, so one run never holds the worker for long); returns how many were stored."""
     todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys)
     requests: list[tuple[Key, Request]] = []
     base = sampling or Sampling(guidance=card.generation.get("guidance", 1.0))
     for key, n in todo.missing:
         requests += [(key, Request(key.kind, key.tags, sampling=base)) for _ in range(n)]
+    requests = requests[:limit]
     stored = 0
     for start in range(0, len(requests), batch):
         chunk = requests[start : start + batch]

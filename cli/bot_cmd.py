@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 
-from data.errors import ConfigError
+from data.errors import ConfigError, LinernotesError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def _token() -> str:
 
 def run_bot(args: argparse.Namespace) -> int:
     """Run until SIGINT/SIGTERM, then close cleanly (scheduler, worker, database)."""
+    import aiohttp
     import discord
 
     from bot.app import LinernotesBot
@@ -89,6 +90,10 @@ def run_bot(args: argparse.Namespace) -> int:
                 ) from None
             except discord.PrivilegedIntentsRequired as e:
                 raise ConfigError(str(e)) from None
+            except (aiohttp.ClientError, OSError) as e:
+                raise LinernotesError(
+                    f"could not reach Discord ({type(e).__name__}: {e}); check the network"
+                ) from None
 
     asyncio.run(main())
     return 0

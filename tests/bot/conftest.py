@@ -22,8 +22,10 @@ def bot_settings() -> dict:
 
 
 @pytest.fixture
-def simcord_bot(tiny_fp32, tmp_path, bot_settings):
-    return create_bot(tiny_fp32, tmp_path / "bot.sqlite3", **bot_settings)
+async def simcord_bot(tiny_fp32, tmp_path, bot_settings):
+    bot = create_bot(tiny_fp32, tmp_path / "bot.sqlite3", **bot_settings)
+    yield bot
+    await bot.close()  # SimCord detaches a bot without closing it: close it as a real shutdown does
 
 
 @pytest.fixture

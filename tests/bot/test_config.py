@@ -35,6 +35,8 @@ def test_bad_settings_are_named(tmp_path):
         load_config(toml, {})
     with pytest.raises(ConfigError, match="per_key must be positive"):
         load_config(None, {"LINERNOTES_PER_KEY": "0"}, checkpoint="x")
+    with pytest.raises(ConfigError, match="bot setting cooldown: 'soon' is not a float"):
+        load_config(None, {"LINERNOTES_COOLDOWN": "soon"}, checkpoint="x")
     with pytest.raises(ConfigError, match="no checkpoint given"):
         load_config(None, {})
 
@@ -44,3 +46,14 @@ def test_bot_without_token_says_how_to_set_it(tiny_fp32, tmp_path, capsys, monke
     assert main(["bot", str(tiny_fp32), "--db", str(tmp_path / "b.sqlite3")]) == 2
     err = capsys.readouterr().err
     assert "DISCORD_TOKEN is not set" in err and ".env" in err
+
+
+def test_token_never_appears_in_output(tiny_fp32, tmp_path, capsys, monkeypatch):
+    """With no Discord reachable (or a rejected token) the bot stops with one line and no token in it."""
+    token = "MTIzNDU2Nzg5.fake.token-never-print-me"
+    monkeypatch.setenv("DISCORD_TOKEN", token)
+    assert main(["bot", str(tiny_fp32), "--db", str(tmp_path / "b.sqlite3"), "--sync", "off"]) == 2
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert "could not reach Discord" in out or "rejected the token" in out
+    assert token not in out and "never-print-me" not in out

@@ -1,0 +1,309 @@
+"""``linernotes demo``: the whole product offline in one command.
+
+bundled corpus -> prepared splits -> a small GPT-2 trained from scratch -> int8 checkpoint -> warmed
+cache -> the real bot (``create_bot``) in a simulated Discord (SimCord) -> a short session -> ratings ->
+training data. Model and database are kept in the demo home, so a second run starts in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cli.chat import HELP, generation_id, parse_line, say, show_result
+
+log = logging.getLogger(__name__)
+DEMO_SCRIPT = [
+    ("alice", "review", {"genre": "Metal", "score": 7.5}),
+    ("bob", "review", {"genre": "Jazz", "score": 3.5}),
+    ("alice", "lyrics", {"part": "chorus", "seed": "neon on the river tonight"}),
+]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` parser."""
+    p = sub.add_parser(
+        "demo", help="the whole loop offline: train, export, warm, and use the bot in a simulated Discord"
+    )
+    p.add_argument(
+        "--interactive", action="store_true", help="after the scripted part, type commands yourself"
+    )
+    p.add_argument("--fresh", action="store_true", help="forget the cached model and database; start over")
+    p.add_argument(
+        "--home",
+        help="where the demo keeps its model and database (default ./.linernotes/demo, "
+        "or $LINERNOTES_HOME/demo)",
+    )
+    p.set_defaults(handler=run)
+
+
+def demo_home(arg: str | None) -> Path:
+    """The directory holding the demo's data, model and database."""
+    if arg:
+        return Path(arg)
+    base = os.environ.get("LINERNOTES_HOME")
+    return (Path(base) if base else Path(".linernotes")) / "demo"
+
+
+def ensure_model(home: Path) -> Path:
+    """The demo checkpoint: reused when present, else prepared, trained and exported (a few minutes)."""
+    checkpoint = home / "checkpoint"
+    if (checkpoint / "card.json").is_file():
+        say(
+            f"Using the model trained on an earlier run ({checkpoint}); `linernotes demo --fresh` starts over."
+        )
+        return checkpoint
+    import data
+    from data.config import DataConfig
+    from data.prepare import prepare
+    from training.config import TrainConfig
+    from training.export import export
+    from training.loop import train
+
+    sample = Path(data.__file__).parent / "sample"
+    say(f"1/3 Preparing the bundled sample corpus ({sample})")
+    result = prepare(DataConfig(sources=[str(sample)], out=str(home / "prepared")))
+    stats = result.stats
+    say(
+        f"    {stats['kept']} examples kept of {stats['rows_read']} rows read "
+        f"({', '.join(f'{k} {v}' for k, v in stats['dropped'].items())} dropped); "
+        f"splits {stats['splits']}"
+    )
+    say(
+        "2/3 Training a small GPT-2 from scratch on this CPU (about 3 minutes; stops early when validation "
+        "stops improving)"
+    )
+    run_dir = home / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    summary = train(
+        TrainConfig(
+            data=str(home / "prepared"),
+            out=str(run_dir),
+            from_scratch="small",
+            epochs=12,
+            batch_size=8,
+            block_size=256,
+            lr=1e-3,
+            warmup_steps=20,
+            eval_every=20,
+            patience=3,
+            save_every=10_000,
+        )
+    )
+    say(
+        f"    {summary['status']} after {summary['steps']} steps; best validation loss "
+        f"{summary['best_val_loss']:.3f} (perplexity {summary['best_val_ppl']:.0f}); loss curve: {run_dir / 'loss.png'}"
+    )
+    say("3/3 Exporting an 8-bit (bitsandbytes) checkpoint with its card and copy-guard index")
+    card = export(run_dir, checkpoint, "int8")
+    say(f"    {checkpoint}: {card.model_id}, knows {', '.join(card.kinds)}")
+    return checkpoint
+
+
+async def session(checkpoint: Path, database: Path, interactive: bool, lines: Any) -> None:
+    """Run the real bot in SimCord and play the scripted session (then the interactive one)."""
+    import simcord
+
+    from bot.app import LinernotesBot
+    from bot.config import load_config
+
+    # LINERNOTES_* settings apply as for the real bot; these keep the demo small and snappy.
+    # sync="always": every run is a new simulated Discord that has never seen the commands.
+    config = load_config(
+        None,
+        os.environ,
+        checkpoint=str(checkpoint),
+        database=str(database),
+        warm_interval=0,
+        cooldown=0,
+        per_key=1,
+        hot_per_key=2,
+        warm_limit=48,
+        sync="always",
+    )
+    bot = LinernotesBot(config, shard_count=1)
+    try:
+        async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
+            await play(env, bot, database, interactive, lines)
+    finally:
+        await bot.close()  # idempotent; covers a failure inside the simulated session
+
+
+async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
+    """The scripted session, then the interactive shell."""
+    guild = env.create_guild("linernotes demo")
+    channel = guild.create_text_channel("listening-party")
+    members = {name: guild.add_member(env.create_user(name)) for name in ("alice", "bob")}
+    say(
+        f"\nThe real bot is running against a simulated Discord: server '{guild.name}', "
+        f"#{channel.name}, members alice and bob."
+    )
+    started = time.time()
+    stored = await bot.warm_now()
+    say(
+        f"Warm-up: {stored} new generations stored in {time.time() - started:.0f} s "
+        f"(the cache keeps the most asked-for keys ready; a miss is generated on demand).\n"
+    )
+    results = {}
+    for who, name, options in DEMO_SCRIPT:
+        results[name + who] = await slash(env, members[who], channel, name, options)
+    # Two members rate: the Metal review splits them, the Jazz review wins both over.
+    votes = [
+        ("alice", "👍", "reviewalice"),
+        ("bob", "👎", "reviewalice"),
+        ("alice", "👍", "reviewbob"),
+        ("bob", "👍", "reviewbob"),
+        ("bob", "👍", "lyricsalice"),
+    ]
+    for who, emoji, which in votes:
+        gid = generation_id(results[which])
+        if gid is None:
+            continue  # that request got an apology, not a generation: nothing to rate
+        await members[who].react(results[which].response, emoji)
+        say(f"{who} reacted {emoji} to #{gid}")
+    say("")
+    await slash(env, members["bob"], channel, "stats", {})
+    if interactive:
+        await shell(env, members, channel, lines)
+    await where_ratings_landed(bot, database)
+
+
+async def slash(env, member, channel, name: str, options: dict[str, Any]):
+    """Run one slash command as ``member`` and print it as chat."""
+    shown = " ".join(f'{k}:"{v}"' if " " in str(v) else f"{k}:{v}" for k, v in options.items())
+    before = len(env.http_requests)
+    started = time.time()
+    result = await member.slash(channel, name, **options)
+    seconds = time.time() - started
+    deferred = any(q.path.endswith("/callback") and q.json == {"type": 5} for q in env.http_requests[before:])
+    show_result(member.name, f"/{name} {shown}".rstrip(), result, seconds, deferred)
+    say("")
+    return result
+
+
+async def shell(env, members: dict[str, Any], channel, lines: Any) -> None:
+    """The interactive part: read commands (from a terminal or a pipe) until quit or end of input."""
+    import simcord
+
+    say("Your turn. " + HELP + "\n")
+    loop = asyncio.get_running_loop()
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("alice › ", end="", flush=True)
+        line = await loop.run_in_executor(None, lines.readline)
+        if not line:
+            break
+        try:
+            typed = parse_line(line)
+        except ValueError as e:
+            say(f"   {e}")
+            continue
+        if typed is None:
+            continue
+        member = members.get(typed.member or "alice")
+        if member is None:
+            say(f"   no member {typed.member!r}; members are: {', '.join(members)}")
+            continue
+        if typed.verb == "quit":
+            break
+        if typed.verb == "help":
+            say(HELP)
+            continue
+        if typed.verb == "react":
+            await react(env, member, channel, *typed.args)
+            continue
+        options = coerce(env.bot, typed.name, typed.options or {})
+        if options is None:
+            continue
+        try:
+            await slash(env, member, channel, typed.name, options)
+        except simcord.SetupError as e:  # rejected before sending, as Discord's own client would
+            say(f"   Discord won't send that: {e}\n")
+
+
+def coerce(bot, name: str, options: dict[str, str]) -> dict[str, Any] | None:
+    """Options converted to the command's parameter types; None (after saying why) when impossible."""
+    command = bot.tree.get_command(name)
+    if command is None:
+        names = ", ".join(f"/{c.name}" for c in bot.tree.get_commands())
+        say(f"   Unknown command /{name}. Commands: {names}")
+        return None
+    types = {p.name: p.type for p in command.parameters}
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        kind = types.get(key)
+        try:
+            if kind is not None and kind.name == "number":
+                out[key] = float(value)
+            elif kind is not None and kind.name == "integer":
+                out[key] = int(value)
+            else:
+                out[key] = value
+        except ValueError:
+            say(f"   Discord won't send that: option {key} of /{name} must be a {kind.name}, got {value!r}")
+            return None
+    return out
+
+
+async def react(env, member, channel, emoji: str, gid_text: str) -> None:
+    """``react 👍 12``: rate generation #12 as posted in this channel."""
+    if not gid_text.lstrip("#").isdigit():
+        say(f"   react needs a generation number, got {gid_text!r}")
+        return
+    gid = int(gid_text.lstrip("#"))
+    places = [p for p in await env.bot.db.deliveries_of(gid) if p["channel_id"] == channel.id]
+    if not places:
+        say(f"   #{gid} was not posted in #{channel.name}")
+        return
+    message = await env.bot.get_channel(channel.id).fetch_message(places[-1]["message_id"])
+    await member.react(message, emoji)
+    up, down = await env.bot.db.votes(gid)
+    say(f"{member.name} reacted {emoji} to #{gid} (now {up} 👍, {down} 👎)\n")
+
+
+async def where_ratings_landed(bot, database: Path) -> None:
+    """Show the ratings in the database and export them as training data."""
+    from bot.feedback import export_feedback
+
+    out = database.parent / "feedback"
+    counts = await export_feedback(database, out)
+    say(f"\nRatings landed in {database} (votes are stored per hashed user, one per generation).")
+    say(
+        f"`linernotes feedback export --db {database} --out {out}` wrote {counts['train']} approved "
+        f"generations, {counts['rated']} rated, {counts['pairs']} preference pairs."
+    )
+    say(f"Retrain with them: linernotes train --data {database.parent / 'prepared'} --extra-data {out} ...")
+
+
+def go_live(checkpoint: Path) -> None:
+    """What to change to run this for real."""
+    say(
+        "\nGo live: create an application at https://discord.com/developers/applications, copy its bot token, "
+        "invite it (see README), then:"
+    )
+    say(f"  DISCORD_TOKEN=... linernotes bot {checkpoint} --db linernotes.sqlite3")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The demo command."""
+    home = demo_home(args.home)
+    if args.fresh and home.exists():
+        shutil.rmtree(home)
+        say(f"Removed {home}; starting over.")
+    home.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("linernotes").setLevel(logging.WARNING)
+    for noisy in ("bot", "model", "training", "data", "apscheduler", "simcord"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("discord").setLevel(logging.ERROR)  # voice-support notices are noise here
+    checkpoint = ensure_model(home)
+    asyncio.run(session(checkpoint, home / "bot.sqlite3", args.interactive, sys.stdin))
+    go_live(checkpoint)
+    return 0

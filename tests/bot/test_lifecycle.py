@@ -1,0 +1,33 @@
+"""The lifecycle: setup_hook opens the database, starts the worker and the scheduler; close stops them.
+
+Run outside SimCord: its virtual clock would fire the real-clock warm-up job during the test.
+"""
+
+from __future__ import annotations
+
+from bot import create_bot
+from model.generator import Request
+
+
+async def test_setup_and_close(tiny_fp32, tmp_path):
+    bot = create_bot(tiny_fp32, tmp_path / "bot.sqlite3", sync="off", warm_interval=3600, min_chars=1)
+    await bot.setup_hook()
+    try:
+        assert bot.scheduler is not None and bot.scheduler.running
+        job = bot.scheduler.get_job("linernotes-warm")
+        assert job.max_instances == 1 and job.coalesce
+        assert await bot.db.versions() == [1]
+        assert {c.name for c in bot.tree.get_commands()} == {
+            "review",
+            "lyrics",
+            "show",
+            "stats",
+            "warm",
+            "reload",
+        }
+        (result,) = await bot.worker.submit([Request("lyrics", {"part": "intro"})])
+        assert result.model_id == bot.server.card.model_id
+    finally:
+        await bot.close()
+    assert bot.scheduler is None and bot.worker._executor is None and bot.db._db is None
+    await bot.close()  # closing twice is harmless

@@ -1,0 +1,75 @@
+"""The demo, driven through a pipe as a person would type: scripted part, then interactive commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cli.chat import parse_line
+
+TYPED = """\
+help
+/review genre:Jazz score:3.5
+/lyrics part:verse seed:"a line of my own"
+/review genre:Polka score:3
+/review genre:Jazz score:12
+/review genre:Jazz
+/lyrics part:verse artist:Nobody
+/nope
+react 👍 abc
+react 👍 99999
+as carol /stats
+as bob /stats
+quit
+"""
+
+
+def run_demo(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    linernotes = Path(sys.executable).parent / "linernotes"
+    # The tiny test model writes short texts: let the bot serve any length (a LINERNOTES_* bot setting).
+    env = {**os.environ, "LINERNOTES_MIN_CHARS": "1"}
+    return subprocess.run(
+        [str(linernotes), "demo", "--home", str(home), *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path):
+    home = tmp_path / "demo"
+    shutil.copytree(tiny_checkpoint, home / "checkpoint")  # an earlier run's model: reused, not retrained
+    shutil.copytree(sample_data, home / "prepared")
+    done = run_demo(home, "--interactive", stdin=TYPED)
+    out = done.stdout
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Using the model trained on an earlier run" in out
+    assert "alice › /review genre:Metal score:7.5" in out and "bob › /review genre:Jazz score:3.5" in out
+    assert "deferred at once" in out  # a miss, acknowledged before it was written
+    assert "reacted 👍 to #" in out and "reacted 👎 to #" in out
+    assert "linernotes stats" in out and "Ratings: 👍 4 · 👎 1" in out
+    # Interactive part: the same answers and refusals the real bot and Discord client give.
+    assert 'alice › /lyrics part:verse seed:"a line of my own"' in out
+    assert "Discord won't send that: Option 'genre' of 'review' only allows" in out
+    assert out.count("Discord won't send that") >= 3  # unknown genre, out of range, missing score
+    assert "artist 'Nobody' is not one this model knows" in out and "only you can see this" in out
+    assert "Unknown command /nope" in out
+    assert "react needs a generation number" in out and "#99999 was not posted" in out
+    assert "no member 'carol'" in out and "bob › /stats" in out
+    assert "Ratings landed in" in out and "linernotes feedback export --db" in out
+    assert (home / "feedback" / "rated.jsonl").is_file()
+    again = run_demo(home)  # a second run reuses model and database
+    assert again.returncode == 0 and "Using the model trained on an earlier run" in again.stdout
+
+
+def test_typed_lines_parse():
+    typed = parse_line('as bob /lyrics part:chorus seed:"two words" artist:"Iron Chapel"')
+    assert (typed.member, typed.verb, typed.name) == ("bob", "slash", "lyrics")
+    assert typed.options == {"part": "chorus", "seed": "two words", "artist": "Iron Chapel"}
+    assert parse_line("react 👎 12").args == ["👎", "12"]
+    assert parse_line("quit").verb == "quit" and parse_line("   ") is None
