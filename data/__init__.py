@@ -1,0 +1,1 @@
+"""Corpora in, tagged training examples out: the tag format, readers, cleaning, splits."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: packing, the training loop, LoRA, sweeps, export."""
