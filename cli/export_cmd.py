@@ -14,6 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--precision", choices=PRECISIONS, default="int8")
     p.add_argument("--merge", action="store_true", help="fold a LoRA adapter into its base weights")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="default classifier-free guidance scale stored in the card (1.0: none; train with --tag-dropout)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -21,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     """Export and summarise the card."""
     from training.export import export
 
-    card = export(args.run, args.out, args.precision, args.merge)
+    card = export(args.run, args.out, args.precision, args.merge, args.guidance)
     kinds = ", ".join(f"{k} ({v.get('examples', 0)} examples)" for k, v in card.tags.items())
-    print(f"exported {card.model_id} ({card.precision}) to {args.out}: knows {kinds}")
+    guidance = card.generation["guidance"]
+    print(f"exported {card.model_id} ({card.precision}, guidance {guidance:g}) to {args.out}: knows {kinds}")
     return 0

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from data.errors import ConfigError, GenerationError
-from data.format import HEADER_OPEN
-from model.decode import Prompt, decode
+from model.decode import FORBIDDEN, Prompt, Vocab, decode
 from model.sampling import Sampling
 
 
@@ -34,7 +33,7 @@ class Raw:
     """A continuation before post-processing."""
 
     text: str
-    stop: str  # "end" | "header" | "length"
+    stop: str  # "end" (the end marker, or a server's header-start stop string) | "length"
     tokens: int
 
 
@@ -57,9 +56,17 @@ class LocalBackend:
         self.model, self.tokenizer = model, tokenizer
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
-        # One decoded string per token id, to spot a header start without decoding whole texts per step.
+        # One decoded string per token id, to mask header syntax without decoding whole texts per step.
         self.token_text = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        self._vocab: Vocab | None = None
         self._ids: dict[str, list[int]] = {}
+
+    @property
+    def vocab(self) -> Vocab:
+        """Token texts and header masks, built once (again only if ``token_text`` or ``eos`` is replaced)."""
+        if self._vocab is None or self._vocab.text is not self.token_text or self._vocab.eos != self.eos:
+            self._vocab = Vocab.build(self.token_text, self.eos)
+        return self._vocab
 
     def _encode(self, text: str) -> list[int]:
         if text not in self._ids:  # headers repeat across requests
@@ -75,7 +82,7 @@ class LocalBackend:
             head, body = self._encode(p.header), self._encode(p.body) if p.body else []
             bare = self._encode(p.bare_header) + body if p.bare_header else None
             token_prompts.append(Prompt(head + body, len(head), bare))
-        out = decode(self.model, token_prompts, params, self.eos, self.pad, self.token_text)
+        out = decode(self.model, token_prompts, params, self.vocab, self.pad)
         return [Raw(self.tokenizer.decode(d.ids), d.stop, len(d.ids)) for d in out]
 
 
@@ -107,7 +114,7 @@ class OpenAIBackend:
             "top_k": s.top_k or -1,
             "repetition_penalty": s.repetition_penalty,
             "seed": s.seed,
-            "stop": [HEADER_OPEN],
+            "stop": list(FORBIDDEN),  # a server cannot mask per step like ``decode``: stop there instead
         }
         req = urllib.request.Request(
             self.url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -119,5 +126,5 @@ class OpenAIBackend:
             raise GenerationError(f"completions server {self.url} failed: {e}") from None
         choice = body["choices"][0]
         usage = body.get("usage", {}).get("completion_tokens", 0)
-        # "stop": the end marker or the "<|" stop string; either way the text before it is complete.
+        # "stop": the end marker or a header-start stop string; either way the text before it is complete.
         return Raw(choice["text"], "end" if choice.get("finish_reason") == "stop" else "length", usage)

@@ -3,8 +3,12 @@
 Prompts are left-padded so every row's next token sits in the last column; positions count real
 tokens only, so a padded row sees the same positions it would alone. A KV cache makes each step one
 token wide. Finished rows are dropped from the batch (and from the cache), so short answers do not
-pay for long ones. A row stops at the end marker, at the start of another header (``<|``), or at its
-token limit.
+pay for long ones. A row stops at the end marker or at its token limit, nowhere else.
+
+Header syntax never appears after the prompt: at every step each token whose text contains ``<|``
+(or its escaped form ``<\\|``, which the finished text shows as ``<|``) is masked, the end marker
+excepted; and so, right after a ``<``, is each token starting with ``|`` (BPE may split ``<|``
+across tokens; likewise for the escaped form). The masks are built once per vocabulary (``Vocab``).
 
 Classifier-free guidance: a row with ``guidance != 1`` also decodes its unconditioned prompt in the
 same batch, and samples from ``uncond + s * (cond - uncond)`` (both rows then take the same token).
@@ -16,8 +20,51 @@ from dataclasses import dataclass
 
 import torch
 
-from data.format import HEADER_OPEN
-from model.sampling import Sampling, process
+from data.format import HEADER_OPEN, escape_body
+from model.sampling import Sampling, guide, process
+
+# Text a decoded body may never contain: a header start, and its escaped form (which the finished
+# text would show unescaped, as a header start).
+FORBIDDEN = (HEADER_OPEN, escape_body(HEADER_OPEN))
+_TAIL = 16  # characters of a row's text kept to spot forbidden text split across tokens
+
+
+@dataclass(frozen=True, eq=False)
+class Vocab:
+    """Each token id's text, the end marker's id and the header-syntax masks; build once per tokenizer."""
+
+    text: list[str]
+    eos: int
+    banned: torch.Tensor  # (V,) bool: contains forbidden text; never sampled (the end marker excepted)
+    completing: dict[str, torch.Tensor]  # start of forbidden text -> (V,) bool: tokens that would finish it
+
+    @classmethod
+    def build(cls, text: list[str], eos: int) -> Vocab:
+        """The masks for these token texts (a few passes over the vocabulary)."""
+
+        def tokens(pred) -> torch.Tensor:
+            mask = torch.tensor([pred(t) for t in text], dtype=torch.bool)
+            if 0 <= eos < len(text):  # the end marker is the way out, so it always stays allowed
+                mask[eos] = False
+            return mask
+
+        banned = tokens(lambda t: any(f in t for f in FORBIDDEN))
+        completing: dict[str, torch.Tensor] = {}
+        for f in FORBIDDEN:
+            for k in range(1, len(f)):  # BPE may split forbidden text after any of its characters
+                finish = tokens(lambda t, rest=f[k:]: t.startswith(rest))
+                if f[:k] in completing:
+                    finish = finish | completing[f[:k]]
+                completing[f[:k]] = finish
+        return cls(text, eos, banned, completing)
+
+    def banned_after(self, tail: str) -> torch.Tensor:
+        """Tokens (V,) bool that may not follow text ending in ``tail``."""
+        mask = self.banned
+        for start, finish in self.completing.items():
+            if tail.endswith(start):  # rare (a "<" or "<\" at the end), so only then allocate
+                mask = mask | finish
+        return mask
 
 
 @dataclass(frozen=True)
@@ -34,109 +81,134 @@ class Decoded:
     """What one row produced (excluding the prompt and the end marker) and why it stopped."""
 
     ids: list[int]
-    stop: str  # "end" | "header" | "length"
+    stop: str  # "end" (the end marker) | "length" (max_new_tokens)
 
 
 class _Row:
     """Decoding state of one request."""
 
-    def __init__(self, prompt: Prompt, params: Sampling, vocab: int, device: torch.device) -> None:
+    def __init__(self, prompt: Prompt, params: Sampling, vocab: Vocab) -> None:
         self.params = params
         self.gen = torch.Generator().manual_seed(params.seed if params.seed is not None else 0)
-        self.seen = torch.zeros(vocab, dtype=torch.bool)
+        self.seen = torch.zeros(len(vocab.text), dtype=torch.bool)
         self.seen[prompt.ids[prompt.n_header :]] = True
         self.out: list[int] = []
-        self.tail = ""
+        # The end of the text so far (the prompt's last token included), to spot split forbidden text.
+        self.tail = vocab.text[prompt.ids[-1]][-_TAIL:] if prompt.ids else ""
         self.stop: str | None = None
 
+    def take(self, token: int, vocab: Vocab) -> None:
+        """Record the sampled token; stop at the end marker or the token limit."""
+        if token == vocab.eos:
+            self.stop = "end"
+            return
+        self.out.append(token)
+        self.seen[token] = True
+        self.tail = (self.tail + vocab.text[token])[-_TAIL:]
+        if len(self.out) >= self.params.max_new_tokens:
+            self.stop = "length"
 
-def decode(
-    model, prompts: list[Prompt], params: list[Sampling], eos: int, pad: int, token_text: list[str]
-) -> list[Decoded]:
-    """Decode every prompt with its own sampling parameters; returns one ``Decoded`` per prompt."""
-    with torch.inference_mode():
-        return _decode(model, prompts, params, eos, pad, token_text)
 
+class _Batch:
+    """The model side: left-padded columns, their KV cache, and the latest logits (columns, V)."""
 
-def _decode(model, prompts, params, eos, pad, token_text) -> list[Decoded]:
-    device = next(model.parameters()).device
-    vocab = len(token_text)
-    rows = [_Row(p, s, vocab, device) for p, s in zip(prompts, params, strict=True)]
-    # Batch layout: one column per row, plus one for each guided row's unconditioned prompt.
-    seqs = [p.ids for p in prompts]
-    pair: dict[int, int] = {}
-    for i, (p, s) in enumerate(zip(prompts, params, strict=True)):
-        if s.guidance != 1.0 and p.bare_ids is not None:
-            pair[i] = len(seqs)
-            seqs.append(p.bare_ids)
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for b, seq in enumerate(seqs):
-        ids[b, width - len(seq) :] = torch.tensor(seq)
-        mask[b, width - len(seq) :] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(
-        input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device), use_cache=True
-    )
-    # Only ids the tokenizer knows may be sampled: embedding matrices are often padded past the vocabulary.
-    cache, logits = out.past_key_values, out.logits[:, -1, :vocab].float().cpu()  # (batch, V)
-    live = list(range(len(rows)))  # row index of each live batch column (guided partners follow)
-    # Row i's column, and ("u", i) for its unconditioned partner; rebuilt whenever rows finish.
-    batch_of: dict = {i: i for i in live} | {("u", i): col for i, col in pair.items()}
-    next_pos = pos[:, -1] + 1  # (batch,)
-    for _ in range(max(s.max_new_tokens for s in params)):
-        chosen = {i: _step(rows[i], logits, batch_of, i, pair, eos, token_text) for i in live}
-        keep_rows = [i for i in live if rows[i].stop is None]
-        if not keep_rows:
-            break
-        columns = [batch_of[i] for i in keep_rows] + [
-            batch_of[("u", i)] for i in keep_rows if ("u", i) in batch_of
-        ]
-        if len(columns) < logits.shape[0]:
-            cache.batch_select_indices(torch.tensor(columns, device=device))
-            mask, next_pos = mask[columns], next_pos[columns]
-        tokens = torch.tensor(
-            [chosen[i] for i in keep_rows] + [chosen[i] for i in keep_rows if ("u", i) in batch_of]
-        )
-        live = keep_rows
-        batch_of = {i: n for n, i in enumerate(keep_rows)}
-        guided = [i for i in keep_rows if i in pair]
-        batch_of |= {("u", i): len(keep_rows) + n for n, i in enumerate(guided)}
-        mask = torch.cat([mask, torch.ones((len(columns), 1), dtype=torch.long)], dim=1)
-        out = model(
-            input_ids=tokens[:, None].to(device),
-            attention_mask=mask.to(device),
-            position_ids=next_pos[:, None].to(device),
-            past_key_values=cache,
+    def __init__(self, model, seqs: list[list[int]], pad: int, vocab_size: int) -> None:
+        self.model, self.vocab_size = model, vocab_size
+        self.device = next(model.parameters()).device
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        self.mask = torch.zeros((len(seqs), width), dtype=torch.long)  # (columns, width)
+        for b, seq in enumerate(seqs):
+            ids[b, width - len(seq) :] = torch.tensor(seq)
+            self.mask[b, width - len(seq) :] = 1
+        pos = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.next_pos = pos[:, -1] + 1  # (columns,)
+        self.cache = None
+        self.logits = self._forward(ids, pos)
+
+    def _forward(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=self.mask.to(self.device),
+            position_ids=pos.to(self.device),
+            past_key_values=self.cache,
             use_cache=True,
         )
-        cache, logits = out.past_key_values, out.logits[:, -1, :vocab].float().cpu()
-        next_pos = next_pos + 1
-    for row in rows:
-        row.stop = row.stop or "length"
+        self.cache = out.past_key_values
+        # Only ids the tokenizer knows may be sampled: embedding matrices are often padded past the vocabulary.
+        return out.logits[:, -1, : self.vocab_size].float().cpu()  # (columns, V)
+
+    def step(self, columns: list[int], tokens: list[int]) -> None:
+        """Keep only ``columns`` (an ordered subset), feed each its next token, refresh ``logits``."""
+        if len(columns) < self.mask.shape[0]:
+            self.cache.batch_select_indices(torch.tensor(columns, device=self.device))
+            self.mask, self.next_pos = self.mask[columns], self.next_pos[columns]
+        self.mask = torch.cat([self.mask, torch.ones((len(columns), 1), dtype=torch.long)], dim=1)
+        self.logits = self._forward(torch.tensor(tokens)[:, None], self.next_pos[:, None])
+        self.next_pos = self.next_pos + 1
+
+
+def decode(model, prompts: list[Prompt], params: list[Sampling], vocab: Vocab, pad: int) -> list[Decoded]:
+    """Decode every prompt with its own sampling parameters; returns one ``Decoded`` per prompt."""
+    if not prompts:
+        return []
+    with torch.inference_mode():
+        return _decode(model, prompts, params, vocab, pad)
+
+
+def next_token_logprobs(model, prompt: Prompt, guidance: float, vocab: Vocab, pad: int) -> torch.Tensor:
+    """Log-probabilities (V,) of the token after ``prompt`` as decoding sees them before sampling filters.
+
+    Guided by ``guidance`` (when ``prompt.bare_ids`` is set) and header-suppressed; temperature 1, no
+    top-k, top-p or repetition penalty. For tests and evaluations of conditioning strength.
+    """
+    with torch.inference_mode():
+        guided = [0] if guidance != 1.0 and prompt.bare_ids is not None else []
+        batch = _Batch(model, [prompt.ids] + [prompt.bare_ids for _ in guided], pad, len(vocab.text))
+        row = _Row(prompt, Sampling(guidance=guidance), vocab)
+        logits = _row_logits(batch.logits, [0], guided, [row], vocab)
+        return torch.log_softmax(logits[0].double(), dim=-1)
+
+
+def _decode(model, prompts: list[Prompt], params: list[Sampling], vocab: Vocab, pad: int) -> list[Decoded]:
+    rows = [_Row(p, s, vocab) for p, s in zip(prompts, params, strict=True)]
+    # Batch columns: the live rows in order, then the unconditioned partner of each guided live row.
+    live = list(range(len(rows)))
+    guided = [i for i in live if params[i].guidance != 1.0 and prompts[i].bare_ids is not None]
+    seqs = [p.ids for p in prompts] + [prompts[i].bare_ids for i in guided]
+    batch = _Batch(model, seqs, pad, len(vocab.text))
+    for _ in range(max(s.max_new_tokens for s in params)):
+        logits = _row_logits(batch.logits, live, guided, rows, vocab)  # (live, V)
+        chosen = {i: _sample(rows[i], logits[n], vocab) for n, i in enumerate(live)}
+        columns = [n for n, i in enumerate(live) if rows[i].stop is None]
+        columns += [len(live) + n for n, i in enumerate(guided) if rows[i].stop is None]
+        live = [i for i in live if rows[i].stop is None]
+        guided = [i for i in guided if rows[i].stop is None]
+        if not live:
+            break
+        batch.step(columns, [chosen[i] for i in live + guided])  # a guided pair takes the same token
     return [Decoded(r.out, r.stop or "length") for r in rows]
 
 
-def _step(
-    row: _Row, logits: torch.Tensor, batch_of: dict, i: int, pair: dict, eos: int, token_text: list[str]
-) -> int:
-    """Sample row ``i``'s next token and update its state; returns the token fed back to the model."""
-    cond = logits[batch_of[i]]
-    partner = batch_of.get(("u", i)) if i in pair else None
-    if partner is not None:
-        uncond = logits[partner]
-        cond = uncond + row.params.guidance * (cond - uncond)
-    probs = process(cond, row.seen.nonzero().flatten(), row.params)
+def _row_logits(
+    logits: torch.Tensor, live: list[int], guided: list[int], rows: list[_Row], vocab: Vocab
+) -> torch.Tensor:
+    """Each live row's logits (live, V) from the batch's (columns, V): guided, header syntax masked."""
+    out = logits[: len(live)]
+    if guided:
+        # Unguided rows keep their logits untouched, so guidance 1 is exactly plain sampling.
+        at = torch.tensor([live.index(i) for i in guided])
+        scale = torch.tensor([rows[i].params.guidance for i in guided])[:, None]  # (guided, 1)
+        out = out.clone()
+        out[at] = guide(out[at], logits[len(live) :], scale)
+    # Masked after mixing: -inf in both cond and uncond would make the mix NaN.
+    banned = torch.stack([vocab.banned_after(rows[i].tail) for i in live])  # (live, V)
+    return out.masked_fill(banned, float("-inf"))
+
+
+def _sample(row: _Row, logits: torch.Tensor, vocab: Vocab) -> int:
+    """Sample one row's next token from its logits (V,), record it, and return it."""
+    probs = process(logits, row.seen.nonzero().flatten(), row.params)
     token = int(torch.multinomial(probs, 1, generator=row.gen))
-    if token == eos:
-        row.stop = "end"
-        return token
-    row.out.append(token)
-    row.seen[token] = True
-    row.tail = (row.tail + token_text[token])[-16:]
-    if HEADER_OPEN in row.tail:
-        row.stop = "header"
-    elif len(row.out) >= row.params.max_new_tokens:
-        row.stop = "length"
+    row.take(token, vocab)
     return token

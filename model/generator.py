@@ -70,7 +70,7 @@ class Result:
     text: str
     ok: bool
     attempts: int
-    stop: str
+    stop: str  # why the (last) draft ended: "end" (the end marker: a clean stop) | "length"
     tokens: int
     seconds: float
     model_id: str
@@ -180,7 +180,8 @@ class Generator:
         text = finish(raw, r.kind, stop, self.config.limit)
         check = self.guard.check(text) if self.guard and text else None
         if r.seed_line:
-            text = finish(r.seed_line + "\n" + text, r.kind, "end", self.config.limit)
+            # ``finish`` unescapes, so escape first: a seed "<\|" must not come out as "<|".
+            text = finish(escape_body(r.seed_line + "\n" + text), r.kind, "end", self.config.limit)
         request = replace(r, sampling=used)
         result = Result(request, text, True, attempt, stop, tokens, 0.0, self.model_id, check)
         if check is not None and check.copied:

@@ -70,3 +70,13 @@ def process(logits: torch.Tensor, seen: torch.Tensor, s: Sampling) -> torch.Tens
         drop = cum - torch.softmax(sorted_logits, dim=-1) >= s.top_p
         logits[order[drop]] = float("-inf")
     return torch.softmax(logits, dim=-1)
+
+
+def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance on logits (..., V): ``uncond + scale * (cond - uncond)``.
+
+    Scale 1 gives ``cond``, 0 gives ``uncond``, above 1 moves further the way the tags point. Softmax
+    ignores a constant shift per row, so mixing raw logits equals mixing log-probabilities. A tensor
+    ``scale`` broadcasts, e.g. (rows, 1) for one scale per row.
+    """
+    return uncond + scale * (cond - uncond)

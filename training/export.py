@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,14 @@ def _load_trained(run: Path, info: dict[str, Any], merge: bool) -> tuple[Any, An
     return model, tok, adapter
 
 
+def check_guidance(guidance: float) -> None:
+    """Raise unless ``guidance`` is a usable default scale (finite, >= 0)."""
+    if not (math.isfinite(guidance) and guidance >= 0):
+        raise ConfigError(
+            f"--guidance must be a number >= 0 (1.0: no guidance, 0: ignore the tags), got {guidance}"
+        )
+
+
 def architecture(model: Any) -> dict[str, Any]:
     """The model's shape, as the card records it."""
     cfg = model.config
@@ -81,13 +90,17 @@ def architecture(model: Any) -> dict[str, Any]:
     return arch
 
 
-def export(run: Path, out: Path, precision: str = "int8", merge: bool = False) -> Card:
-    """Write ``out`` from ``run``'s best weights, with card and copy-guard index."""
+def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, guidance: float = 1.0) -> Card:
+    """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale) and copy guard."""
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_guidance(guidance)
     quiet_transformers()
     run = Path(run)
     info = read_run(run)
+    if guidance != 1.0 and not info["config"].get("tag_dropout"):
+        # Guidance contrasts with the unconditioned header, which such a model never saw in training.
+        log.warning("--guidance %g on a run trained without --tag-dropout: guidance may not help", guidance)
     model, tok, adapter = _load_trained(run, info, merge)
     if adapter and precision != "fp32":
         raise ConfigError(
@@ -120,7 +133,7 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False) -
             k: info.get(k)
             for k in ("best_val_loss", "best_val_ppl", "best_step", "steps", "tokens", "status")
         },
-        generation={"sampling": Sampling().to_dict(), "guidance": 1.0},
+        generation={"sampling": Sampling(guidance=guidance).to_dict(), "guidance": float(guidance)},
         copy_guard={
             "file": GUARD_FILE,
             "ngram_words": GUARD_N,

@@ -18,7 +18,7 @@ def test_cut_lyrics_end_at_a_full_line():
 
 
 def test_header_start_and_escapes():
-    assert finish("Good record. <|review|> genre: x", "review", "header") == "Good record."
+    assert finish("Good record. <|review|> genre: x", "review", "length") == "Good record."
     assert finish("A <\\| B.", "review", "end") == "A <| B."
 
 

@@ -1,0 +1,250 @@
+"""Conditioning that holds: guidance (exact at 1, pointing the right way above it), header suppression,
+and the default guidance scale stored by export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from data.errors import ConfigError
+from data.format import HEADER_OPEN, header
+from model.backends import LocalBackend, PromptText
+from model.card import read_card
+from model.checkpoint import load_checkpoint
+from model.decode import Prompt, Vocab, decode, next_token_logprobs
+from model.sampling import Sampling, guide
+
+# A toy vocabulary whose tokens spell the real tag format, plus pieces of header syntax.
+TOKENS = ["<|endoftext|>", "<|lyrics|>", " part:", " chorus", " verse", "\n", " A", " B", " la"]
+TOKENS += ["<", "x<", "|", "|>", "\\", "\\|", "<\\|"]
+ID = {t: i for i, t in enumerate(TOKENS)}
+EOS, A, B = ID["<|endoftext|>"], ID[" A"], ID[" B"]
+CHORUS = [ID[t] for t in ("<|lyrics|>", " part:", " chorus", "\n")]
+VERSE = [ID[t] for t in ("<|lyrics|>", " part:", " verse", "\n")]
+BARE = [ID[t] for t in ("<|lyrics|>", "\n")]
+RAW = Sampling(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=4)
+
+
+def text(ids: list[int]) -> str:
+    return "".join(TOKENS[i] for i in ids)
+
+
+def test_toy_prompts_are_the_real_tag_format():
+    assert text(CHORUS) == header("lyrics", {"part": "chorus"})
+    assert text(VERSE) == header("lyrics", {"part": "verse"})
+    assert text(BARE) == header("lyrics", {})
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """A tiny GPT-2 trained (about a second) so that chorus -> A, verse -> B, and the bare header -> A or B."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(TOKENS),
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=EOS,
+        eos_token_id=EOS,
+        **dict.fromkeys(("resid_pdrop", "embd_pdrop", "attn_pdrop"), 0.0),  # learn the same way every run
+    )
+    model = GPT2LMHeadModel(config)
+    seqs = [CHORUS + [A, EOS], VERSE + [B, EOS], BARE + [A, EOS], BARE + [B, EOS]]
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([s + [EOS] * (width - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    labels = ids.masked_fill(mask == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), Vocab.build(TOKENS, EOS)
+
+
+def test_guide_is_the_cfg_mix():
+    cond, uncond = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[1.0, 0.0, 1.0]])
+    assert torch.equal(guide(cond, uncond, 1.0), cond) and torch.equal(guide(cond, uncond, 0.0), uncond)
+    assert torch.equal(guide(cond, uncond, 3.0), torch.tensor([[4.0, 0.0, -5.0]]))
+    rows = guide(cond.repeat(2, 1), uncond.repeat(2, 1), torch.tensor([[1.0], [3.0]]))
+    assert torch.equal(rows[0], cond[0]) and torch.equal(rows[1], torch.tensor([4.0, 0.0, -5.0]))
+    # Where the tags point (token 0 gains, token 2 loses), a larger scale goes further.
+    p = {s: torch.softmax(guide(cond, uncond, s)[0], -1) for s in (0.0, 1.0, 3.0)}
+    assert p[3.0][0] > p[1.0][0] > p[0.0][0] and p[3.0][2] < p[1.0][2] < p[0.0][2]
+
+
+def test_guidance_pushes_the_planted_tag_signal(planted):
+    model, vocab = planted
+    chorus, verse = Prompt(CHORUS, len(CHORUS), BARE), Prompt(VERSE, len(VERSE), BARE)
+    lp = {s: next_token_logprobs(model, chorus, s, vocab, EOS) for s in (0.0, 1.0, 3.0)}
+    bare = next_token_logprobs(model, Prompt(BARE, len(BARE)), 1.0, vocab, EOS)
+    assert torch.allclose(lp[0.0], bare, atol=1e-5)  # scale 0: the unconditioned distribution
+    # Guidance moves the log-odds of any two tokens by (s - 1) x (cond - uncond log-odds), so p(A)
+    # between the planted pair rises with the scale. (Raw p(A) need not: guidance also inflates
+    # rare tokens the tags make relatively likelier, e.g. the end marker in a half-trained model.)
+    p_a = {s: float(torch.sigmoid(x[A] - x[B])) for s, x in (*lp.items(), ("bare", bare))}
+    assert p_a[3.0] > p_a[1.0] > p_a["bare"] and 0.3 < p_a["bare"] < 0.7 and p_a[1.0] > 0.9
+    assert float(lp[3.0][A] - lp[3.0][B]) > float(lp[1.0][A] - lp[1.0][B]) + 5.0
+    assert float(lp[3.0][A].exp()) > 0.9  # still the planted answer, not some amplified tail token
+    p_b = {s: float(next_token_logprobs(model, verse, s, vocab, EOS)[B].exp()) for s in (1.0, 3.0)}
+    assert min(p_b.values()) > 0.9  # the other tag points its own way
+
+
+def test_decode_samples_the_guided_mix_in_one_mixed_batch(planted):
+    model, vocab = planted
+    scales = [0.0] * 120 + [1.0] * 60 + [3.0] * 60
+    prompts = [Prompt(CHORUS, len(CHORUS), BARE) for _ in scales] + [Prompt(VERSE, len(VERSE), BARE)] * 40
+    params = [replace(RAW, seed=n, guidance=s) for n, s in enumerate(scales + [3.0] * 40)]
+    out = decode(model, prompts, params, vocab, EOS)
+    firsts = [d.ids[0] if d.ids else EOS for d in out]
+
+    def share(token: int, lo: int, hi: int) -> float:
+        return sum(t == token for t in firsts[lo:hi]) / (hi - lo)
+
+    assert 0.3 < share(A, 0, 120) < 0.7  # guidance 0: the unconditioned 50/50
+    assert share(A, 120, 180) >= 0.9 and share(A, 180, 240) >= 0.9
+    assert share(B, 180, 240) == 0  # guidance 3 drives the other tag's answer out
+    assert share(B, 240, 280) >= 0.9 and share(A, 240, 280) == 0  # verse rows, beside chorus rows
+    assert all(d.stop == "end" and len(d.ids) == 1 for d in out[120:180])  # A, then the end marker
+    assert all(d.stop in {"end", "length"} for d in out)
+
+
+def test_guidance_one_and_guided_batch_mates_leave_plain_rows_unchanged(tiny_fp32):
+    loaded = load_checkpoint(tiny_fp32, "fp32", "cpu")
+    backend = LocalBackend(loaded.model, loaded.tokenizer)
+    asks = [("lyrics", {"part": "chorus"}), ("review", {"genre": "Metal", "score": 7.5})]
+    asks += [("lyrics", {"part": "verse"}), ("product", {"rating": 2})]
+    prompts = [PromptText(header(k, t), "", header(k, {})) for k, t in asks]
+    plain = [PromptText(p.header) for p in prompts]  # no unconditioned prompt at all
+    params = [Sampling(seed=n, max_new_tokens=40) for n in range(len(asks))]
+    guided = [replace(s, guidance=2.5) for s in params]
+
+    alone = backend.complete(plain, params)
+    assert backend.complete(prompts, [replace(s, guidance=1.0) for s in params]) == alone
+    mixed = backend.complete(prompts + prompts, params + guided)
+    assert mixed[: len(asks)] == alone
+    # Each guided row (and its unconditioned partner) decodes as it would in a batch of its own.
+    assert mixed[len(asks) :] == [backend.complete([p], [s])[0] for p, s in zip(prompts, guided, strict=True)]
+    assert [r.text for r in mixed[len(asks) :]] != [r.text for r in alone]
+    assert len({r.tokens for r in mixed}) > 1  # rows finished at different steps: pruning was exercised
+
+
+def biased(model, bias: torch.Tensor):
+    """Add ``bias`` (V,) to every logit the model returns; returns the hook handle."""
+    return model.lm_head.register_forward_hook(lambda _m, _i, out: out + bias[: out.shape[-1]])
+
+
+def test_planted_header_preference_is_suppressed(planted):
+    model, vocab = planted
+    bias = torch.zeros(len(TOKENS))
+    for t in ("<", "x<", "|", "|>", "\\", "\\|", " la"):
+        bias[ID[t]] = 15.0
+    bias[ID["<|lyrics|>"]] = bias[ID["<\\|"]] = 20.0
+    handle = biased(model, bias)
+    try:
+        with torch.inference_mode():
+            raw = model(input_ids=torch.tensor([CHORUS])).logits[0, -1]
+        assert TOKENS[int(raw.argmax())] in {"<|lyrics|>", "<\\|"}  # it would write a header
+        params = [replace(RAW, seed=n, max_new_tokens=30) for n in range(64)]
+        out = decode(model, [Prompt(CHORUS, len(CHORUS))] * 64, params, vocab, EOS)
+    finally:
+        handle.remove()
+    texts = [text(d.ids) for d in out]
+    assert not [t for t in texts if HEADER_OPEN in t or "<\\|" in t]
+    assert all(d.stop in {"end", "length"} for d in out)
+    # The split cases were really exercised: "<" then something, "<" then "\" then something.
+    assert sum(t.count("<") for t in texts) > 50 and any("<\\" in t[:-1] for t in texts)
+
+
+def test_the_end_marker_is_the_only_way_out(planted):
+    model, vocab = planted
+    bias = torch.zeros(len(TOKENS))
+    bias[ID["<|lyrics|>"]] = 50.0  # the model would start another header right away
+    greedy = replace(RAW, temperature=0.0, max_new_tokens=5)
+    handle = biased(model, bias)
+    try:
+        (done, cut) = decode(
+            model,
+            [Prompt(CHORUS, len(CHORUS))] * 2,
+            [greedy, replace(greedy, max_new_tokens=1)],
+            vocab,
+            EOS,
+        )
+    finally:
+        handle.remove()
+    assert (done.ids, done.stop) == ([A], "end") and (cut.ids, cut.stop) == ([A], "length")
+
+
+def test_vocab_masks_split_header_syntax():
+    vocab = Vocab.build(TOKENS, EOS)
+    banned = {TOKENS[i] for i in vocab.banned.nonzero().flatten().tolist()}
+    assert banned == {"<|lyrics|>", "<\\|"}  # the end marker stays allowed
+    after_lt = {TOKENS[i] for i in vocab.banned_after("x<").nonzero().flatten().tolist()}
+    assert after_lt == banned | {"|", "|>", "\\|"}
+    after_escape = {TOKENS[i] for i in vocab.banned_after("a <\\").nonzero().flatten().tolist()}
+    assert after_escape == banned | {"|", "|>"}
+    assert vocab.banned_after("a <\\\\") is vocab.banned  # "<\\|" unescapes to "<\|": harmless
+
+
+def test_real_tokenizer_never_writes_header_syntax(tiny_fp32):
+    loaded = load_checkpoint(tiny_fp32, "fp32", "cpu")
+    backend = LocalBackend(loaded.model, loaded.tokenizer)
+    # Push every token that could begin or continue header syntax to the top.
+    bias = torch.zeros(len(backend.token_text))
+    for i, t in enumerate(backend.token_text):
+        if i != backend.eos and ("<" in t or t.startswith(("|", "\\"))):
+            bias[i] = 12.0
+    handle = biased(loaded.model, bias)
+    try:
+        prompts = [PromptText(header("review", {"genre": "Metal", "score": 7.5}))] * 16
+        raws = backend.complete(prompts, [Sampling(seed=n, max_new_tokens=40) for n in range(16)])
+    finally:
+        handle.remove()
+    assert all(HEADER_OPEN not in r.text and "<\\|" not in r.text for r in raws)
+    assert all(r.stop in {"end", "length"} for r in raws) and sum(r.text.count("<") for r in raws) > 16
+
+
+def test_seed_line_cannot_smuggle_header_syntax(tiny_fp32):
+    from model.generator import GenerateConfig, Generator, Request
+
+    gen = Generator.load(tiny_fp32, GenerateConfig(device="cpu", min_chars=1))
+    seed = "we ride <\\|review|> at <|lyrics|> dawn <"
+    (result,) = gen.generate(
+        [Request("lyrics", {"part": "chorus"}, seed, Sampling(seed=3, max_new_tokens=30))]
+    )
+    assert HEADER_OPEN not in result.text and HEADER_OPEN not in (result.request.seed_line or "")
+    assert result.text.startswith(result.request.seed_line) and result.stop in {"end", "length"}
+
+
+def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
+    from cli.main import main
+
+    out = tmp_path / "guided"
+    assert main(["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "2.5"]) == 0
+    assert read_card(out).generation["guidance"] == read_card(out).generation["sampling"]["guidance"] == 2.5
+    assert "guidance 2.5" in capsys.readouterr().out
+    # generate uses the card's default and says why each text stopped
+    argv = ["generate", str(out), "lyrics", "--part", "chorus", "--seed", "1", "-n", "2", "--json"]
+    assert main([*argv, "--max-new-tokens", "20", "--device", "cpu"]) in (0, 1)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["sampling"]["guidance"] for r in lines] == [2.5, 2.5]
+    assert all(r["stop"] in {"end", "length"} for r in lines)
+
+
+@pytest.mark.parametrize("bad", ["-0.5", "nan", "inf"])
+def test_export_rejects_a_bad_guidance(tiny_run, tmp_path, capsys, bad):
+    from cli.main import main
+    from training.export import export
+
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_run), "--out", str(out), "--guidance", bad]) == 2
+    assert "--guidance must be a number >= 0" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(ConfigError, match="--guidance"):
+        export(tiny_run, out, "fp32", guidance=float(bad))
