@@ -288,6 +288,14 @@ class Database:
             out[name] = (await self.db.execute_fetchall(sql))[0][0]
         return out
 
+    async def texts_by_key(self) -> dict[str, list[str]]:
+        """Every generated text, grouped by cache key (for duplicate counts in evaluation)."""
+        rows = await self.db.execute_fetchall("SELECT cache_key, text FROM generations ORDER BY id")
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r["cache_key"], []).append(r["text"])
+        return out
+
     async def rated(self) -> list[dict[str, Any]]:
         """Every rated generation with its vote counts (for feedback export)."""
         rows = await self.db.execute_fetchall(

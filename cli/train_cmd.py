@@ -47,7 +47,17 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--patience", type=int, default=d.patience, help="early stopping after N evals without gain"
     )
-    p.add_argument("--tag-dropout", type=float, default=d.tag_dropout)
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this much training time (evaluating first); a CPU budget",
+    )
+    p.add_argument(
+        "--tag-dropout",
+        type=float,
+        default=d.tag_dropout,
+        help="share of examples trained with the unconditioned header (needed for --guidance; 0.15 measured well)",
+    )
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter instead of all weights")
     p.add_argument("--lora-r", type=int, default=d.lora_r)
     p.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
@@ -80,6 +90,7 @@ def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
         "save_every": args.save_every,
         "sample_every": args.sample_every,
         "patience": args.patience,
+        "max_minutes": args.max_minutes,
         "tag_dropout": args.tag_dropout,
         "lora": args.lora,
         "lora_r": args.lora_r,

@@ -42,6 +42,7 @@ class TrainConfig:
     sample_every: int = 0  # 0: no samples during training
     sample_tokens: int = 60
     patience: int = 0  # early stopping after this many evaluations without improvement; 0: off
+    max_minutes: float | None = None  # stop (evaluating first) once training has run this long
     tag_dropout: float = 0.0  # share of examples rendered with the unconditioned header
     max_examples: int | None = None  # use only the first N training examples (for sweeps)
     lora: bool = False
@@ -62,6 +63,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"--max-minutes must be positive, got {self.max_minutes}")
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.steps is not None and self.steps <= 0:

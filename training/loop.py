@@ -232,6 +232,11 @@ class Trainer:
                 if self._periodic(p) == "stop":
                     status = "early-stopped"
                     break
+                if c.max_minutes and p.elapsed >= 60 * c.max_minutes:
+                    status = "time-budget"
+                    if self.val_blocks and p.step % c.eval_every:
+                        self._evaluate()  # so the best weights are chosen on the last ones too
+                    break
         except KeyboardInterrupt:
             self._save_state()
             self._finish("interrupted")

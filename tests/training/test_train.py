@@ -192,3 +192,15 @@ def test_sweep_writes_csv_and_plot(sample_data, tmp_path):
     assert (tmp_path / "sweep" / "sweep.png").stat().st_size > 1000
     with pytest.raises(ConfigError, match="--sizes"):
         parse_sizes("10,x")
+
+
+def test_time_budget_stops_with_an_evaluated_best(sample_data, tmp_path):
+    summary = train(tiny_config(sample_data, tmp_path / "run", steps=500, eval_every=400, max_minutes=0.002))
+    assert summary["status"] == "time-budget"
+    assert 0 < summary["steps"] < 500
+    # Stopped between evaluations, it evaluated once more so the best weights exist.
+    assert (
+        summary["best_val_loss"] is not None and (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    )
+    with pytest.raises(ConfigError, match="--max-minutes must be positive"):
+        tiny_config(sample_data, tmp_path / "x", max_minutes=0)

@@ -1,0 +1,1 @@
+"""Measured quality: likelihood, condition adherence, copying, diversity and human ratings."""

@@ -1,0 +1,80 @@
+"""What to ask the model for, and its answers: samples per condition, and the unconditioned floor.
+
+A *condition* fixes the tags a judge checks: each genre (at a spread of scores, which the score
+judge checks), each part, each of the most frequent artists, each rating. The floor asks the same
+number of times with the tags removed (the unconditioned header), so a judge's accuracy on it is
+what text carrying no tag information scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from model.card import Card
+from model.generator import Generator, Request, Result
+from model.sampling import Sampling
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One thing to ask for: kind and tags; ``checks`` names the tags judges score it on."""
+
+    kind: str
+    tags: dict[str, Any]
+    checks: tuple[str, ...]
+
+
+def score_grid(lo: float, hi: float) -> list[float]:
+    """Five requested scores spread over the trained range (pans, middling, raves)."""
+    points = [2.0, 4.0, 6.0, 7.5, 9.0]
+    return sorted({round(min(hi, max(lo, p)), 1) for p in points})
+
+
+def conditions(card: Card, limit: Callable[[str], int]) -> list[Condition]:
+    """Every condition worth checking on this checkpoint, from its card (``limit(tag)`` values each)."""
+    out: list[Condition] = []
+    if "review" in card.tags:
+        genres = card.values("review", "genre")[: limit("genre")]
+        for genre in genres:
+            for score in score_grid(*card.score_range()):
+                out.append(Condition("review", {"genre": genre, "score": score}, ("genre", "score")))
+    if "lyrics" in card.tags:
+        parts = card.values("lyrics", "part")[: limit("part")]
+        out += [Condition("lyrics", {"part": p}, ("part",)) for p in parts]
+        artists = card.values("lyrics", "artist")[: limit("artist")]
+        if len(artists) >= 2 and parts:
+            out += [Condition("lyrics", {"part": parts[0], "artist": a}, ("artist",)) for a in artists]
+    if "product" in card.tags:
+        ratings = sorted({int(float(r)) for r in card.tags["product"].get("rating", {})})
+        out += [Condition("product", {"rating": r}, ("rating",)) for r in ratings]
+    return out
+
+
+@dataclass
+class Sample:
+    """One generation made for a condition (``guidance`` None: the unconditioned floor)."""
+
+    condition: Condition
+    guidance: float | None
+    result: Result
+
+    @property
+    def text(self) -> str:
+        """The finished text."""
+        return self.result.text
+
+
+def sample(
+    gen: Generator, conds: list[Condition], n: int, base: Sampling, guidance: float | None, seed: int
+) -> list[Sample]:
+    """``n`` generations per condition; guidance None asks with the tags removed (same seeds)."""
+    requests, owners = [], []
+    for c_i, cond in enumerate(conds):
+        for j in range(n):
+            s = replace(base, seed=seed + 1000 * c_i + j, guidance=1.0 if guidance is None else guidance)
+            requests.append(Request(cond.kind, cond.tags if guidance is not None else {}, sampling=s))
+            owners.append(cond)
+    results = gen.generate(requests)
+    return [Sample(c, guidance, r) for c, r in zip(owners, results, strict=True)]

@@ -1,0 +1,75 @@
+"""How much generated text reproduces training text, measured before any copy guard.
+
+Words are the unit (as in the copy guard): a text "copies" when it contains a run of ``run`` or more
+consecutive words that also occur consecutively in training. For the worst offenders the report
+shows the training passage they match.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from model.copyguard import CopyGuard, N, ngram_hashes, words
+
+
+def copying(texts: list[str], guard: CopyGuard, train_texts: list[str], worst: int = 3) -> dict[str, Any]:
+    """Copy rate, the 8-gram overlap distribution and the ``worst`` texts with their sources."""
+    checks = [guard.check(t) for t in texts]
+    n = len(texts)
+    copied = [i for i, c in enumerate(checks) if c.longest_run >= guard.run]
+    shares = np.array([c.share for c in checks]) if checks else np.zeros(0)
+    ranked = sorted(range(n), key=lambda i: (checks[i].longest_run, checks[i].share), reverse=True)
+    return {
+        "n": n,
+        "run": guard.run,
+        "copy_rate": len(copied) / n if n else float("nan"),
+        "copied": len(copied),
+        "overlap_8gram": {
+            "mean": float(shares.mean()) if n else float("nan"),
+            "p50": float(np.quantile(shares, 0.5)) if n else float("nan"),
+            "p90": float(np.quantile(shares, 0.9)) if n else float("nan"),
+            "max": float(shares.max()) if n else float("nan"),
+            "histogram": np.histogram(shares, bins=10, range=(0, 1))[0].tolist() if n else [],
+        },
+        "worst": [
+            {
+                "text": texts[i],
+                "longest_run": checks[i].longest_run,
+                "share": checks[i].share,
+                "match": source_passage(texts[i], train_texts),
+            }
+            for i in ranked[:worst]
+            if checks[i].longest_run > 0
+        ],
+    }
+
+
+def source_passage(text: str, train_texts: list[str]) -> str | None:
+    """The training words that share the longest run of 8-grams with ``text`` (None if none)."""
+    generated = ngram_hashes(text)
+    if not len(generated):
+        return None
+    best, best_span = 0, None
+    for train in train_texts:
+        h = ngram_hashes(train)
+        if not len(h):
+            continue
+        hit = np.isin(h, generated)
+        start, length = _longest_run(hit)
+        if length > best:
+            best, best_span = length, (train, start, length)
+    if best_span is None:
+        return None
+    train, start, length = best_span
+    return " ".join(words(train)[start : start + length + N - 1])
+
+
+def _longest_run(hit: np.ndarray) -> tuple[int, int]:
+    best_start = best = current = 0
+    for i, h in enumerate(hit.tolist()):
+        current = current + 1 if h else 0
+        if current > best:
+            best, best_start = current, i - current + 1
+    return best_start, best

@@ -1,0 +1,147 @@
+"""What the model itself believes: test perplexity per tag value, and likelihood tag-ID.
+
+Both score token sequences with the model's loss on everything after a prefix (the header), the
+same targets training used (body and end marker, never the header).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from scipy.stats import binomtest
+
+from data.format import Record, escape_body, header
+from training.eval.stats import wilson
+from training.packing import encode, segments
+
+Sequence = tuple[list[int], int]  # (token ids, number of leading prefix ids that are not scored)
+Scorer = Callable[[list[Sequence]], list[tuple[float, int]]]
+
+
+def nll_scorer(model, batch_size: int) -> Scorer:
+    """A function giving (summed negative log-likelihood, scored tokens) for each sequence."""
+
+    def score(seqs: list[Sequence]) -> list[tuple[float, int]]:
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))  # similar lengths share a batch
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                for i, value in zip(idx, _score_batch(model, [seqs[i] for i in idx]), strict=True):
+                    out[i] = value
+        return out
+
+    return score
+
+
+def _score_batch(model, seqs: list[Sequence]) -> list[tuple[float, int]]:
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids, _ in seqs)
+    ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    scored = torch.zeros((len(seqs), width), dtype=torch.bool)  # which target positions count
+    for b, (seq, n_prefix) in enumerate(seqs):
+        ids[b, : len(seq)] = torch.tensor(seq)
+        mask[b, : len(seq)] = 1
+        scored[b, max(n_prefix, 1) : len(seq)] = True
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+    # Position t predicts token t+1: (batch, width-1, V) against (batch, width-1).
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    target_logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+    keep = scored[:, 1:]
+    nll = -(target_logp * keep).sum(-1)
+    return [(float(n), int(k)) for n, k in zip(nll, keep.sum(-1), strict=True)]
+
+
+REPORTED = ("genre", "score", "part", "artist", "rating")  # free-text tags (titles, headlines) are not groups
+
+
+def band(kind: str, tag: str, value: Any) -> str:
+    """The group a tag value is reported under: scores in bands, everything else as itself."""
+    if tag == "score":
+        v = float(value)
+        return "< 5" if v < 5 else "5-6.9" if v < 7 else "7-7.9" if v < 8 else ">= 8"
+    return str(value)
+
+
+def perplexity(records: list[Record], tokenizer, scorer: Scorer, block_size: int) -> dict[str, Any]:
+    """Test perplexity overall and per (kind, tag, value), long examples chunked as in training."""
+    eos = tokenizer.eos_token_id
+    encoded = encode(tokenizer, records)
+    seqs: list[Sequence] = []
+    owner: list[int] = []
+    for i, ex in enumerate(encoded):
+        for seg in segments(ex, block_size, eos):
+            seqs.append(seg)
+            owner.append(i)
+    totals: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    for i, (nll, n) in zip(owner, scorer(seqs), strict=True):
+        r = records[i]
+        keys = [("all", "", ""), (r.kind, "", "")]
+        keys += [(r.kind, tag, band(r.kind, tag, v)) for tag, v in r.tags.items() if tag in REPORTED]
+        for key in keys:
+            totals[key][0] += nll
+            totals[key][1] += n
+    rows = [
+        {"kind": k, "tag": t, "value": v, "tokens": int(n), "ppl": math.exp(s / n) if n else float("nan")}
+        for (k, t, v), (s, n) in totals.items()
+    ]
+    return {"examples": len(records), "rows": sorted(rows, key=lambda r: (r["kind"], r["tag"], -r["tokens"]))}
+
+
+@dataclass(frozen=True)
+class TagIdCase:
+    """One real example, and the candidate values of one of its tags to rank by likelihood."""
+
+    record: Record
+    tag: str
+    candidates: list[Any]
+
+
+def tag_id_cases(records: list[Record], tag: str, candidates: list[Any], limit: int) -> list[TagIdCase]:
+    """Up to ``limit`` records whose true value of ``tag`` is among ``candidates``."""
+    known = {str(c) for c in candidates}
+    chosen = [r for r in records if str(r.tags.get(tag)) in known]
+    return [TagIdCase(r, tag, candidates) for r in chosen[:limit]]
+
+
+def tag_id(cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int) -> dict[str, Any]:
+    """How often the true tag value gives the text the highest likelihood, against chance."""
+    if not cases:
+        return {"n": 0}
+    seqs: list[Sequence] = []
+    for case in cases:
+        body = tokenizer(escape_body(case.record.text), add_special_tokens=False)["input_ids"][:max_tokens]
+        for value in case.candidates:
+            head = tokenizer(
+                header(case.record.kind, case.record.tags | {case.tag: value}), add_special_tokens=False
+            )["input_ids"]
+            seqs.append((head + body, len(head)))
+    nlls = iter(scorer(seqs))
+    credit, ranks = 0.0, []
+    for case in cases:
+        losses = [next(nlls)[0] for _ in case.candidates]
+        truth = [str(c) for c in case.candidates].index(str(case.record.tags[case.tag]))
+        better = sum(loss < losses[truth] for loss in losses)
+        ties = sum(loss == losses[truth] for loss in losses) - 1
+        ranks.append(1 + better)
+        # A tie shares the hit, so a model that ignores the tag scores chance, not 100%.
+        credit += 1 / (1 + ties) if better == 0 else 0.0
+    n, k = len(cases), len(cases[0].candidates)
+    chance = 1 / k
+    hits = round(credit)
+    lo, hi = wilson(hits, n)
+    return {
+        "n": n,
+        "candidates": k,
+        "accuracy": credit / n,
+        "ci95": [lo, hi],
+        "chance": chance,
+        "p_value": binomtest(hits, n, chance, alternative="greater").pvalue,
+        "mean_rank": sum(ranks) / n,
+    }
