@@ -1,4 +1,4 @@
-# `make demo` and `make test` do all the set-up on a fresh machine.
+# `make demo`, `make playground` and `make test` do all the set-up on a fresh machine.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
+# playwright (the playground test) drives the system chromium; it never downloads a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo playground test lint bench clean
 
 setup: $(STAMP)
 
@@ -18,12 +20,24 @@ $(STAMP):
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# Without a visible CUDA GPU, take the local CPU wheel first; an unpinned torch pulls a multi-GB CUDA build.
 	if ! nvidia-smi -L >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch==2.13.0; fi
-	$(BIN)/python -m pip install -q -e '.[dev,demo]'
+	$(BIN)/python -m pip install -q -e '.[dev,demo,playground]'
+	@# The playground test drives Debian's chromium; install it where apt-get is usable (as root or with
+	@# sudo), else the test skips and says why.
+	if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+		if [ "$$SUDO" = none ]; then echo "chromium missing and apt-get needs root: the browser test will skip"; \
+		else $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| echo "could not install chromium: the browser test will skip"; fi; \
+	fi
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/linernotes demo
+
+# The real bot in a simulated Discord, used from a browser on this machine (prints the page's address).
+playground: $(STAMP)
+	$(BIN)/linernotes playground
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

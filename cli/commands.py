@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from cli import bot_cmd, demo, export_cmd, generate_cmd, prepare_cmd, train_cmd
+from cli import bot_cmd, demo, eval_cmd, export_cmd, generate_cmd, playground, prepare_cmd, train_cmd
 
-MODULES = [demo, prepare_cmd, train_cmd, export_cmd, generate_cmd, bot_cmd]
+MODULES = [demo, playground, prepare_cmd, train_cmd, export_cmd, generate_cmd, eval_cmd, bot_cmd]

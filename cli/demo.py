@@ -15,11 +15,15 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.chat import HELP, generation_id, parse_line, say, show_result
 
+if TYPE_CHECKING:
+    from bot.app import LinernotesBot
+
 log = logging.getLogger(__name__)
+WARM_LIMIT = 48  # generations stored before the session starts: the demo's keys, at a CPU-friendly cost
 DEMO_SCRIPT = [
     ("alice", "review", {"genre": "Metal", "score": 7.5}),
     ("bob", "review", {"genre": "Jazz", "score": 3.5}),
@@ -107,28 +111,45 @@ def ensure_model(home: Path) -> Path:
     return checkpoint
 
 
-async def session(checkpoint: Path, database: Path, interactive: bool, lines: Any) -> None:
-    """Run the real bot in SimCord and play the scripted session (then the interactive one)."""
-    import simcord
-
+def simulated_bot(checkpoint: Path, database: Path, **settings: Any) -> LinernotesBot:
+    """The real bot, unstarted, set up for a simulated Discord (the demo's and the playground's);
+    ``settings`` are BotConfig fields that replace the demo's."""
     from bot.app import LinernotesBot
     from bot.config import load_config
 
     # LINERNOTES_* settings apply as for the real bot; these keep the demo small and snappy.
     # sync="always": every run is a new simulated Discord that has never seen the commands.
+    demo_settings = {
+        "warm_interval": 0,
+        "cooldown": 0,
+        "per_key": 1,
+        "hot_per_key": 2,
+        "warm_limit": WARM_LIMIT,
+        "sync": "always",
+    }
     config = load_config(
         None,
         os.environ,
         checkpoint=str(checkpoint),
         database=str(database),
-        warm_interval=0,
-        cooldown=0,
-        per_key=1,
-        hot_per_key=2,
-        warm_limit=48,
-        sync="always",
+        **{**demo_settings, **settings},
     )
-    bot = LinernotesBot(config, shard_count=1)
+    return LinernotesBot(config, shard_count=1)
+
+
+def quiet_logging() -> None:
+    """Only warnings from the libraries: the demo narrates for itself."""
+    logging.getLogger("linernotes").setLevel(logging.WARNING)
+    for noisy in ("bot", "model", "training", "data", "apscheduler", "simcord"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("discord").setLevel(logging.ERROR)  # voice-support notices are noise here
+
+
+async def session(checkpoint: Path, database: Path, interactive: bool, lines: Any) -> None:
+    """Run the real bot in SimCord and play the scripted session (then the interactive one)."""
+    import simcord
+
+    bot = simulated_bot(checkpoint, database)
     try:
         async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
             await play(env, bot, database, interactive, lines)
@@ -299,10 +320,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(home)
         say(f"Removed {home}; starting over.")
     home.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("linernotes").setLevel(logging.WARNING)
-    for noisy in ("bot", "model", "training", "data", "apscheduler", "simcord"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("discord").setLevel(logging.ERROR)  # voice-support notices are noise here
+    quiet_logging()
     checkpoint = ensure_model(home)
     asyncio.run(session(checkpoint, home / "bot.sqlite3", args.interactive, sys.stdin))
     go_live(checkpoint)
