@@ -14,8 +14,8 @@ _SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s|$)""")
 def finish(text: str, kind: str, stop: str, limit: int = EMBED_LIMIT) -> str:
     """Cut at any header start, unescape, end at a whole sentence (prose) or line (lyrics), fit ``limit``.
 
-    ``stop`` is why decoding ended: after "end" the text is complete; after "length" or "header"
-    its last sentence or line may be unfinished and is dropped. Returns "" when nothing whole is left.
+    ``stop`` is why decoding ended: after "end" the text is complete; after "length" its last
+    sentence or line may be unfinished and is dropped. Returns "" when nothing whole is left.
     """
     if HEADER_OPEN in text:
         text = text[: text.index(HEADER_OPEN)]

@@ -1,14 +1,13 @@
 """What to ask the model for, and its answers: samples per condition, and the unconditioned floor.
 
-A *condition* fixes the tags a judge checks: each genre (at a spread of scores, which the score
-judge checks), each part, each of the most frequent artists, each rating. The floor asks the same
+A *condition* fixes the tags a judge checks: each candidate genre (at a spread of scores, which the
+score judge checks), each candidate part and artist, each rating. The floor asks the same
 number of times with the tags removed (the unconditioned header), so a judge's accuracy on it is
 what text carrying no tag information scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,18 +31,22 @@ def score_grid(lo: float, hi: float) -> list[float]:
     return sorted({round(min(hi, max(lo, p)), 1) for p in points})
 
 
-def conditions(card: Card, limit: Callable[[str], int]) -> list[Condition]:
-    """Every condition worth checking on this checkpoint, from its card (``limit(tag)`` values each)."""
+def conditions(card: Card, candidates: dict[tuple[str, str], list[str]]) -> list[Condition]:
+    """Every condition worth checking on this checkpoint: the ``candidates`` values of each tag judged
+    (a tag with fewer than two values is not judged, so its one value, if any, comes from the card)."""
+
+    def values(kind: str, tag: str) -> list[str]:
+        return candidates.get((kind, tag)) or card.values(kind, tag)
+
     out: list[Condition] = []
     if "review" in card.tags:
-        genres = card.values("review", "genre")[: limit("genre")]
-        for genre in genres:
+        for genre in values("review", "genre"):
             for score in score_grid(*card.score_range()):
                 out.append(Condition("review", {"genre": genre, "score": score}, ("genre", "score")))
     if "lyrics" in card.tags:
-        parts = card.values("lyrics", "part")[: limit("part")]
+        parts = values("lyrics", "part")
         out += [Condition("lyrics", {"part": p}, ("part",)) for p in parts]
-        artists = card.values("lyrics", "artist")[: limit("artist")]
+        artists = values("lyrics", "artist")
         if len(artists) >= 2 and parts:
             out += [Condition("lyrics", {"part": parts[0], "artist": a}, ("artist",)) for a in artists]
     if "product" in card.tags:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from data.errors import InputError
 from data.format import Record
 from data.splits import read_split
+from model.card import Card
 from model.copyguard import CopyGuard, build_index, words
 from model.generator import GenerateConfig, Generator
 from model.sampling import Sampling
@@ -47,12 +48,16 @@ def _splits(data: str) -> tuple[list[Record], list[Record], str]:
     )
 
 
-def _tagged_tags(gen: Generator, config: EvalConfig) -> dict[tuple[str, str], list[str]]:
-    """(kind, tag) -> the candidate values judges and tag-ID use (most frequent first)."""
+def candidate_values(card: Card, config: EvalConfig, held: list[Record]) -> dict[tuple[str, str], list[str]]:
+    """(kind, tag) -> the values judges, conditions and tag-ID use: those known to the model with the most
+    held-out examples (then the most training examples), so the ceiling and tag-ID rest on evidence."""
     out = {}
-    for kind in gen.card.kinds:
+    for kind in card.kinds:
         for tag in CLASSIFIED:
-            values = [str(v) for v in gen.card.tags[kind].get(tag, {})][: config.limit(tag)]
+            known = [str(v) for v in card.tags[kind].get(tag, {})]  # most trained first
+            held_n = Counter(str(r.tags[tag]) for r in held if r.kind == kind and tag in r.tags)
+            # sorted() is stable: among values with as many held-out examples, training frequency decides.
+            values = sorted(known, key=lambda v: -held_n[v])[: config.limit(tag)]
             if len(values) >= 2:
                 out[(kind, tag)] = values
     return out
@@ -115,7 +120,7 @@ def evaluate(
     model, tokenizer = gen.backend.model, gen.backend.tokenizer
     scorer = nll_scorer(model, config.batch_size)
     block = int(gen.card.training.get("block_size") or model.config.n_positions)
-    candidates = _tagged_tags(gen, config)
+    candidates = candidate_values(gen.card, config, held)
     log.info("perplexity on %d %s examples", len(held), held_name)
     report: dict[str, Any] = {
         "model_id": gen.card.model_id,
@@ -136,7 +141,7 @@ def evaluate(
     }
     wanted: dict = dict(candidates) | ({("review", "score"): None} if "review" in gen.card.kinds else {})
     judges = load_or_fit(out / "judges.joblib", fingerprint(train), wanted, train)
-    conds = conditions(gen.card, config.limit)
+    conds = conditions(gen.card, candidates)
     default = float(gen.card.generation.get("guidance", 1.0))
     scales = list(config.guidance) or sorted({1.0, default})
     base = Sampling(**gen.card.generation.get("sampling", {}))

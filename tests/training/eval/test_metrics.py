@@ -10,15 +10,18 @@ import torch
 
 from data.format import Record
 from data.splits import read_split
+from model.card import Card
 from model.copyguard import CopyGuard, build_index
 from training.eval.adherence import adherence, confusion
 from training.eval.compare import compare
-from training.eval.conditions import Condition, Sample
+from training.eval.conditions import Condition, Sample, conditions
+from training.eval.config import EvalConfig
 from training.eval.copying import copying
 from training.eval.diversity import bleu, distinct, diversity, duplicate_share, self_bleu
 from training.eval.judges import fit_judge, structure_features
 from training.eval.likelihood import TagIdCase, nll_scorer, tag_id
 from training.eval.ratings import approval
+from training.eval.run import candidate_values
 from training.eval.stats import above, wilson
 
 PASSAGE = (
@@ -236,3 +239,27 @@ def test_compare_picks_the_winner_in_each_metrics_direction() -> None:
     assert rows["copy rate"] == "B"
     assert rows["adherence lyrics/part"] == "B"
     assert rows["clean stops"] == "tie"
+
+
+def test_candidates_are_the_known_values_with_held_out_evidence():
+    # Ten artists trained most often but absent from the test split would leave tag-ID and the judge's
+    # ceiling with nothing to score: candidates go to the known values the held-out split has most of.
+    tags = {"lyrics": {"part": {"chorus": 9, "verse": 8, "bridge": 2}, "artist": {"A": 50, "B": 40, "C": 5}}}
+    card = Card(model_id="m", base_model="b", precision="fp32", architecture={}, tokenizer={}, tags=tags)
+    held = [Record("lyrics", {"part": "verse", "artist": "C"}, "x")] * 3 + [
+        Record(
+            "lyrics", {"part": "bridge", "artist": "Z"}, "x"
+        ),  # Z is unknown to the model: never a candidate
+        Record("lyrics", {"part": "chorus", "artist": "B"}, "x"),
+    ]
+    config = EvalConfig(checkpoint="c", data="d", out="o", max_values=2, max_parts=3)
+    picked = candidate_values(card, config, held)
+    assert picked == {("lyrics", "part"): ["verse", "chorus", "bridge"], ("lyrics", "artist"): ["C", "B"]}
+    conds = conditions(card, picked)
+    assert [c.tags for c in conds] == [
+        {"part": "verse"},
+        {"part": "chorus"},
+        {"part": "bridge"},
+        {"part": "verse", "artist": "C"},
+        {"part": "verse", "artist": "B"},
+    ]
