@@ -2,8 +2,8 @@
 
 On ../shared/corpora/genius-lyrics-100artists (real Genius lyrics with section headers): prepare,
 train the small from-scratch GPT-2 (4 layers, 256 wide) with tag dropout on this CPU within a fixed
-time budget, export it in 8-bit, evaluate at several guidance scales, store the best scale in the
-checkpoint card, and print:
+time budget, export it in 8-bit, evaluate at several guidance scales with the sampling settings the
+bot uses (the card's, up to 200 new tokens), store the best scale in the checkpoint card, and print:
 
 - likelihood tag-ID for parts and artists against chance;
 - part and artist adherence (structure-aware part judge) against floor and ceiling, with p-values;

@@ -27,8 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--guidance", type=float, nargs="+", help="guidance scales to compare (default: 1.0 and the card's)"
     )
-    p.add_argument("--max-values", type=int, default=10, help="most frequent tag values judged (default 10)")
-    p.add_argument("--max-parts", type=int, default=4, help="most frequent song parts judged (default 4)")
+    p.add_argument(
+        "--max-values",
+        type=int,
+        default=10,
+        help="genres/artists judged: those with the most held-out examples (default 10)",
+    )
+    p.add_argument(
+        "--max-parts", type=int, default=4, help="song parts judged, chosen the same way (default 4)"
+    )
     p.add_argument("--max-new-tokens", type=int, help="per generation (default: the card's sampling)")
     p.add_argument("--tag-id-examples", type=int, default=200, help="real examples for tag-ID (default 200)")
     p.add_argument("--seed", type=int, default=1234)

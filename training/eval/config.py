@@ -17,7 +17,7 @@ class EvalConfig:
     out: str
     samples: int = 8  # generations per condition
     guidance: tuple[float, ...] = ()  # scales to compare; empty: 1.0 and the card's default
-    max_values: int = 10  # tag-ID and judges look at this many most frequent values of a tag
+    max_values: int = 10  # tag-ID and judges look at this many values of a tag (most held-out examples)
     max_parts: int = 4  # ... and of song parts: the main ones (verse, chorus, pre-chorus, bridge)
     max_new_tokens: int | None = None  # None: the card's sampling default
     tag_id_examples: int = 200  # real test examples scored under every candidate value
