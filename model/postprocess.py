@@ -14,8 +14,9 @@ _SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s|$)""")
 def finish(text: str, kind: str, stop: str, limit: int = EMBED_LIMIT) -> str:
     """Cut at any header start, unescape, end at a whole sentence (prose) or line (lyrics), fit ``limit``.
 
-    ``stop`` is why decoding ended: after "end" the text is complete; after "length" its last
-    sentence or line may be unfinished and is dropped. Returns "" when nothing whole is left.
+    ``stop`` is why decoding ended: after "length" the last sentence or line may be unfinished and is
+    dropped ("" when nothing whole is left); after "end" lyrics are complete, and prose loses any
+    fragment after its last whole sentence.
     """
     if HEADER_OPEN in text:
         text = text[: text.index(HEADER_OPEN)]
@@ -24,6 +25,10 @@ def finish(text: str, kind: str, stop: str, limit: int = EMBED_LIMIT) -> str:
     text = re.sub(r"\n{3,}", "\n\n", text)
     if stop != "end":
         text = whole_lines(text) if kind == "lyrics" else whole_sentences(text)
+    elif kind != "lyrics":
+        # A small model may close a review mid-sentence: drop the fragment after its last whole sentence
+        # (a text with no sentence end at all is kept as the model ended it).
+        text = whole_sentences(text) or text
     return fit(text, kind, limit)
 
 

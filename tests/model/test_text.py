@@ -9,6 +9,9 @@ from model.seedline import sanitize_seed
 def test_cut_reviews_end_at_a_full_sentence():
     assert finish("Loud and proud. The second half drags on and", "review", "length") == "Loud and proud."
     assert finish("Complete text without a stop", "review", "end") == "Complete text without a stop"
+    # The model's end marker after a half sentence: the fragment goes, the whole sentences stay.
+    assert finish("Loud and proud. The tracks of the same", "review", "end") == "Loud and proud."
+    assert finish('It works. "Really."', "product", "end") == 'It works. "Really."'
     assert finish("no sentence end at all", "review", "length") == ""
 
 
