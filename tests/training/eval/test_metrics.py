@@ -246,10 +246,9 @@ def test_candidates_are_the_known_values_with_held_out_evidence():
     # ceiling with nothing to score: candidates go to the known values the held-out split has most of.
     tags = {"lyrics": {"part": {"chorus": 9, "verse": 8, "bridge": 2}, "artist": {"A": 50, "B": 40, "C": 5}}}
     card = Card(model_id="m", base_model="b", precision="fp32", architecture={}, tokenizer={}, tags=tags)
+    # Z has a held-out section but is unknown to the model: never a candidate.
     held = [Record("lyrics", {"part": "verse", "artist": "C"}, "x")] * 3 + [
-        Record(
-            "lyrics", {"part": "bridge", "artist": "Z"}, "x"
-        ),  # Z is unknown to the model: never a candidate
+        Record("lyrics", {"part": "bridge", "artist": "Z"}, "x"),
         Record("lyrics", {"part": "chorus", "artist": "B"}, "x"),
     ]
     config = EvalConfig(checkpoint="c", data="d", out="o", max_values=2, max_parts=3)
