@@ -53,6 +53,13 @@ def parse_key(key: str) -> Key:
 TYPICAL_SCORE = 7.5  # review scores cluster here (Pitchfork's mean is about 7): warm these first
 
 
+def score_buckets(card: Card, step: float) -> list[float]:
+    """The cache's score buckets covering the card's trained score range, lowest first."""
+    lo, hi = card.score_range()
+    n_lo, n_hi = round(bucket(lo, step) / step), round(bucket(hi, step) / step)
+    return [round(n * step, 1) for n in range(n_lo, n_hi + 1) if lo - step / 2 <= n * step <= hi + step / 2]
+
+
 def base_keys(card: Card, step: float) -> list[Key]:
     """Keys kept warm for every model, most likely first: each part (any artist), then each genre at
     each score bucket, scores ordered outward from the typical one."""
@@ -60,12 +67,7 @@ def base_keys(card: Card, step: float) -> list[Key]:
     if "lyrics" in card.tags:
         keys += [key_for("lyrics", {"part": p}, step) for p in card.values("lyrics", "part")]
     if "review" in card.tags:
-        lo, hi = card.score_range()
-        n_lo, n_hi = round(bucket(lo, step) / step), round(bucket(hi, step) / step)
-        scores = [
-            round(n * step, 1) for n in range(n_lo, n_hi + 1) if lo - step / 2 <= n * step <= hi + step / 2
-        ]
-        scores.sort(key=lambda s: (abs(s - TYPICAL_SCORE), -s))
+        scores = sorted(score_buckets(card, step), key=lambda s: (abs(s - TYPICAL_SCORE), -s))
         genres = card.values("review", "genre")
         keys += [key_for("review", {"genre": g, "score": s}, step) for s in scores for g in genres]
     return keys

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import shutil
 import sys
@@ -202,13 +201,14 @@ async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
 async def uncached_review(bot: LinernotesBot, wanted: dict[str, Any]) -> dict[str, Any]:
     """``wanted``, or the nearest score of its genre with nothing cached, so every run shows a miss
     (an earlier run's warm-up fills the keys that run asked for)."""
-    from bot.cache import key_for
+    from bot.cache import key_for, score_buckets
 
     card = bot.worker.generator.card
     depth = await bot.db.depth(card.model_id)
     step = bot.config.score_bucket
     lo, hi = card.score_range()
-    buckets = [round(i * step, 1) for i in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+    # A bucket at the range's edge may lie just outside it; the request must stay inside to be accepted.
+    buckets = [b for b in score_buckets(card, step) if lo <= b <= hi]
     for score in sorted(buckets, key=lambda b: (abs(b - wanted["score"]), b)):
         tags = {**wanted, "score": score}
         if not depth.get(key_for("review", tags, step).key):
