@@ -1,8 +1,9 @@
 """Cache keys: which stored generations can answer which request.
 
 Reviews are cached per genre and score rounded to ``score_bucket`` (the embed still shows the score
-asked for); lyrics per part and artist. Lyrics with a seed line are never cached: they continue the
-user's own words.
+asked for); product reviews per rating; lyrics per part and artist. A request carrying the user's own
+words (a lyrics seed line, a product headline) is *private*: always generated, never served to anyone
+else from the cache.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Key:
     key: str
     kind: str
     tags: dict[str, Any]
+    private: bool = False  # holds the user's own words: generated for them alone, never taken from the cache
 
 
 def bucket(score: float, step: float) -> float:
@@ -27,7 +29,7 @@ def bucket(score: float, step: float) -> float:
     return round(round(score / step) * step, 1)
 
 
-def key_for(kind: str, tags: dict[str, Any], step: float) -> Key:
+def key_for(kind: str, tags: dict[str, Any], step: float, seed_line: str | None = None) -> Key:
     """The cache key of a (validated) request."""
     if kind == "review":
         score = bucket(tags["score"], step)
@@ -35,18 +37,25 @@ def key_for(kind: str, tags: dict[str, Any], step: float) -> Key:
     if kind == "lyrics":
         artist = tags.get("artist")
         cached = {"part": tags["part"], **({"artist": artist} if artist else {})}
-        return Key(f"lyrics|{tags['part']}|{artist or ''}", kind, cached)
+        return Key(f"lyrics|{tags['part']}|{artist or ''}", kind, cached, private=bool(seed_line))
+    if kind == "product":
+        # The headline is free text: with one the tags are the request's own, so the key only counts demand.
+        headline = tags.get("headline")
+        cached = {"rating": int(tags["rating"]), **({"headline": headline} if headline else {})}
+        return Key(f"product|{int(tags['rating'])}", kind, cached, private=bool(headline))
     values = "|".join(str(v) for v in tags.values())
-    return Key(f"{kind}|{values}", kind, dict(tags))
+    return Key(f"{kind}|{values}", kind, dict(tags), private=bool(seed_line))
 
 
 def parse_key(key: str) -> Key:
-    """Inverse of ``key_for`` (for keys found in the demand table)."""
+    """Inverse of ``key_for`` for cacheable keys (those found in the demand table)."""
     kind, *parts = key.split("|")
     if kind == "review":
         return Key(key, kind, {"genre": parts[0], "score": float(parts[1])})
     if kind == "lyrics":
         return Key(key, kind, {"part": parts[0], **({"artist": parts[1]} if parts[1] else {})})
+    if kind == "product":
+        return Key(key, kind, {"rating": int(parts[0])})
     raise ValueError(f"not a cache key: {key!r}")
 
 
@@ -61,11 +70,14 @@ def score_buckets(card: Card, step: float) -> list[float]:
 
 
 def base_keys(card: Card, step: float) -> list[Key]:
-    """Keys kept warm for every model, most likely first: each part (any artist), then each genre at
-    each score bucket, scores ordered outward from the typical one."""
+    """Keys kept warm for every model, most likely first: each part (any artist), each product rating
+    the model knows (most trained first), then each genre at each score bucket, scores ordered
+    outward from the typical one."""
     keys: list[Key] = []
     if "lyrics" in card.tags:
         keys += [key_for("lyrics", {"part": p}, step) for p in card.values("lyrics", "part")]
+    if "product" in card.tags:
+        keys += [key_for("product", {"rating": int(r)}, step) for r in card.values("product", "rating")]
     if "review" in card.tags:
         scores = sorted(score_buckets(card, step), key=lambda s: (abs(s - TYPICAL_SCORE), -s))
         genres = card.values("review", "genre")

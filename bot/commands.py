@@ -14,6 +14,7 @@ from discord import app_commands
 
 from bot.embeds import permalink
 from model.card import Card
+from model.seedline import sanitize_seed
 
 if TYPE_CHECKING:
     from bot.app import LinernotesBot
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_CHOICES = 25
 SEED_MAX = 200
-GENERATION_COMMANDS = ("review", "lyrics")
+HEADLINE_MAX = 100  # a product headline is a title, not a review
+GENERATION_COMMANDS = ("review", "product", "lyrics")
 
 
 def _values_option(func, name: str, values: list[str]):
@@ -51,6 +53,24 @@ def review_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
     review = app_commands.describe(genre="the album's genre", score="the score from 0.0 to 10.0")(review)
     review = _values_option(review, "genre", card.values("review", "genre"))
     return app_commands.Command(name="review", description="Write an album review", callback=review)
+
+
+def product_command(bot: LinernotesBot) -> app_commands.Command:
+    """``/product rating [headline]``."""
+
+    async def product(
+        interaction: discord.Interaction,
+        rating: app_commands.Range[int, 1, 5],
+        headline: app_commands.Range[str, 1, HEADLINE_MAX] | None = None,
+    ) -> None:
+        # The headline goes into the prompt's header: it gets the seed line's cleaning.
+        tags = {"rating": rating, "headline": sanitize_seed(headline, HEADLINE_MAX)}
+        await bot.server.request(interaction, "product", tags)
+
+    product = app_commands.describe(
+        rating="stars from 1 to 5", headline="the review's title (written for you, never cached)"
+    )(product)
+    return app_commands.Command(name="product", description="Write a product review", callback=product)
 
 
 def lyrics_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
@@ -147,6 +167,8 @@ def build(bot: LinernotesBot, card: Card) -> list[app_commands.Command]:
     commands = []
     if "review" in card.tags and card.values("review", "genre"):
         commands.append(review_command(bot, card))
+    if "product" in card.tags and card.values("product", "rating"):
+        commands.append(product_command(bot))
     if "lyrics" in card.tags and card.values("lyrics", "part"):
         commands.append(lyrics_command(bot, card))
     return [*commands, show_command(bot), stats_command(bot), *admin_commands(bot)]

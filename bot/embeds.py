@@ -19,6 +19,10 @@ def generation_embed(gen: Generation, requested: dict[str, Any], reactions: list
         title = f"{gen.tags['genre']} · {score:.1f}/10"
         # Red for a pan through amber to green for a rave.
         colour = discord.Colour.from_hsv(min(score, 10.0) / 10 * 0.33, 0.65, 0.85)
+    elif gen.kind == "product":
+        rating = int(gen.tags["rating"])
+        title = stars(rating) + (f" · {gen.tags['headline']}" if gen.tags.get("headline") else "")
+        colour = discord.Colour.from_hsv((rating - 1) / 4 * 0.33, 0.65, 0.85)
     elif gen.kind == "lyrics":
         title = gen.tags["part"].replace("-", " ").title()
         if gen.tags.get("artist"):
@@ -30,6 +34,11 @@ def generation_embed(gen: Generation, requested: dict[str, Any], reactions: list
     embed = discord.Embed(title=clean(title)[:TITLE_LIMIT], description=clean(gen.text)[:4096], colour=colour)
     embed.set_footer(text=f"#{gen.id} · {gen.model_id} · react {reactions[0]} or {reactions[1]} to rate")
     return embed
+
+
+def stars(rating: int, out_of: int = 5) -> str:
+    """A 1-5 rating as filled and empty stars: 4 -> ★★★★☆."""
+    return "★" * rating + "☆" * (out_of - rating)
 
 
 def permalink(guild_id: int | None, channel_id: int, message_id: int) -> str:

@@ -3,8 +3,8 @@
 Writes three JSON-lines files into the output directory:
 
 - ``train.jsonl``: generations people approved (more 👍 than 👎), in the training format, ready for
-  ``linernotes train --extra-data DIR``. Lyrics continued from a user's seed line are left out (the
-  seed is someone's own words).
+  ``linernotes train --extra-data DIR``. Private generations are left out: lyrics continued from a
+  user's seed line, product reviews written to a user's headline (someone's own words).
 - ``rated.jsonl``: every rated generation with its tags, text, model id and vote counts.
 - ``pairs.jsonl``: for each cache key with two or more rated generations, chosen/rejected pairs (the
   best-rated against each worse-rated one), for preference tuning.
@@ -34,7 +34,7 @@ async def export_feedback(database: str | Path, out: str | Path) -> dict[str, in
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [_row(r) for r in rated]
-    approved = [r for r in rows if r["votes"]["up"] > r["votes"]["down"] and not r["seed_line"]]
+    approved = [r for r in rows if r["votes"]["up"] > r["votes"]["down"] and not r["private"]]
     pairs = _pairs(rows)
     _write(out / "train.jsonl", approved)
     _write(out / "rated.jsonl", rows)
@@ -51,6 +51,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "group": f"feedback#{r['id']}",
         "model_id": r["model_id"],
         "seed_line": r["seed_line"],
+        "private": bool(r["private"]),
         "cache_key": r["cache_key"],
         "votes": {"up": int(r["up"] or 0), "down": int(r["down"] or 0)},
     }
@@ -59,7 +60,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 def _pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if not r["seed_line"]:
+        if not r["private"]:
             by_key[r["cache_key"]].append(r)
     pairs = []
     for group in by_key.values():

@@ -49,4 +49,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "private generations: never served from the cache",
+        """
+        ALTER TABLE generations ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+        UPDATE generations SET private = 1 WHERE seed_line IS NOT NULL;
+        """,
+    ),
 ]

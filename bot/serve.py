@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from bot.cache import key_for
+from bot.cache import Key, key_for
 from bot.config import BotConfig
 from bot.embeds import generation_embed
 from bot.storage import Database, Generation
@@ -64,13 +64,13 @@ class Server:
     async def request(
         self, interaction: discord.Interaction, kind: str, tags: dict[str, Any], seed_line: str | None = None
     ) -> None:
-        """Answer ``/review`` or ``/lyrics`` (or the Another button)."""
+        """Answer ``/review``, ``/product`` or ``/lyrics`` (or the Another button)."""
         tags = self.card.check_request(kind, tags)
         self.check_cooldown(interaction.user.id)
-        key = key_for(kind, tags, self.config.score_bucket)
+        key = key_for(kind, tags, self.config.score_bucket, seed_line)
         user = self.db.user_hash(interaction.user.id)
         await self.db.note_demand(key.key)
-        if not seed_line:
+        if not key.private:
             hit = await self.db.take(
                 self.card.model_id, key.key, interaction.channel_id or 0, interaction.guild_id, user, tags
             )
@@ -78,9 +78,7 @@ class Server:
                 gen, delivery = hit
                 await self._send_hit(interaction, gen, delivery, tags)
                 return
-        await self._generate(
-            interaction, Request(kind, tags, seed_line, self.sampling()), key.key, user, tags
-        )
+        await self._generate(interaction, Request(kind, tags, seed_line, self.sampling()), key, user, tags)
 
     async def another(self, interaction: discord.Interaction, generation_id: int) -> None:
         """Serve a fresh one with the same tags as an earlier generation."""
@@ -104,7 +102,7 @@ class Server:
         self,
         interaction: discord.Interaction,
         request: Request,
-        cache_key: str,
+        key: Key,
         user: str,
         requested: dict[str, Any],
     ) -> None:
@@ -118,7 +116,7 @@ class Server:
         (result,) = await future
         if not result.ok:
             raise GenerationError(f"Couldn't write that one ({result.error}). Try again.")
-        gen_id = await self.db.add(result, cache_key, "request")
+        gen_id = await self.db.add(result, key.key, "request", private=key.private)
         gen = await self.db.get(gen_id)
         assert gen is not None
         delivery = await self.db.reserve(

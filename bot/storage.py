@@ -83,9 +83,10 @@ class Database:
         for version, name, sql in MIGRATIONS:
             if version in done:
                 continue
+            quoted = name.replace("'", "''")  # executescript takes no parameters
             await self.db.executescript(
                 f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, "
-                f"'{name}', {time.time()});\nCOMMIT;"
+                f"'{quoted}', {time.time()});\nCOMMIT;"
             )
             applied.append(version)
         return applied
@@ -118,12 +119,13 @@ class Database:
 
     # --- generations --------------------------------------------------------------------------
 
-    async def add(self, result: Result, cache_key: str, origin: str) -> int:
-        """Store a finished generation; returns its id."""
+    async def add(self, result: Result, cache_key: str, origin: str, private: bool = False) -> int:
+        """Store a finished generation; returns its id. A private one (seeded, or asked for with the
+        user's own words) is never served from the cache."""
         r = result.request
         return await self._exec(
             "INSERT INTO generations (kind, cache_key, tags, seed_line, text, model_id, sampling, seed, origin, "
-            "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.kind,
                 cache_key,
@@ -135,6 +137,7 @@ class Database:
                 r.sampling.seed,
                 origin,
                 time.time(),
+                int(private or r.seed_line is not None),
             ),
         )
 
@@ -159,7 +162,7 @@ class Database:
         async with self._lock:
             rows = await self.db.execute_fetchall(
                 "SELECT g.*, (SELECT COUNT(*) FROM deliveries d WHERE d.generation_id = g.id) AS shown "
-                "FROM generations g WHERE g.model_id = ? AND g.cache_key = ? AND g.seed_line IS NULL "
+                "FROM generations g WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 "
                 "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ?) "
                 "ORDER BY shown, g.id LIMIT 1",
                 (model_id, cache_key, channel_id),
@@ -221,7 +224,7 @@ class Database:
     async def depth(self, model_id: str) -> dict[str, int]:
         """Never-delivered generations per cache key."""
         rows = await self.db.execute_fetchall(
-            "SELECT cache_key, COUNT(*) FROM generations g WHERE model_id = ? AND seed_line IS NULL "
+            "SELECT cache_key, COUNT(*) FROM generations g WHERE model_id = ? AND private = 0 "
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id) GROUP BY cache_key",
             (model_id,),
         )

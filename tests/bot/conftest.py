@@ -22,8 +22,14 @@ def bot_settings() -> dict:
 
 
 @pytest.fixture
-async def simcord_bot(tiny_fp32, tmp_path, bot_settings):
-    bot = create_bot(tiny_fp32, tmp_path / "bot.sqlite3", **bot_settings)
+def bot_checkpoint(tiny_fp32):
+    """The checkpoint the bot serves (a test module may swap in another)."""
+    return tiny_fp32
+
+
+@pytest.fixture
+async def simcord_bot(bot_checkpoint, tmp_path, bot_settings):
+    bot = create_bot(bot_checkpoint, tmp_path / "bot.sqlite3", **bot_settings)
     yield bot
     await bot.close()  # SimCord detaches a bot without closing it: close it as a real shutdown does
 

@@ -5,37 +5,15 @@ from __future__ import annotations
 import pytest
 import simcord
 
-from bot.cache import key_for
 from data.errors import TagError
+from tests.bot.helpers import callbacks, fill, footer_id
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
 
 
-def callbacks(env) -> list[dict]:
-    return [q.json for q in env.http_requests if q.path.endswith("/callback")]
-
-
-def footer_id(message) -> int:
-    return int(message.embeds[0].footer.text.split(" ")[0].lstrip("#"))
-
-
-async def fill(env, kind: str, tags: dict, n: int) -> None:
-    """Put ``n`` generations for one key into the cache through the real worker."""
-    bot = env.bot
-    from model.generator import Request
-    from model.sampling import Sampling
-
-    key = key_for(kind, bot.server.card.check_request(kind, tags), bot.config.score_bucket)
-    results = await bot.worker.submit(
-        [Request(kind, key.tags, sampling=Sampling(seed=100 + i)) for i in range(n)]
-    )
-    for result in results:
-        await bot.db.add(result, key.key, "warm")
-
-
 async def test_commands_follow_the_card(simcord_env, server):
     _, channel, alice, _ = server
-    assert set(alice.available_commands(channel)) == {"review", "lyrics", "show", "stats"}
+    assert set(alice.available_commands(channel)) == {"review", "product", "lyrics", "show", "stats"}
     tree = {c.name: c for c in simcord_env.bot.tree.get_commands()}
     assert {"warm", "reload"} <= set(tree)
     genre = next(p for p in tree["review"].parameters if p.name == "genre")

@@ -1,0 +1,28 @@
+"""Helpers for bot tests: reading SimCord's record of what the bot did, filling the cache."""
+
+from __future__ import annotations
+
+from bot.cache import key_for
+from model.generator import Request
+from model.sampling import Sampling
+
+
+def callbacks(env) -> list[dict]:
+    """The JSON of every interaction callback (the first response) the bot sent, oldest first."""
+    return [q.json for q in env.http_requests if q.path.endswith("/callback")]
+
+
+def footer_id(message) -> int:
+    """The generation number in an answer's footer."""
+    return int(message.embeds[0].footer.text.split(" ")[0].lstrip("#"))
+
+
+async def fill(env, kind: str, tags: dict, n: int) -> None:
+    """Put ``n`` generations for one key into the cache through the real worker."""
+    bot = env.bot
+    key = key_for(kind, bot.server.card.check_request(kind, tags), bot.config.score_bucket)
+    results = await bot.worker.submit(
+        [Request(kind, key.tags, sampling=Sampling(seed=100 + i)) for i in range(n)]
+    )
+    for result in results:
+        await bot.db.add(result, key.key, "warm")
