@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
         batch_size=32,
     )
     started = time.perf_counter()
-    report = evaluate(config)
+    report = evaluate(config).to_dict()  # the report.json shape: every figure, keyed as below
     print(f"evaluated in {time.perf_counter() - started:.0f} s: {work / 'report' / 'report.md'}", flush=True)
     return report
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from data.clean import clean_text, clean_value, dedupe_key, exact_key
 from data.config import DataConfig
+from data.dedupe import THRESHOLD, NearDuplicates
 from data.errors import InputError
 from data.format import FORMAT_VERSION, Record
 from data.readers import Item, ReaderOptions, ReadReport, detect, expand_sources
@@ -18,6 +19,11 @@ from data.splits import SPLITS, assign_split, write_split
 from data.stats import TokenCounter, tag_counts
 
 log = logging.getLogger(__name__)
+
+# Why a duplicate was dropped (the reasons stats.json and the summary count).
+IDENTICAL = "duplicate (identical text)"
+FOLDED = "duplicate (same text up to case, punctuation and spacing)"
+NEAR = f"near duplicate (word-pair Jaccard >= {THRESHOLD} with a kept text)"
 
 
 @dataclass
@@ -63,6 +69,7 @@ def clean_and_filter(
     """Clean every text, apply length filters and remove duplicates; drops are counted by reason."""
     report = ReadReport("pipeline", "clean/filter/dedupe")
     seen: dict[str, str] = {}
+    near = NearDuplicates() if config.dedupe == "near" else None
     out: list[Item] = []
     for item in items:
         r = item.record
@@ -75,15 +82,26 @@ def clean_and_filter(
         if reason:
             report.drop(reason, item.source)
             continue
-        key = dedupe_key(text) if config.dedupe == "near" else exact_key(text)
-        if config.dedupe != "none" and key in seen:
-            report.drop(f"duplicate ({config.dedupe})", f"{item.source} = {seen[key]}")
+        if config.dedupe != "none" and (duplicate := _duplicate(text, item.source, config, seen, near)):
+            report.drop(*duplicate)
             continue
-        seen.setdefault(key, item.source)
         tags = {k: clean_value(v) if isinstance(v, str) and k != "part" else v for k, v in r.tags.items()}
         report.kept += 1
         out.append(Item(Record(r.kind, tags, text), item.source, item.group or f"text#{dedupe_key(text)}"))
     return out, report
+
+
+def _duplicate(
+    text: str, source: str, config: DataConfig, seen: dict[str, str], near: NearDuplicates | None
+) -> tuple[str, str] | None:
+    """(reason, where) when ``text`` repeats a kept text under ``config.dedupe``; else it is remembered."""
+    key = exact_key(text) if config.dedupe == "exact" else dedupe_key(text)
+    if key in seen:
+        return (IDENTICAL if config.dedupe == "exact" else FOLDED), f"{source} = {seen[key]}"
+    if near is not None and (twin := near.match(source, text)):
+        return NEAR, f"{source} ~ {twin[0]} (similarity {twin[1]:.2f})"
+    seen[key] = source
+    return None
 
 
 def _length_problem(text: str, config: DataConfig, count: TokenCounter) -> str | None:
@@ -102,13 +120,20 @@ def _length_problem(text: str, config: DataConfig, count: TokenCounter) -> str |
 
 
 def split_items(items: list[Item], config: DataConfig) -> dict[str, list[Item]]:
-    """Assign splits by group; near-duplicates (when kept) follow their first copy's split."""
+    """Assign splits by group; a kept duplicate, exact or near, follows its first copy's split."""
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     by_text: dict[str, str] = {}
-    for item in items:
+    assigned: dict[str, str] = {}  # item number -> split
+    # Near duplicates are only kept when --dedupe is not "near"; only then are they looked for here.
+    near = NearDuplicates(remember_matches=True) if config.dedupe != "near" else None
+    for n, item in enumerate(items):
         key = dedupe_key(item.record.text)
-        split = by_text.get(key) or assign_split(item.group, config.val_fraction, config.test_fraction)
+        split = by_text.get(key)
+        if split is None and near is not None and (twin := near.match(str(n), item.record.text)):
+            split = assigned[twin[0]]
+        split = split or assign_split(item.group, config.val_fraction, config.test_fraction)
         by_text.setdefault(key, split)
+        assigned[str(n)] = split
         splits[split].append(item)
     return splits
 
@@ -161,8 +186,8 @@ def summary(result: PrepareResult) -> str:
     for reader, reports in by_reader.items():
         lines.extend(_reader_lines(reader, reports))
     p = result.pipeline
-    if p.dropped:
-        lines.append("after reading: " + ", ".join(f"{r} {n:,}" for r, n in p.dropped.most_common()))
+    for reason, n in p.dropped.most_common():
+        lines.append(f"after reading, dropped {n:,}: {reason} (e.g. {p.where[reason][0]})")
     lines.append(f"kept {s.get('kept', 0):,} of {s.get('rows_read', 0):,} rows read")
     for kind, tags in s.get("tags", {}).items():
         lines.append(f"  {kind}: {tags['examples']:,} examples")

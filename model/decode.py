@@ -12,6 +12,14 @@ across tokens; likewise for the escaped form). The masks are built once per voca
 
 Classifier-free guidance: a row with ``guidance != 1`` also decodes its unconditioned prompt in the
 same batch, and samples from ``uncond + s * (cond - uncond)`` (both rows then take the same token).
+
+Each step does per row what these transformers logits processors do in ``generate``:
+``ClassifierFreeGuidanceLogitsProcessor`` (unconditioned rows in the same batch), ``NoBadWordsLogitsProcessor``
+and ``SuppressTokensLogitsProcessor`` (the header-syntax masks, decided on token text rather than ids),
+``RepetitionPenaltyLogitsProcessor`` (header tokens exempt), ``TemperatureLogitsWarper``,
+``TopKLogitsWarper`` and ``TopPLogitsWarper``; rows stop as ``EosTokenCriteria`` and ``max_new_tokens`` would.
+The loop stays our own because ``generate`` takes one set of those settings per call, where each row here
+has its own (seed, temperature, guidance scale), and it measured faster (``bench/generate_throughput.py``).
 """
 
 from __future__ import annotations

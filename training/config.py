@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from data.cliconfig import flag
 from data.errors import ConfigError
 
 # Fresh GPT-2 shapes for --from-scratch: tiny for tests and the demo, small for a real CPU run.
@@ -12,45 +13,66 @@ SCRATCH = {
     "tiny": {"n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 4096},
     "small": {"n_layer": 4, "n_embd": 256, "n_head": 4, "vocab_size": 8192},
 }
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
 class TrainConfig:
     """Everything ``linernotes train`` needs; saved as ``RUN/config.json`` and in every checkpoint."""
 
-    data: str
-    out: str
-    base: str = "gpt2"
-    from_scratch: str | None = None  # tiny | small: fresh config + BPE tokenizer trained on the train split
-    extra_data: list[str] = field(default_factory=list)  # more prepared dirs / feedback exports
-    steps: int | None = None  # optimizer steps; else --epochs
-    epochs: float = 1.0
-    batch_size: int = 8  # blocks per micro-batch
-    grad_accum: int = 1
-    block_size: int = 512
-    lr: float = 5e-4
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.1  # cosine decays to lr * this
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16/fp16 on GPU, fp32 on CPU)
-    gradient_checkpointing: bool = False
-    seed: int = 1234
-    eval_every: int = 100
-    eval_batches: int | None = None  # None: the whole validation split
-    save_every: int = 200
-    sample_every: int = 0  # 0: no samples during training
-    sample_tokens: int = 60
-    patience: int = 0  # early stopping after this many evaluations without improvement; 0: off
-    max_minutes: float | None = None  # stop (evaluating first) once training has run this long
-    tag_dropout: float = 0.0  # share of examples rendered with the unconditioned header
-    max_examples: int | None = None  # use only the first N training examples (for sweeps)
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    resume: bool = False
-    progress: bool = True
+    data: str = field(metadata=flag("prepared data directory (from `linernotes prepare`)"))
+    out: str = field(metadata=flag("run directory"))
+    base: str = field(default="gpt2", metadata=flag("Hugging Face causal LM name or local directory"))
+    from_scratch: str | None = field(
+        default=None, metadata=flag("fresh GPT-2 + BPE tokenizer trained on the data", choices=list(SCRATCH))
+    )
+    extra_data: list[str] = field(
+        default_factory=list,
+        metadata=flag(
+            "more training examples, e.g. a `linernotes feedback export` directory", metavar="DIR_OR_JSONL"
+        ),
+    )
+    steps: int | None = field(default=None, metadata=flag("optimizer steps (default: --epochs)"))
+    epochs: float = field(default=1.0, metadata=flag("passes over the training split, unless --steps"))
+    batch_size: int = field(default=8, metadata=flag("blocks per micro-batch"))
+    grad_accum: int = field(default=1, metadata=flag("micro-batches per optimizer step"))
+    block_size: int = field(default=512, metadata=flag("tokens per packed block"))
+    lr: float = field(default=5e-4, metadata=flag("peak learning rate"))
+    warmup_steps: int = field(default=50, metadata=flag("linear warm-up steps (at most a tenth of the run)"))
+    min_lr_ratio: float = field(default=0.1, metadata=flag("the cosine schedule decays to lr times this"))
+    weight_decay: float = field(default=0.01, metadata=flag("AdamW weight decay (matrices only)"))
+    grad_clip: float = field(default=1.0, metadata=flag("gradient norm clip"))
+    precision: str = field(
+        default="auto", metadata=flag("auto: bf16/fp16 on a GPU, fp32 on a CPU", choices=PRECISIONS)
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata=flag("recompute activations in the backward pass (less memory)")
+    )
+    seed: int = field(default=1234, metadata=flag("seed for weights, data order and dropout"))
+    eval_every: int = field(default=100, metadata=flag("steps between validation passes"))
+    eval_batches: int | None = field(
+        default=None, metadata=flag("validation batches per pass (default: the whole split)")
+    )
+    save_every: int = field(default=200, metadata=flag("steps between saved training states (for --resume)"))
+    sample_every: int = field(default=0, metadata=flag("steps between sample generations; 0: none"))
+    sample_tokens: int = field(default=60, metadata=flag("new tokens per sample"))
+    patience: int = field(default=0, metadata=flag("early stopping after N evals without gain; 0: off"))
+    max_minutes: float | None = field(
+        default=None, metadata=flag("stop after this much training time (evaluating first); a CPU budget")
+    )
+    tag_dropout: float = field(
+        default=0.0,
+        metadata=flag(
+            "share of examples trained with the unconditioned header (needed for --guidance; 0.15 measured well)"
+        ),
+    )
+    max_examples: int | None = None  # use only the first N training examples (sweep sets it per run)
+    lora: bool = field(default=False, metadata=flag("train a LoRA adapter instead of all weights"))
+    lora_r: int = field(default=16, metadata=flag("LoRA rank"))
+    lora_alpha: int = field(default=32, metadata=flag("LoRA scaling numerator"))
+    lora_dropout: float = field(default=0.05, metadata=flag("dropout on the LoRA path"))
+    resume: bool = field(default=False, metadata=flag("continue the run in --out exactly where it stopped"))
+    progress: bool = field(default=True, metadata=flag("no progress bar"))
 
     def __post_init__(self) -> None:
         positive = {
@@ -75,7 +97,7 @@ class TrainConfig:
             raise ConfigError(
                 f"--from-scratch must be one of {', '.join(SCRATCH)}, got {self.from_scratch!r}"
             )
-        if self.precision not in {"auto", "fp32", "bf16", "fp16"}:
+        if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 <= self.tag_dropout < 1:
             raise ConfigError(f"--tag-dropout must be in [0, 1), got {self.tag_dropout}")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from data.errors import CheckpointError, ConfigError
 from data.format import FORMAT_VERSION
@@ -58,17 +59,15 @@ class LMLoss(nn.Module):
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), keep.sum()
 
 
-def lr_lambda(config: TrainConfig, total: int) -> Callable[[int], float]:
-    """Linear warmup, then cosine decay to ``min_lr_ratio``."""
+def lr_schedule(opt: torch.optim.Optimizer, config: TrainConfig, total: int) -> LambdaLR:
+    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` at ``total`` steps (transformers')."""
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    # Warm-up is capped at a tenth of the run, so a short run (tests, sweeps) still mostly decays.
     warm = min(config.warmup_steps, max(total // 10, 1))
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total - warm))
-        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return f
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        opt, num_warmup_steps=warm, num_training_steps=total, min_lr_rate=config.min_lr_ratio
+    )
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -83,8 +82,8 @@ def _mixed_precision(config: TrainConfig) -> str:
         if not torch.cuda.is_available():
             return "no"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if config.precision != "fp32" and not torch.cuda.is_available():
-        raise ConfigError(f"--precision {config.precision} needs a GPU; on CPU use fp32 (or auto)")
+    if config.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("--precision fp16 needs a GPU; on CPU use fp32, bf16 or auto")
     return {"fp32": "no"}.get(config.precision, config.precision)
 
 
@@ -126,7 +125,7 @@ class Trainer:
         )
         self.loss = LMLoss(self.model)
         opt = _optimizer(self.model, config)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config, self.total))
+        sched = lr_schedule(opt, config, self.total)
         self.progress = Progress()
         if config.resume:
             self.progress = load_state(self.run, self.model, opt, sched, config.lora)

@@ -41,7 +41,10 @@ def test_clean_dedupe_and_counts(tmp_path):
     assert texts == ["A fine record. Truly fine, a record worth hearing.", "Loud & proud.\nSecond line here."]
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["rows_read"] == 4 and stats["kept"] == 2
-    assert stats["dropped"] == {"duplicate (near)": 1, "shorter than 20 characters (--min-chars)": 1}
+    assert stats["dropped"] == {
+        "duplicate (same text up to case, punctuation and spacing)": 1,
+        "shorter than 20 characters (--min-chars)": 1,
+    }
     assert stats["tags"]["review"]["genre"] == {"Metal": 1, "Jazz": 1}
     assert "kept 2 of 4 rows read" in summary(result)
 

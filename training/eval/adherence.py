@@ -6,6 +6,7 @@ on text generated with the tags removed, labelled with what was asked), so 0.31 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,24 +15,61 @@ from scipy.stats import pearsonr
 from data.format import Record
 from training.eval.conditions import Sample
 from training.eval.judges import Judge
-from training.eval.stats import above, wilson
+from training.eval.stats import Proportion, above, proportion
 
 
-def _accuracy(judged: list[str], wanted: list[str]) -> dict[str, Any]:
-    hits = sum(a == b for a, b in zip(judged, wanted, strict=True))
-    n = len(wanted)
-    return {"n": n, "hits": hits, "accuracy": hits / n if n else float("nan"), "ci95": list(wilson(hits, n))}
+@dataclass(frozen=True)
+class Regression:
+    """How close judged scores came to requested ones (None with fewer than 3 texts)."""
+
+    n: int
+    mae: float | None = None
+    corr: float | None = None
 
 
-def _regression(judged: list[float], wanted: list[float]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LabelAdherence:
+    """A classifier judge (genre, part, artist, rating): its accuracy on generated text, floor and ceiling."""
+
+    kind: str
+    tag: str
+    ceiling: Proportion
+    generated: Proportion
+    floor: Proportion
+    chance: float
+    p_above_floor: float
+    labels: list[str]
+    confusion: list[list[int]]  # row: requested label, column: judged label
+
+
+@dataclass(frozen=True)
+class ScoreAdherence:
+    """The score judge: requested against judged score, on generated text, floor and ceiling."""
+
+    kind: str
+    tag: str
+    ceiling: Regression
+    generated: Regression
+    floor: Regression
+    pairs: list[tuple[float, float]]  # (requested, judged) per generated text
+
+
+Adherence = LabelAdherence | ScoreAdherence
+
+
+def _accuracy(judged: list[str], wanted: list[str]) -> Proportion:
+    return proportion(sum(a == b for a, b in zip(judged, wanted, strict=True)), len(wanted))
+
+
+def _regression(judged: list[float], wanted: list[float]) -> Regression:
     a, b = np.array(judged), np.array(wanted)
     if len(a) < 3:
-        return {"n": len(a)}
+        return Regression(len(a))
     corr = float(pearsonr(b, a).statistic) if a.std() > 0 and b.std() > 0 else 0.0
-    return {"n": len(a), "mae": float(np.abs(a - b).mean()), "corr": corr}
+    return Regression(len(a), float(np.abs(a - b).mean()), corr)
 
 
-def ceiling(judge: Judge, test: list[Record]) -> dict[str, Any]:
+def ceiling(judge: Judge, test: list[Record]) -> Proportion | Regression:
     """The judge on held-out real text of its kind: the best generated text could hope for."""
     rows = [r for r in test if r.kind == judge.kind and judge.tag in r.tags]
     if judge.labels is not None:
@@ -47,33 +85,33 @@ def _pick(samples: list[Sample], judge: Judge) -> tuple[list[str], list[Any]]:
     return [s.text for s in chosen], wanted
 
 
-def adherence(
-    judge: Judge, generated: list[Sample], floor: list[Sample], test: list[Record]
-) -> dict[str, Any]:
+def adherence(judge: Judge, generated: list[Sample], floor: list[Sample], test: list[Record]) -> Adherence:
     """Generated vs floor vs ceiling for one judge; classifiers also get a confusion matrix."""
     texts, wanted = _pick(generated, judge)
     floor_texts, floor_wanted = _pick(floor, judge)
-    out: dict[str, Any] = {"kind": judge.kind, "tag": judge.tag, "ceiling": ceiling(judge, test)}
-    if judge.labels is None:
-        judged = judge.predict(texts)
-        out |= {
-            "generated": _regression(judged, [float(w) for w in wanted]),
-            "floor": _regression(judge.predict(floor_texts), [float(w) for w in floor_wanted]),
-            "pairs": [[float(w), j] for w, j in zip(wanted, judged, strict=True)],
-        }
-        return out
     judged = judge.predict(texts)
+    if judge.labels is None:
+        return ScoreAdherence(
+            judge.kind,
+            judge.tag,
+            ceiling=ceiling(judge, test),
+            generated=_regression(judged, [float(w) for w in wanted]),
+            floor=_regression(judge.predict(floor_texts), [float(w) for w in floor_wanted]),
+            pairs=[(float(w), j) for w, j in zip(wanted, judged, strict=True)],
+        )
     gen = _accuracy(judged, [str(w) for w in wanted])
     flo = _accuracy(judge.predict(floor_texts), [str(w) for w in floor_wanted])
-    out |= {
-        "generated": gen,
-        "floor": flo,
-        "chance": 1 / len(judge.labels),
-        "p_above_floor": above(gen["hits"], gen["n"], flo["hits"], flo["n"]),
-        "labels": judge.labels,
-        "confusion": confusion(judged, [str(w) for w in wanted], judge.labels),
-    }
-    return out
+    return LabelAdherence(
+        judge.kind,
+        judge.tag,
+        ceiling=ceiling(judge, test),
+        generated=gen,
+        floor=flo,
+        chance=1 / len(judge.labels),
+        p_above_floor=above(gen.hits, gen.n, flo.hits, flo.n),
+        labels=judge.labels,
+        confusion=confusion(judged, [str(w) for w in wanted], judge.labels),
+    )
 
 
 def confusion(judged: list[str], wanted: list[str], labels: list[str]) -> list[list[int]]:

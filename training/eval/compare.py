@@ -6,35 +6,34 @@ import math
 from pathlib import Path
 from typing import Any
 
+from training.eval.adherence import LabelAdherence
+from training.eval.result import EvalReport
+
 HIGHER, LOWER = "higher", "lower"
 
 
-def headline(report: dict[str, Any]) -> dict[str, tuple[float, str]]:
-    """The metrics worth comparing, each with the direction that is better."""
-    out: dict[str, tuple[float, str]] = {}
-    for row in report["perplexity"]["rows"]:
-        if row["kind"] == "all":
-            out["test perplexity"] = (row["ppl"], LOWER)
-    for name, e in report["tag_id"].items():
-        if e.get("n"):
-            out[f"tag-ID {name}"] = (e["accuracy"], HIGHER)
-    scale = f"{report['guidance'][-1]:g}"
-    block = report["by_guidance"][scale]
-    for name, e in block["adherence"].items():
-        if "confusion" in e:
-            out[f"adherence {name}"] = (e["generated"]["accuracy"], HIGHER)
-        elif "mae" in e["generated"]:
-            out[f"adherence {name} MAE"] = (e["generated"]["mae"], LOWER)
-            out[f"adherence {name} corr"] = (e["generated"]["corr"], HIGHER)
-    out["clean stops"] = (block["clean_stops"], HIGHER)
-    out["header leaks"] = (block["header_leaks"], LOWER)
-    out["copy rate"] = (block["copying"]["copy_rate"], LOWER)
-    out["distinct-2"] = (block["diversity"]["distinct_2"], HIGHER)
-    out["self-BLEU"] = (block["diversity"]["self_bleu"], LOWER)
+def headline(report: EvalReport) -> dict[str, tuple[float, str]]:
+    """The metrics worth comparing, each with the direction that is better (at the last guidance scale)."""
+    out: dict[str, tuple[float, str]] = {"test perplexity": (report.perplexity.overall, LOWER)}
+    for name, e in report.tag_id.items():
+        if e.n:
+            out[f"tag-ID {name}"] = (e.accuracy, HIGHER)
+    block = report.generation.last
+    for name, a in block.adherence.items():
+        if isinstance(a, LabelAdherence):
+            out[f"adherence {name}"] = (a.generated.accuracy, HIGHER)
+        elif a.generated.mae is not None and a.generated.corr is not None:
+            out[f"adherence {name} MAE"] = (a.generated.mae, LOWER)
+            out[f"adherence {name} corr"] = (a.generated.corr, HIGHER)
+    out["clean stops"] = (block.clean_stops, HIGHER)
+    out["header leaks"] = (block.header_leaks, LOWER)
+    out["copy rate"] = (block.copying.copy_rate, LOWER)
+    out["distinct-2"] = (block.diversity.distinct_2, HIGHER)
+    out["self-BLEU"] = (block.diversity.self_bleu, LOWER)
     return out
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def compare(a: EvalReport, b: EvalReport) -> list[dict[str, Any]]:
     """One row per metric both reports have: values, and the winner ("A", "B" or "tie")."""
     ha, hb = headline(a), headline(b)
     rows = []
@@ -50,12 +49,12 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_comparison(a: dict[str, Any], b: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+def write_comparison(a: EvalReport, b: EvalReport, path: Path) -> list[dict[str, Any]]:
     """``compare.md``: the side-by-side table and the tally."""
     rows = compare(a, b)
     wins = {w: sum(r["winner"] == w for r in rows) for w in ("A", "B", "tie")}
     lines = [
-        f"# {a['model_id']} (A) vs {b['model_id']} (B)",
+        f"# {a.model_id} (A) vs {b.model_id} (B)",
         "",
         "| metric | A | B | better | winner |",
         "|---|---|---|---|---|",

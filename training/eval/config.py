@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from data.cliconfig import flag
 from data.errors import ConfigError
+from model.card import PRECISIONS
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """What to evaluate and how hard to look."""
 
-    checkpoint: str
-    data: str  # a prepared directory with train.jsonl and test.jsonl
-    out: str
-    samples: int = 8  # generations per condition
-    guidance: tuple[float, ...] = ()  # scales to compare; empty: 1.0 and the card's default
-    max_values: int = 10  # tag-ID and judges look at this many values of a tag (most held-out examples)
-    max_parts: int = 4  # ... and of song parts: the main ones (verse, chorus, pre-chorus, bridge)
-    max_new_tokens: int | None = None  # None: the card's sampling default
-    tag_id_examples: int = 200  # real test examples scored under every candidate value
-    tag_id_tokens: int = 96  # body tokens each candidate scores
-    batch_size: int = 16
-    seed: int = 1234
-    precision: str = "auto"
-    device: str = "auto"
-    sweep: str | None = None  # a `linernotes train --sweep` directory, for loss against dataset size
+    checkpoint: str = field(
+        metadata=flag("checkpoint directory (or use --compare A B)", positional=True, nargs="?")
+    )
+    data: str = field(metadata=flag("prepared directory (train.jsonl for judges, test.jsonl held out)"))
+    out: str = field(metadata=flag("report directory"))
+    samples: int = field(default=8, metadata=flag("generations per condition"))
+    guidance: tuple[float, ...] = field(
+        default=(), metadata=flag("guidance scales to compare (default: 1.0 and the card's)")
+    )
+    max_values: int = field(
+        default=10, metadata=flag("genres/artists judged: those with the most held-out examples")
+    )
+    max_parts: int = field(default=4, metadata=flag("song parts judged, chosen the same way"))
+    max_new_tokens: int | None = field(
+        default=None, metadata=flag("per generation (default: the card's sampling)")
+    )
+    tag_id_examples: int = field(default=200, metadata=flag("real examples for tag-ID"))
+    tag_id_tokens: int = field(default=96, metadata=flag("body tokens each tag-ID candidate scores"))
+    batch_size: int = field(default=16, metadata=flag("sequences per forward pass when scoring"))
+    seed: int = field(default=1234, metadata=flag("first sampling seed"))
+    precision: str = field(default="auto", metadata=flag("weights as loaded", choices=["auto", *PRECISIONS]))
+    device: str = field(default="auto", metadata=flag("cpu, cuda, ... (auto: a GPU when there is one)"))
+    sweep: str | None = field(
+        default=None, metadata=flag("a `linernotes sweep` directory: plot loss against dataset size")
+    )
 
     def __post_init__(self) -> None:
         for name in ("samples", "max_values", "max_parts", "tag_id_examples", "tag_id_tokens", "batch_size"):

@@ -7,43 +7,80 @@ shows the training passage they match.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from model.copyguard import CopyGuard, N, ngram_hashes, words
 
+NAN = float("nan")
 
-def copying(texts: list[str], guard: CopyGuard, train_texts: list[str], worst: int = 3) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Overlap:
+    """The distribution over texts of the share of their 8-grams found in training text."""
+
+    mean: float
+    p50: float
+    p90: float
+    max: float
+    histogram: list[int]  # ten bins over [0, 1]
+
+
+@dataclass(frozen=True)
+class CopiedText:
+    """One of the texts closest to training text, beside the training passage it matches."""
+
+    text: str
+    longest_run: int
+    share: float
+    match: str | None
+
+
+@dataclass(frozen=True)
+class Copying:
+    """How much generated text reproduces training text, before any copy guard."""
+
+    n: int
+    run: int  # words in a row that count as a copy
+    copy_rate: float
+    copied: int
+    overlap_8gram: Overlap
+    worst: list[CopiedText]
+
+
+def _overlap(shares: np.ndarray) -> Overlap:
+    if not len(shares):
+        return Overlap(NAN, NAN, NAN, NAN, [])
+    return Overlap(
+        float(shares.mean()),
+        float(np.quantile(shares, 0.5)),
+        float(np.quantile(shares, 0.9)),
+        float(shares.max()),
+        np.histogram(shares, bins=10, range=(0, 1))[0].tolist(),
+    )
+
+
+def copying(texts: list[str], guard: CopyGuard, train_texts: list[str], worst: int = 3) -> Copying:
     """Copy rate, the 8-gram overlap distribution and the ``worst`` texts with their sources."""
     checks = [guard.check(t) for t in texts]
     n = len(texts)
     copied = [i for i, c in enumerate(checks) if c.longest_run >= guard.run]
-    shares = np.array([c.share for c in checks]) if checks else np.zeros(0)
     ranked = sorted(range(n), key=lambda i: (checks[i].longest_run, checks[i].share), reverse=True)
-    return {
-        "n": n,
-        "run": guard.run,
-        "copy_rate": len(copied) / n if n else float("nan"),
-        "copied": len(copied),
-        "overlap_8gram": {
-            "mean": float(shares.mean()) if n else float("nan"),
-            "p50": float(np.quantile(shares, 0.5)) if n else float("nan"),
-            "p90": float(np.quantile(shares, 0.9)) if n else float("nan"),
-            "max": float(shares.max()) if n else float("nan"),
-            "histogram": np.histogram(shares, bins=10, range=(0, 1))[0].tolist() if n else [],
-        },
-        "worst": [
-            {
-                "text": texts[i],
-                "longest_run": checks[i].longest_run,
-                "share": checks[i].share,
-                "match": source_passage(texts[i], train_texts),
-            }
+    return Copying(
+        n=n,
+        run=guard.run,
+        copy_rate=len(copied) / n if n else NAN,
+        copied=len(copied),
+        overlap_8gram=_overlap(np.array([c.share for c in checks])),
+        worst=[
+            CopiedText(
+                texts[i], checks[i].longest_run, checks[i].share, source_passage(texts[i], train_texts)
+            )
             for i in ranked[:worst]
             if checks[i].longest_run > 0
         ],
-    }
+    )
 
 
 def source_passage(text: str, train_texts: list[str]) -> str | None:

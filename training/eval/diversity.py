@@ -10,7 +10,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from model.copyguard import words
 
@@ -57,7 +57,28 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().lower())
 
 
-def duplicate_share(groups: Iterable[list[str]]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Duplicates:
+    """Texts that repeat an earlier text of their group exactly (case and spacing aside)."""
+
+    n: int
+    duplicates: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Diversity:
+    """Distinct-n and self-BLEU averaged over groups of texts asked for the same way, and duplicates."""
+
+    groups: int
+    distinct_1: float
+    distinct_2: float
+    distinct_3: float
+    self_bleu: float
+    duplicates: Duplicates
+
+
+def duplicate_share(groups: Iterable[list[str]]) -> Duplicates:
     """Share of texts that repeat an earlier text of the same group exactly (case and spacing aside)."""
     total = dupes = 0
     for texts in groups:
@@ -69,7 +90,7 @@ def duplicate_share(groups: Iterable[list[str]]) -> dict[str, Any]:
             total += 1
             dupes += key in seen
             seen.add(key)
-    return {"n": total, "duplicates": dupes, "share": dupes / total if total else float("nan")}
+    return Duplicates(total, dupes, dupes / total if total else float("nan"))
 
 
 def _mean(values: list[float]) -> float:
@@ -77,14 +98,15 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def diversity(groups: dict[str, list[str]]) -> dict[str, Any]:
+def diversity(groups: dict[str, list[str]]) -> Diversity:
     """distinct-1/2/3 and self-BLEU averaged over groups, and the duplicate share."""
-    return {
-        "groups": len(groups),
-        **{f"distinct_{n}": _mean([distinct(g, n) for g in groups.values()]) for n in (1, 2, 3)},
-        "self_bleu": _mean([self_bleu(g) for g in groups.values()]),
-        "duplicates": duplicate_share(groups.values()),
-    }
+    distinct_n = [_mean([distinct(g, n) for g in groups.values()]) for n in (1, 2, 3)]
+    return Diversity(
+        len(groups),
+        *distinct_n,
+        self_bleu=_mean([self_bleu(g) for g in groups.values()]),
+        duplicates=duplicate_share(groups.values()),
+    )
 
 
 def truncate_words(text: str, n: int) -> str:

@@ -16,7 +16,7 @@ import torch
 from scipy.stats import binomtest
 
 from data.format import Record, escape_body, header
-from training.eval.stats import wilson
+from training.eval.stats import NAN, wilson
 from training.packing import encode, segments
 
 Sequence = tuple[list[int], int]  # (token ids, number of leading prefix ids that are not scored)
@@ -69,7 +69,31 @@ def band(kind: str, tag: str, value: Any) -> str:
     return str(value)
 
 
-def perplexity(records: list[Record], tokenizer, scorer: Scorer, block_size: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PerplexityRow:
+    """Perplexity over one group of held-out texts: all (kind "all"), a kind, or a kind's tag value."""
+
+    kind: str
+    tag: str
+    value: str
+    tokens: int
+    ppl: float
+
+
+@dataclass(frozen=True)
+class Perplexity:
+    """Held-out perplexity, overall and per group (a kind, then each tag value within it)."""
+
+    examples: int
+    rows: list[PerplexityRow]
+
+    @property
+    def overall(self) -> float:
+        """Perplexity over every held-out token."""
+        return next(r.ppl for r in self.rows if r.kind == "all")
+
+
+def perplexity(records: list[Record], tokenizer, scorer: Scorer, block_size: int) -> Perplexity:
     """Test perplexity overall and per (kind, tag, value), long examples chunked as in training."""
     eos = tokenizer.eos_token_id
     encoded = encode(tokenizer, records)
@@ -88,10 +112,9 @@ def perplexity(records: list[Record], tokenizer, scorer: Scorer, block_size: int
             totals[key][0] += nll
             totals[key][1] += n
     rows = [
-        {"kind": k, "tag": t, "value": v, "tokens": int(n), "ppl": math.exp(s / n) if n else float("nan")}
-        for (k, t, v), (s, n) in totals.items()
+        PerplexityRow(k, t, v, int(n), math.exp(s / n) if n else NAN) for (k, t, v), (s, n) in totals.items()
     ]
-    return {"examples": len(records), "rows": sorted(rows, key=lambda r: (r["kind"], r["tag"], -r["tokens"]))}
+    return Perplexity(len(records), sorted(rows, key=lambda r: (r.kind, r.tag, -r.tokens)))
 
 
 @dataclass(frozen=True)
@@ -110,10 +133,23 @@ def tag_id_cases(records: list[Record], tag: str, candidates: list[Any], limit: 
     return [TagIdCase(r, tag, candidates) for r in chosen[:limit]]
 
 
-def tag_id(cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TagId:
+    """How often the true value of a tag gave a real text the highest likelihood among ``candidates``."""
+
+    n: int  # texts ranked (0: none had a candidate value; the rest is then NaN)
+    candidates: int = 0
+    accuracy: float = NAN  # ties share the credit, so a model that ignores the tag scores chance
+    ci95: tuple[float, float] = (0.0, 1.0)
+    chance: float = NAN
+    p_value: float = NAN  # binomial, one-sided: above chance
+    mean_rank: float = NAN
+
+
+def tag_id(cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int) -> TagId:
     """How often the true tag value gives the text the highest likelihood, against chance."""
     if not cases:
-        return {"n": 0}
+        return TagId(0)
     seqs: list[Sequence] = []
     for case in cases:
         body = tokenizer(escape_body(case.record.text), add_special_tokens=False)["input_ids"][:max_tokens]
@@ -135,13 +171,12 @@ def tag_id(cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int) -
     n, k = len(cases), len(cases[0].candidates)
     chance = 1 / k
     hits = round(credit)
-    lo, hi = wilson(hits, n)
-    return {
-        "n": n,
-        "candidates": k,
-        "accuracy": credit / n,
-        "ci95": [lo, hi],
-        "chance": chance,
-        "p_value": binomtest(hits, n, chance, alternative="greater").pvalue,
-        "mean_rank": sum(ranks) / n,
-    }
+    return TagId(
+        n=n,
+        candidates=k,
+        accuracy=credit / n,
+        ci95=wilson(hits, n),
+        chance=chance,
+        p_value=float(binomtest(hits, n, chance, alternative="greater").pvalue),
+        mean_rank=sum(ranks) / n,
+    )

@@ -9,6 +9,8 @@ from typing import Any
 
 from data.errors import InputError
 from model.card import Card
+from training.eval.adherence import LabelAdherence, ScoreAdherence
+from training.eval.result import EvalReport
 from training.runlog import plot_loss
 from training.sweep import plot_sweep
 
@@ -24,10 +26,10 @@ def _pyplot():
     return plt
 
 
-def confusion_png(entry: dict[str, Any], path: Path, title: str) -> Path:
+def confusion_png(entry: LabelAdherence, path: Path, title: str) -> Path:
     """Requested (rows) against judged (columns) labels, counts in the cells."""
     plt = _pyplot()
-    labels, m = entry["labels"], entry["confusion"]
+    labels, m = entry.labels, entry.confusion
     size = max(4.0, 0.55 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(m, cmap="Blues")
@@ -47,10 +49,10 @@ def confusion_png(entry: dict[str, Any], path: Path, title: str) -> Path:
     return path
 
 
-def score_png(entry: dict[str, Any], path: Path, title: str) -> Path:
+def score_png(entry: ScoreAdherence, path: Path, title: str) -> Path:
     """Requested score against the judge's reading of the generated review, with the diagonal."""
     plt = _pyplot()
-    pairs = entry["pairs"]
+    pairs = entry.pairs
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter([p[0] for p in pairs], [p[1] for p in pairs], alpha=0.5, s=14)
     lo = min([0.0] + [min(p) for p in pairs])
@@ -75,21 +77,17 @@ def loss_history(card: Card, checkpoint: Path) -> list[dict[str, Any]]:
     return []
 
 
-def draw(report: dict[str, Any], out: Path, card: Card, sweep: str | None) -> dict[str, str]:
+def draw(report: EvalReport, out: Path, card: Card, sweep: str | None) -> dict[str, str]:
     """Every plot the report has data for; returns name -> file name (relative to ``out``)."""
     made: dict[str, str] = {}
-    scale = f"{report['guidance'][-1]:g}"
-    for name, entry in report["by_guidance"][scale]["adherence"].items():
-        slug = name.replace("/", "-")
-        if "confusion" in entry and entry["tag"] in ("genre", "part"):
-            made[f"confusion {name}"] = confusion_png(
-                entry, out / f"confusion-{slug}.png", f"{name}: requested vs judged (guidance {scale})"
-            ).name
-        elif entry.get("pairs"):
-            made[f"score {name}"] = score_png(
-                entry, out / f"score-{slug}.png", f"{name}: requested vs judged (guidance {scale})"
-            ).name
-    history = loss_history(card, Path(report["checkpoint"]))
+    scale = report.generation.last_scale
+    for name, entry in report.generation.last.adherence.items():
+        slug, title = name.replace("/", "-"), f"{name}: requested vs judged (guidance {scale})"
+        if isinstance(entry, LabelAdherence) and entry.tag in ("genre", "part"):
+            made[f"confusion {name}"] = confusion_png(entry, out / f"confusion-{slug}.png", title).name
+        elif isinstance(entry, ScoreAdherence) and entry.pairs:
+            made[f"score {name}"] = score_png(entry, out / f"score-{slug}.png", title).name
+    history = loss_history(card, Path(report.checkpoint))
     if history and plot_loss(history, out / "loss.png", card.model_id):
         made["loss curve"] = "loss.png"
     if sweep:

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from training.eval.likelihood import REPORTED, band
 
 
-def approval(rated: list[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Approval:
+    """👍 and 👎 on the generations of one tag value (tag "" and value "all": a whole kind)."""
+
+    kind: str
+    tag: str
+    value: str
+    generations: int
+    up: int
+    down: int
+    approval: float  # up / (up + down); NaN with no votes
+
+
+def approval(rated: list[dict[str, Any]]) -> list[Approval]:
     """Rows of (kind, tag, value, generations, up, down, approval) from rated generations.
 
     ``rated`` holds dicts with ``kind``, ``tags``, ``up`` and ``down`` (the bot's feedback export).
@@ -25,15 +39,7 @@ def approval(rated: list[dict[str, Any]]) -> list[dict[str, Any]]:
             t[1] += up
             t[2] += down
     rows = [
-        {
-            "kind": k,
-            "tag": tag,
-            "value": v,
-            "generations": n,
-            "up": up,
-            "down": down,
-            "approval": up / (up + down) if up + down else float("nan"),
-        }
+        Approval(k, tag, v, n, up, down, up / (up + down) if up + down else float("nan"))
         for (k, tag, v), (n, up, down) in totals.items()
     ]
-    return sorted(rows, key=lambda r: (r["kind"], r["tag"], -r["generations"]))
+    return sorted(rows, key=lambda r: (r.kind, r.tag, -r.generations))

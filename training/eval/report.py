@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from training.eval.adherence import LabelAdherence, Regression, ScoreAdherence
+from training.eval.diversity import Diversity
+from training.eval.likelihood import TagId
+from training.eval.result import AtScale, EvalReport
+from training.eval.stats import Proportion
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -25,26 +33,24 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + [""]
 
 
-def _acc(entry: dict[str, Any]) -> str:
-    if not entry.get("n"):
+def _acc(entry: Proportion | TagId) -> str:
+    if not entry.n:
         return "-"
-    lo, hi = entry["ci95"]
-    return f"{_pct(entry['accuracy'])} [{_pct(lo)}, {_pct(hi)}] (n={entry['n']})"
+    lo, hi = entry.ci95
+    return f"{_pct(entry.accuracy)} [{_pct(lo)}, {_pct(hi)}] (n={entry.n})"
 
 
-def _perplexity(report: dict[str, Any]) -> list[str]:
-    rows = [r for r in report["perplexity"]["rows"] if r["tokens"]]
-    out = [
-        f"## Perplexity on the {report['held_out']['split']} split ({report['held_out']['examples']} examples)",
-        "",
-    ]
+def _perplexity(report: EvalReport) -> list[str]:
+    rows = [r for r in report.perplexity.rows if r.tokens]
+    held = report.held_out
+    out = [f"## Perplexity on the {held.split} split ({held.examples} examples)", ""]
     return out + _table(
         ["kind", "tag", "value", "tokens", "perplexity"],
-        [[r["kind"], r["tag"] or "(all)", r["value"] or "", r["tokens"], r["ppl"]] for r in rows[:40]],
+        [[r.kind, r.tag or "(all)", r.value or "", r.tokens, r.ppl] for r in rows[:40]],
     )
 
 
-def _tag_id(report: dict[str, Any]) -> list[str]:
+def _tag_id(report: EvalReport) -> list[str]:
     out = [
         "## Likelihood tag-ID",
         "",
@@ -53,168 +59,125 @@ def _tag_id(report: dict[str, Any]) -> list[str]:
         "",
     ]
     rows = [
-        [name, _acc(e), _pct(e["chance"]), _f(e["p_value"], 4), _f(e["mean_rank"], 2), e["candidates"]]
-        for name, e in report["tag_id"].items()
-        if e.get("n")
+        [name, _acc(e), _pct(e.chance), _f(e.p_value, 4), _f(e.mean_rank, 2), e.candidates]
+        for name, e in report.tag_id.items()
+        if e.n
     ]
     return out + _table(
         ["tag", "true value ranked first", "chance", "p (> chance)", "mean rank", "candidates"], rows
     )
 
 
-def _adherence(report: dict[str, Any]) -> list[str]:
+def _adherence(report: EvalReport) -> list[str]:
+    g = report.generation
     out = [
         "## Condition adherence",
         "",
-        f"{report['samples']['per_condition']} generations per condition, {report['samples']['conditions']} "
+        f"{g.samples.per_condition} generations per condition, {g.samples.conditions} "
         "conditions. *Floor*: the same judge on text generated with the tags removed; *ceiling*: on held-out real text.",
         "",
     ]
-    for scale, block in report["by_guidance"].items():
-        rows, reg = [], []
-        for name, e in block["adherence"].items():
-            if "confusion" in e:
-                rows.append(
-                    [
-                        name,
-                        _acc(e["generated"]),
-                        _acc(e["floor"]),
-                        _acc(e["ceiling"]),
-                        _pct(e["chance"]),
-                        _f(e["p_above_floor"], 4),
-                    ]
-                )
-            else:
-                g, fl, c = e["generated"], e["floor"], e["ceiling"]
-                reg.append(
-                    [
-                        name,
-                        _f(g.get("mae"), 2),
-                        _f(g.get("corr")),
-                        _f(fl.get("mae"), 2),
-                        _f(fl.get("corr")),
-                        _f(c.get("mae"), 2),
-                        _f(c.get("corr")),
-                    ]
-                )
+    for scale, block in g.by_guidance.items():
+        labels = [e for e in block.adherence.values() if isinstance(e, LabelAdherence)]
+        scores = [e for e in block.adherence.values() if isinstance(e, ScoreAdherence)]
         out += [f"### Guidance {scale}", ""]
-        out += _table(["judge", "generated", "floor", "ceiling", "chance", "p (> floor)"], rows)
-        if reg:
+        out += _table(
+            ["judge", "generated", "floor", "ceiling", "chance", "p (> floor)"],
+            [
+                [f"{e.kind}/{e.tag}", _acc(e.generated), _acc(e.floor), _acc(e.ceiling)]
+                + [_pct(e.chance), _f(e.p_above_floor, 4)]
+                for e in labels
+            ],
+        )
+        if scores:
             out += _table(
-                ["score judge", "MAE", "corr", "floor MAE", "floor corr", "ceiling MAE", "ceiling corr"], reg
+                ["score judge", "MAE", "corr", "floor MAE", "floor corr", "ceiling MAE", "ceiling corr"],
+                [[f"{e.kind}/{e.tag}", *_fit(e.generated), *_fit(e.floor), *_fit(e.ceiling)] for e in scores],
             )
     return out
 
 
-def _health(report: dict[str, Any]) -> list[str]:
+def _fit(r: Regression) -> list[str]:
+    return [_f(r.mae, 2), _f(r.corr)]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the health table: its heading, a guidance scale's cell, and real text's (if any)."""
+
+    heading: str
+    cell: Callable[[AtScale], str]
+    real: Callable[[Diversity], str] | None = None
+
+
+# The health table, column by column; "{run}" in a heading is the copy guard's run length.
+HEALTH = [
+    Column("clean stops", lambda b: _pct(b.clean_stops)),
+    Column("header leaks", lambda b: _pct(b.header_leaks)),
+    Column("empty", lambda b: _pct(b.empty)),
+    Column("words", lambda b: _f(b.mean_words, 1)),
+    Column("copy rate ({run}+ words)", lambda b: _pct(b.copying.copy_rate)),
+    Column("8-gram overlap", lambda b: _f(b.copying.overlap_8gram.mean)),
+    Column("distinct-1", lambda b: _f(b.diversity.distinct_1), lambda d: _f(d.distinct_1)),
+    Column("distinct-2", lambda b: _f(b.diversity.distinct_2), lambda d: _f(d.distinct_2)),
+    Column("distinct-3", lambda b: _f(b.diversity.distinct_3), lambda d: _f(d.distinct_3)),
+    Column("self-BLEU", lambda b: _f(b.diversity.self_bleu), lambda d: _f(d.self_bleu)),
+    Column("duplicates", lambda b: _pct(b.diversity.duplicates.share), lambda d: _pct(d.duplicates.share)),
+]
+
+
+def _health(report: EvalReport) -> list[str]:
+    g = report.generation
+    rows = [[scale] + [c.cell(block) for c in HEALTH] for scale, block in g.by_guidance.items()]
+    rows.append(["real text"] + [c.real(g.real_diversity) if c.real else "" for c in HEALTH])
+    run = g.last.copying.run
     out = ["## Stops, copying and diversity", ""]
-    rows = []
-    for scale, b in report["by_guidance"].items():
-        c, d = b["copying"], b["diversity"]
-        rows.append(
-            [
-                scale,
-                _pct(b["clean_stops"]),
-                _pct(b["header_leaks"]),
-                _pct(b["empty"]),
-                _f(b["mean_words"], 1),
-                _pct(c["copy_rate"]),
-                _f(c["overlap_8gram"]["mean"]),
-                _f(d["distinct_1"]),
-                _f(d["distinct_2"]),
-                _f(d["distinct_3"]),
-                _f(d["self_bleu"]),
-                _pct(d["duplicates"]["share"]),
-            ]
-        )
-    real = report["real_diversity"]
-    rows.append(
-        [
-            "real text",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            _f(real["distinct_1"]),
-            _f(real["distinct_2"]),
-            _f(real["distinct_3"]),
-            _f(real["self_bleu"]),
-            _pct(real["duplicates"]["share"]),
-        ]
-    )
-    out += _table(
-        [
-            "guidance",
-            "clean stops",
-            "header leaks",
-            "empty",
-            "words",
-            f"copy rate ({next(iter(report['by_guidance'].values()))['copying']['run']}+ words)",
-            "8-gram overlap",
-            "distinct-1",
-            "distinct-2",
-            "distinct-3",
-            "self-BLEU",
-            "duplicates",
-        ],
-        rows,
-    )
-    last = report["by_guidance"][f"{report['guidance'][-1]:g}"]["copying"]["worst"]
-    if last:
-        out += ["Closest to training text (guidance " + f"{report['guidance'][-1]:g}):", ""]
-        for w in last:
+    out += _table(["guidance"] + [c.heading.format(run=run) for c in HEALTH], rows)
+    if g.last.copying.worst:
+        out += [f"Closest to training text (guidance {g.last_scale}):", ""]
+        for w in g.last.copying.worst:
             out += [
-                f"- {w['longest_run']} words in a row, {_pct(w['share'])} of 8-grams: “{w['text'][:200]}”",
-                f"  - training: “{(w['match'] or '')[:200]}”",
+                f"- {w.longest_run} words in a row, {_pct(w.share)} of 8-grams: “{w.text[:200]}”",
+                f"  - training: “{(w.match or '')[:200]}”",
             ]
         out.append("")
     return out
 
 
-def _people(report: dict[str, Any]) -> list[str]:
+def _people(report: EvalReport) -> list[str]:
     out = []
-    if "ratings" in report:
+    if report.ratings is not None:
         out += ["## Human ratings (bot reactions)", ""]
         out += (
             _table(
                 ["kind", "tag", "value", "generations", "👍", "👎", "approval"],
                 [
-                    [
-                        r["kind"],
-                        r["tag"] or "(all)",
-                        r["value"],
-                        r["generations"],
-                        r["up"],
-                        r["down"],
-                        _pct(r["approval"]),
-                    ]
-                    for r in report["ratings"]
+                    [r.kind, r.tag or "(all)", r.value, r.generations, r.up, r.down, _pct(r.approval)]
+                    for r in report.ratings
                 ],
             )
-            if report["ratings"]
+            if report.ratings
             else ["No rated generations yet.", ""]
         )
-    if "cache_duplicates" in report:
-        d = report["cache_duplicates"]
+    if (d := report.cache_duplicates) is not None:
         out += [
-            f"Warmed cache: {d['duplicates']} of {d['n']} cached texts repeat another of the same key ({_pct(d['share'])}).",
+            f"Warmed cache: {d.duplicates} of {d.n} cached texts repeat another of the same key ({_pct(d.share)}).",
             "",
         ]
     return out
 
 
-def write_markdown(report: dict[str, Any], path: Path) -> None:
+def write_markdown(report: EvalReport, path: Path) -> None:
     """Render the report as Markdown with its plots."""
+    g = report.generation
     lines = [
-        f"# Evaluation of {report['model_id']}",
+        f"# Evaluation of {report.model_id}",
         "",
-        f"{report['created']} · checkpoint `{report['checkpoint']}` · guidance {', '.join(f'{g:g}' for g in report['guidance'])} "
-        f"(card default {report['default_guidance']:g})",
+        f"{report.created} · checkpoint `{report.checkpoint}` · guidance {', '.join(f'{x:g}' for x in g.guidance)} "
+        f"(card default {g.default_guidance:g})",
         "",
     ]
     lines += _perplexity(report) + _tag_id(report) + _adherence(report) + _health(report) + _people(report)
-    if report["plots"]:
-        lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in report["plots"].items()] + [""]
+    if report.plots:
+        lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in report.plots.items()] + [""]
     path.write_text("\n".join(lines))

@@ -7,7 +7,7 @@ import json
 import logging
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ from training.eval.config import EvalConfig
 from training.eval.copying import copying
 from training.eval.diversity import diversity, duplicate_share, truncate_words
 from training.eval.judges import CLASSIFIED, load_or_fit
-from training.eval.likelihood import nll_scorer, perplexity, tag_id, tag_id_cases
+from training.eval.likelihood import Perplexity, TagId, nll_scorer, perplexity, tag_id, tag_id_cases
 from training.eval.ratings import approval
 from training.eval.report import write_markdown
+from training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
 
 log = logging.getLogger(__name__)
 
@@ -87,28 +88,37 @@ def _real_groups(samples: list[Sample], train: list[Record]) -> dict[str, list[s
     return out
 
 
-def _per_scale(samples: list[Sample], floor: list[Sample], judges, held, guard, train) -> dict[str, Any]:
+def _at_scale(samples: list[Sample], floor: list[Sample], judges, held, guard, train) -> AtScale:
     groups: dict[str, list[str]] = defaultdict(list)
     for s in samples:
         groups[_group_key(s)].append(s.text)
     n = len(samples)
-    return {
-        "adherence": {f"{k}/{t}": adherence(j, samples, floor, held) for (k, t), j in judges.items()},
-        "copying": copying([s.text for s in samples], guard, [r.text for r in train]),
-        "diversity": diversity(dict(groups)),
-        "clean_stops": sum(s.result.stop == "end" for s in samples) / n,
-        "header_leaks": sum("<|" in s.text or "|>" in s.text for s in samples) / n,
-        "empty": sum(not s.text.strip() for s in samples) / n,
-        "mean_words": statistics.mean(len(words(s.text)) for s in samples),
-    }
+    return AtScale(
+        adherence={f"{k}/{t}": adherence(j, samples, floor, held) for (k, t), j in judges.items()},
+        copying=copying([s.text for s in samples], guard, [r.text for r in train]),
+        diversity=diversity(dict(groups)),
+        clean_stops=sum(s.result.stop == "end" for s in samples) / n,
+        header_leaks=sum("<|" in s.text or "|>" in s.text for s in samples) / n,
+        empty=sum(not s.text.strip() for s in samples) / n,
+        mean_words=statistics.mean(len(words(s.text)) for s in samples),
+    )
 
 
-def evaluate(
-    config: EvalConfig, rated: list[dict[str, Any]] | None = None, cached: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
-    """Evaluate one checkpoint into ``config.out``; ``rated``/``cached`` come from the bot's database."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Loaded:
+    """What every measure works from: the model (copy guard off), the splits and the candidate values."""
+
+    config: EvalConfig
+    gen: Generator
+    train: list[Record]
+    held: list[Record]
+    held_name: str
+    guard: CopyGuard  # measures copying; never filters
+    candidates: dict[tuple[str, str], list[str]]
+
+
+def load(config: EvalConfig) -> Loaded:
+    """Load the checkpoint and the prepared splits; pick the tag values to judge and rank."""
     train, held, held_name = _splits(config.data)
     gen = Generator.load(
         config.checkpoint,
@@ -117,34 +127,37 @@ def evaluate(
     # Copying is measured before the guard: evaluation sees what the model does, not what we filter.
     guard = gen.guard or CopyGuard(build_index(r.text for r in train))
     gen.guard = None
-    model, tokenizer = gen.backend.model, gen.backend.tokenizer
-    scorer = nll_scorer(model, config.batch_size)
-    block = int(gen.card.training.get("block_size") or model.config.n_positions)
-    candidates = candidate_values(gen.card, config, held)
-    log.info("perplexity on %d %s examples", len(held), held_name)
-    report: dict[str, Any] = {
-        "model_id": gen.card.model_id,
-        "checkpoint": str(config.checkpoint),
-        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "config": config.to_dict(),
-        "held_out": {"split": held_name, "examples": len(held)},
-        "perplexity": perplexity(held, tokenizer, scorer, block),
-        "tag_id": {
-            f"{k}/{t}": tag_id(
-                tag_id_cases([r for r in held if r.kind == k], t, values, config.tag_id_examples),
-                tokenizer,
-                scorer,
-                config.tag_id_tokens,
-            )
-            for (k, t), values in candidates.items()
-        },
+    return Loaded(config, gen, train, held, held_name, guard, candidate_values(gen.card, config, held))
+
+
+def likelihood_measures(s: Loaded) -> tuple[Perplexity, dict[str, TagId]]:
+    """Held-out perplexity, and likelihood tag-ID for each judged tag: what the model itself believes."""
+    model, tokenizer = s.gen.backend.model, s.gen.backend.tokenizer
+    scorer = nll_scorer(model, s.config.batch_size)
+    block = int(s.gen.card.training.get("block_size") or model.config.max_position_embeddings)
+    log.info("perplexity on %d %s examples", len(s.held), s.held_name)
+    tag_ids = {
+        f"{k}/{t}": tag_id(
+            tag_id_cases([r for r in s.held if r.kind == k], t, values, s.config.tag_id_examples),
+            tokenizer,
+            scorer,
+            s.config.tag_id_tokens,
+        )
+        for (k, t), values in s.candidates.items()
     }
-    wanted: dict = dict(candidates) | ({("review", "score"): None} if "review" in gen.card.kinds else {})
-    judges = load_or_fit(out / "judges.joblib", fingerprint(train), wanted, train)
-    conds = conditions(gen.card, candidates)
-    default = float(gen.card.generation.get("guidance", 1.0))
+    return perplexity(s.held, tokenizer, scorer, block), tag_ids
+
+
+def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
+    """Generate for every condition at each guidance scale and with the tags removed (the floor); judge,
+    check copying and diversity against real text."""
+    config, card = s.config, s.gen.card
+    wanted: dict = dict(s.candidates) | ({("review", "score"): None} if "review" in card.kinds else {})
+    judges = load_or_fit(judges_cache, fingerprint(s.train), wanted, s.train)
+    conds = conditions(card, s.candidates)
+    default = float(card.generation.get("guidance", 1.0))
     scales = list(config.guidance) or sorted({1.0, default})
-    base = Sampling(**gen.card.generation.get("sampling", {}))
+    base = Sampling(**card.generation.get("sampling", {}))
     if config.max_new_tokens:
         base = replace(base, max_new_tokens=config.max_new_tokens)
     log.info(
@@ -153,24 +166,42 @@ def evaluate(
         len(conds),
         len(scales),
     )
-    floor = sample(gen, conds, config.samples, base, None, config.seed)
-    report |= {
-        "guidance": scales,
-        "default_guidance": default,
-        "samples": {"per_condition": config.samples, "conditions": len(conds)},
-    }
-    report["by_guidance"] = {}
-    generated = {}
-    for scale in scales:
-        generated[scale] = sample(gen, conds, config.samples, base, scale, config.seed)
-        report["by_guidance"][f"{scale:g}"] = _per_scale(generated[scale], floor, judges, held, guard, train)
-    report["floor"] = {"clean_stops": sum(s.result.stop == "end" for s in floor) / max(1, len(floor))}
-    report["real_diversity"] = diversity(_real_groups(generated[scales[0]], train))
-    if rated is not None:
-        report["ratings"] = approval(rated)
-    if cached is not None:
-        report["cache_duplicates"] = duplicate_share(cached.values())
-    report["plots"] = plots.draw(report, out, gen.card, config.sweep)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    floor = sample(s.gen, conds, config.samples, base, None, config.seed)
+    generated = {scale: sample(s.gen, conds, config.samples, base, scale, config.seed) for scale in scales}
+    return Generation(
+        guidance=scales,
+        default_guidance=default,
+        samples=Samples(config.samples, len(conds)),
+        by_guidance={
+            f"{scale:g}": _at_scale(texts, floor, judges, s.held, s.guard, s.train)
+            for scale, texts in generated.items()
+        },
+        floor=Floor(sum(x.result.stop == "end" for x in floor) / max(1, len(floor))),
+        real_diversity=diversity(_real_groups(generated[scales[0]], s.train)),
+    )
+
+
+def evaluate(
+    config: EvalConfig, rated: list[dict[str, Any]] | None = None, cached: dict[str, list[str]] | None = None
+) -> EvalReport:
+    """Evaluate one checkpoint into ``config.out``; ``rated``/``cached`` come from the bot's database."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = load(config)
+    ppl, tag_ids = likelihood_measures(loaded)
+    report = EvalReport(
+        model_id=loaded.gen.card.model_id,
+        checkpoint=str(config.checkpoint),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        config=config.to_dict(),
+        held_out=HeldOut(loaded.held_name, len(loaded.held)),
+        perplexity=ppl,
+        tag_id=tag_ids,
+        generation=generation_measures(loaded, out / "judges.joblib"),
+        ratings=approval(rated) if rated is not None else None,
+        cache_duplicates=duplicate_share(cached.values()) if cached is not None else None,
+    )
+    report.plots = plots.draw(report, out, loaded.gen.card, config.sweep)
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=float) + "\n")
     write_markdown(report, out / "report.md")
     return report

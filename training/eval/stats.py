@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from scipy.stats import norm
+from scipy.stats import binomtest, norm
+
+NAN = float("nan")
 
 
-def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Proportion:
+    """How often something held (``hits`` of ``n``), with its Wilson 95% interval."""
+
+    n: int
+    hits: int
+    accuracy: float
+    ci95: tuple[float, float]
+
+
+def proportion(hits: int, n: int) -> Proportion:
+    """``hits`` of ``n`` as a Proportion (accuracy NaN when there was nothing to count)."""
+    return Proportion(n, hits, hits / n if n else NAN, wilson(hits, n))
+
+
+def wilson(hits: int, n: int) -> tuple[float, float]:
     """The Wilson 95% interval for a proportion (sensible at small n and near 0 or 1)."""
     if n == 0:
         return (0.0, 1.0)
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def above(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
     """One-sided p-value that proportion a exceeds proportion b (two-proportion z-test)."""
     if not n_a or not n_b:
-        return float("nan")
+        return NAN
     pooled = (hits_a + hits_b) / (n_a + n_b)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
     if se == 0:

@@ -12,17 +12,28 @@ from data.format import Record
 from data.splits import read_split
 from model.card import Card
 from model.copyguard import CopyGuard, build_index
-from training.eval.adherence import adherence, confusion
+from training.dataset import fingerprint
+from training.eval import judges
+from training.eval.adherence import LabelAdherence, Regression, ScoreAdherence, adherence, confusion
 from training.eval.compare import compare
 from training.eval.conditions import Condition, Sample, conditions
 from training.eval.config import EvalConfig
-from training.eval.copying import copying
-from training.eval.diversity import bleu, distinct, diversity, duplicate_share, self_bleu
-from training.eval.judges import fit_judge, structure_features
-from training.eval.likelihood import TagIdCase, nll_scorer, tag_id
-from training.eval.ratings import approval
+from training.eval.copying import Copying, Overlap, copying
+from training.eval.diversity import (
+    Diversity,
+    Duplicates,
+    bleu,
+    distinct,
+    diversity,
+    duplicate_share,
+    self_bleu,
+)
+from training.eval.judges import fit_judge, load_or_fit, structure_features
+from training.eval.likelihood import Perplexity, PerplexityRow, TagId, TagIdCase, nll_scorer, tag_id
+from training.eval.ratings import Approval, approval
+from training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
 from training.eval.run import candidate_values
-from training.eval.stats import above, wilson
+from training.eval.stats import above, proportion, wilson
 
 PASSAGE = (
     "the lighthouse keeper counted every wave that broke against the northern wall until "
@@ -51,6 +62,26 @@ def test_score_judge_tracks_real_scores(sample_data: Path) -> None:
     judged = judge.predict([r.text for r in held])
     corr = torch.corrcoef(torch.tensor([judged, [r.tags["score"] for r in held]]))[0, 1]
     assert corr > 0.5
+
+
+def test_judges_are_fitted_once_per_training_split(
+    sample_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train = _records(sample_data, "train")
+    wanted: dict = {("review", "genre"): ["Metal", "Jazz"]}
+    cache = tmp_path / "judges.joblib"
+    first = load_or_fit(cache, fingerprint(train), wanted, train)
+
+    def refit(*args: object) -> None:
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(judges, "fit_judge", refit)
+    again = load_or_fit(cache, fingerprint(train), wanted, train)
+    texts = [r.text for r in train[:20]]
+    assert again.keys() == first.keys() == {("review", "genre")}
+    assert again["review", "genre"].predict(texts) == first["review", "genre"].predict(texts)
+    with pytest.raises(AssertionError, match="fitted again"):  # other training data: fitted anew
+        load_or_fit(cache, fingerprint(train[1:]), wanted, train[1:])
 
 
 def test_structure_features_see_repetition_and_rhyme() -> None:
@@ -86,10 +117,11 @@ def test_adherence_compares_generated_with_floor_and_ceiling(sample_data: Path) 
     obeys = samples(metal, "Metal") + samples(jazz, "Jazz")
     ignores = samples(jazz, "Metal") + samples(jazz, "Jazz")
     out = adherence(judge, obeys, ignores, _records(sample_data, "test"))
-    assert out["generated"]["accuracy"] > 0.9
-    assert 0.4 <= out["floor"]["accuracy"] <= 0.6
-    assert out["p_above_floor"] < 0.05
-    assert sum(map(sum, out["confusion"])) == 12
+    assert isinstance(out, LabelAdherence)
+    assert out.generated.accuracy > 0.9
+    assert 0.4 <= out.floor.accuracy <= 0.6
+    assert out.p_above_floor < 0.05
+    assert sum(map(sum, out.confusion)) == 12
 
 
 def _result(text: str):
@@ -107,22 +139,22 @@ def test_planted_copy_is_found_with_its_training_passage() -> None:
     guard = CopyGuard(build_index(train))
     fresh = "a brand new chorus about rain on a tin roof and the radio playing low"
     out = copying([fresh, "she sang: " + PASSAGE], guard, train)
-    assert out["copied"] == 1 and out["copy_rate"] == 0.5
-    worst = out["worst"][0]
-    assert worst["longest_run"] >= 20
-    assert PASSAGE in worst["match"]
-    assert out["overlap_8gram"]["max"] > 0.8  # all but the 8-grams touching "she sang"
+    assert out.copied == 1 and out.copy_rate == 0.5
+    worst = out.worst[0]
+    assert worst.longest_run >= 20
+    assert PASSAGE in worst.match
+    assert out.overlap_8gram.max > 0.8  # all but the 8-grams touching "she sang"
 
 
 def test_fresh_text_is_not_a_copy() -> None:
     guard = CopyGuard(build_index([PASSAGE]))
     out = copying(["the lighthouse keeper went to the market for bread and eggs"], guard, [PASSAGE])
-    assert out["copied"] == 0 and out["worst"] == []
+    assert out.copied == 0 and out.worst == []
 
 
 def test_duplicated_generation_is_detected() -> None:
     out = duplicate_share([["Hold the light", "hold  the light ", "another text"], ["hold the light"]])
-    assert out == {"n": 4, "duplicates": 1, "share": 0.25}
+    assert out == Duplicates(n=4, duplicates=1, share=0.25)
 
 
 def test_distinct_and_self_bleu_tell_repetition_from_variety() -> None:
@@ -133,7 +165,7 @@ def test_distinct_and_self_bleu_tell_repetition_from_variety() -> None:
     assert self_bleu(varied) < 0.2
     assert bleu(["a", "b", "c", "d"], [["a", "b", "c", "d"]]) == pytest.approx(1.0)
     d = diversity({"x": same, "y": varied})
-    assert d["duplicates"]["duplicates"] == 3 and d["groups"] == 2
+    assert d.duplicates.duplicates == 3 and d.groups == 2
 
 
 def test_scorer_matches_the_models_own_loss(tiny_fp32: Path) -> None:
@@ -177,8 +209,8 @@ def test_tag_id_ranks_the_planted_true_value_first() -> None:
 
     cases = [TagIdCase(r, "part", parts) for r in records]
     out = tag_id(cases, tok, planted, max_tokens=16)
-    assert out["accuracy"] == 1.0 and out["mean_rank"] == 1.0
-    assert out["chance"] == 0.25 and out["p_value"] < 1e-6
+    assert out.accuracy == 1.0 and out.mean_rank == 1.0
+    assert out.chance == 0.25 and out.p_value < 1e-6
 
 
 def test_tag_id_at_chance_when_likelihood_ignores_the_tag() -> None:
@@ -187,12 +219,14 @@ def test_tag_id_at_chance_when_likelihood_ignores_the_tag() -> None:
     records = [Record("lyrics", {"part": p}, "the same words") for p in parts * 10]
     out = tag_id([TagIdCase(r, "part", parts) for r in records], tok, lambda s: [(1.0, 3)] * len(s), 16)
     # Every value ties: a tie earns a share of a hit, so a tag the model ignores scores chance.
-    assert out["accuracy"] == pytest.approx(out["chance"]) == 0.5 and out["n"] == 20
+    assert out.accuracy == pytest.approx(out.chance) == 0.5 and out.n == 20
 
 
 def test_wilson_and_two_proportion_test() -> None:
     lo, hi = wilson(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    # Near the edges the interval stays inside [0, 1] without collapsing: 0 of 10 is not "surely 0".
+    assert wilson(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-3)) and wilson(0, 0) == (0.0, 1.0)
     assert above(80, 100, 50, 100) < 0.001
     assert above(50, 100, 80, 100) > 0.99
     assert math.isnan(above(1, 0, 1, 1))
@@ -204,41 +238,68 @@ def test_approval_per_tag_value() -> None:
         {"kind": "review", "tags": {"genre": "Metal", "score": 2.0}, "up": 0, "down": 1},
         {"kind": "lyrics", "tags": {"part": "chorus"}, "up": 1, "down": 0},
     ]
-    rows = {(r["kind"], r["tag"], r["value"]): r for r in approval(rated)}
-    assert rows[("review", "genre", "Metal")] == {
-        "kind": "review",
-        "tag": "genre",
-        "value": "Metal",
-        "generations": 2,
-        "up": 2,
-        "down": 2,
-        "approval": 0.5,
-    }
-    assert rows[("review", "score", "< 5")]["approval"] == 0.0
-    assert rows[("lyrics", "", "all")]["approval"] == 1.0
+    rows = {(r.kind, r.tag, r.value): r for r in approval(rated)}
+    assert rows[("review", "genre", "Metal")] == Approval("review", "genre", "Metal", 2, 2, 2, 0.5)
+    assert rows[("review", "score", "< 5")].approval == 0.0
+    assert rows[("lyrics", "", "all")].approval == 1.0
+
+
+def _report(ppl: float, copy: float, acc: float, mae: float) -> EvalReport:
+    """A report holding just the figures ``compare`` reads (at guidance 1)."""
+    part = LabelAdherence(
+        "lyrics",
+        "part",
+        proportion(8, 10),
+        proportion(int(acc * 10), 10),
+        proportion(3, 10),
+        0.25,
+        0.01,
+        [],
+        [],
+    )
+    score = ScoreAdherence("review", "score", Regression(9), Regression(9, mae, 0.5), Regression(9), [])
+    unused = Diversity(1, 0.5, 0.8, 0.9, 0.1, Duplicates(4, 0, 0.0))
+    block = AtScale(
+        adherence={"lyrics/part": part, "review/score": score},
+        copying=Copying(10, 12, copy, int(copy * 10), Overlap(0.1, 0.1, 0.2, 0.3, []), []),
+        diversity=unused,
+        clean_stops=0.9,
+        header_leaks=0.0,
+        empty=0.0,
+        mean_words=40.0,
+    )
+    return EvalReport(
+        model_id="m",
+        checkpoint="c",
+        created="now",
+        config={},
+        held_out=HeldOut("test", 5),
+        perplexity=Perplexity(5, [PerplexityRow("all", "", "", 100, ppl)]),
+        tag_id={"lyrics/part": TagId(0)},  # nothing ranked: not a metric
+        generation=Generation([1.0], 1.0, Samples(1, 2), {"1": block}, Floor(0.8), unused),
+    )
 
 
 def test_compare_picks_the_winner_in_each_metrics_direction() -> None:
-    def report(ppl: float, copy: float, acc: float) -> dict:
-        block = {
-            "adherence": {"lyrics/part": {"confusion": [], "generated": {"accuracy": acc}}},
-            "clean_stops": 0.9,
-            "header_leaks": 0.0,
-            "copying": {"copy_rate": copy},
-            "diversity": {"distinct_2": 0.8, "self_bleu": 0.1},
-        }
-        return {
-            "perplexity": {"rows": [{"kind": "all", "ppl": ppl}]},
-            "tag_id": {},
-            "guidance": [1.0],
-            "by_guidance": {"1": block},
-        }
-
-    rows = {r["metric"]: r["winner"] for r in compare(report(30.0, 0.1, 0.5), report(40.0, 0.0, 0.6))}
+    rows = {
+        r["metric"]: r["winner"] for r in compare(_report(30.0, 0.1, 0.5, 1.0), _report(40.0, 0.0, 0.6, 2.0))
+    }
     assert rows["test perplexity"] == "A"
     assert rows["copy rate"] == "B"
     assert rows["adherence lyrics/part"] == "B"
+    assert rows["adherence review/score MAE"] == "A"
     assert rows["clean stops"] == "tie"
+    assert "tag-ID lyrics/part" not in rows
+
+
+def test_report_json_holds_every_figure_of_the_typed_report() -> None:
+    report = _report(30.0, 0.1, 0.5, 1.0)
+    data = report.to_dict()
+    # The generation measures sit at the top level, as report.json always had them.
+    assert data["by_guidance"]["1"]["adherence"]["lyrics/part"]["generated"]["accuracy"] == 0.5
+    assert data["by_guidance"]["1"]["adherence"]["review/score"]["generated"]["mae"] == 1.0
+    assert data["perplexity"]["rows"][0]["ppl"] == 30.0 and data["guidance"] == [1.0]
+    assert "ratings" not in data and "cache_duplicates" not in data  # no database given
 
 
 def test_candidates_are_the_known_values_with_held_out_evidence():

@@ -1,0 +1,179 @@
+"""Flags derived from the stage configs: known command lines give known configs, and no field is forgotten."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+
+import pytest
+
+from cli import eval_cmd, prepare_cmd, train_cmd
+from cli.main import build_parser
+from data.cliconfig import add_flags, flag, from_args
+from data.config import DataConfig
+from training.config import TrainConfig
+from training.eval.config import EvalConfig
+
+
+def parse(argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(shlex.split(argv))
+
+
+def subparser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[command]
+
+
+def test_readme_train_command_gives_its_config() -> None:
+    args = parse(
+        "train --data data/prepared --base gpt2-medium --out runs/medium --epochs 3 --batch-size 8 "
+        "--grad-accum 4 --lr 5e-5 --block-size 512 --sample-every 200"
+    )
+    expected = TrainConfig(
+        data="data/prepared",
+        out="runs/medium",
+        base="gpt2-medium",
+        epochs=3.0,
+        batch_size=8,
+        grad_accum=4,
+        lr=5e-5,
+        block_size=512,
+        sample_every=200,
+    )
+    assert train_cmd.config_from_args(args) == expected
+
+
+def test_every_kind_of_train_flag() -> None:
+    args = parse(
+        "train --data d --out o --from-scratch tiny --extra-data f1 --extra-data f2 --steps 7 "
+        "--precision fp32 --gradient-checkpointing --eval-batches 3 --max-minutes 1.5 --tag-dropout 0.15 "
+        "--lora --lora-r 4 --lora-alpha 8 --resume --no-progress"
+    )
+    config = train_cmd.config_from_args(args)
+    assert config == TrainConfig(
+        data="d",
+        out="o",
+        from_scratch="tiny",
+        extra_data=["f1", "f2"],
+        steps=7,
+        precision="fp32",
+        gradient_checkpointing=True,
+        eval_batches=3,
+        max_minutes=1.5,
+        tag_dropout=0.15,
+        lora=True,
+        lora_r=4,
+        lora_alpha=8,
+        resume=True,
+        progress=False,
+    )
+    # Nothing given: the dataclass defaults, including the mutable list (a fresh one).
+    plain = train_cmd.config_from_args(parse("train --data d --out o"))
+    assert plain == TrainConfig(data="d", out="o") and plain.progress is True and plain.extra_data == []
+
+
+def test_sweep_takes_the_train_flags_but_not_resume() -> None:
+    args = parse("sweep --data d --sizes 50,100 --out s --lr 1e-3 --from-scratch small")
+    assert train_cmd.config_from_args(args, max_examples=50) == TrainConfig(
+        data="d", out="s", lr=1e-3, from_scratch="small", max_examples=50
+    )
+    with pytest.raises(SystemExit):
+        parse("sweep --data d --sizes 50 --out s --resume")
+
+
+def test_flag_choices_still_refuse_unknown_values() -> None:
+    for argv in (
+        "train --data d --out o --from-scratch huge",
+        "train --data d --out o --precision fp8",
+        "prepare x --out o --dedupe fuzzy",
+        "eval ck --data d --out o --precision fp8",
+    ):
+        with pytest.raises(SystemExit):
+            parse(argv)
+
+
+def test_prepare_command_gives_its_config() -> None:
+    args = parse(
+        "prepare reviews.csv lyrics/ --out prepared --kind review --format table "
+        "--map text=review,genre=style --map score=mark --min-helpful 2 --artist Somebody --chunk-lines 8 "
+        "--titles --min-chars 5 --max-chars 900 --min-tokens 3 --max-tokens 400 --lowercase --dedupe exact "
+        "--val-fraction 0.1 --test-fraction 0.2 --tokenizer local-tok"
+    )
+    assert prepare_cmd.config_from_args(args) == DataConfig(
+        sources=["reviews.csv", "lyrics/"],
+        out="prepared",
+        kind="review",
+        format="table",
+        mapping={"text": "review", "genre": "style", "score": "mark"},
+        min_helpful=2,
+        artist="Somebody",
+        chunk_lines=8,
+        titles=True,
+        min_chars=5,
+        max_chars=900,
+        min_tokens=3,
+        max_tokens=400,
+        lowercase=True,
+        dedupe="exact",
+        val_fraction=0.1,
+        test_fraction=0.2,
+        tokenizer="local-tok",
+    )
+    assert prepare_cmd.config_from_args(parse("prepare a --out o")) == DataConfig(sources=["a"], out="o")
+
+
+def test_eval_command_gives_its_config() -> None:
+    args = parse(
+        "eval ck --data d --out r --samples 3 --guidance 1 2.5 --max-values 5 --max-parts 3 "
+        "--max-new-tokens 40 --tag-id-examples 12 --seed 9 --precision int8 --device cpu --sweep sw"
+    )
+    config = eval_cmd._config(args, args.checkpoint, "r")
+    assert config == EvalConfig(
+        checkpoint="ck",
+        data="d",
+        out="r",
+        samples=3,
+        guidance=(1.0, 2.5),
+        max_values=5,
+        max_parts=3,
+        max_new_tokens=40,
+        tag_id_examples=12,
+        seed=9,
+        precision="int8",
+        device="cpu",
+        sweep="sw",
+    )
+    plain = parse("eval --compare a b --data d --out r")
+    assert eval_cmd._config(plain, "a", "r/A") == EvalConfig(checkpoint="a", data="d", out="r/A")
+
+
+@pytest.mark.parametrize(
+    ("command", "cls", "excluded"),
+    [
+        ("train", TrainConfig, train_cmd.NOT_FLAGS),
+        ("sweep", TrainConfig, train_cmd.NOT_FLAGS | {"resume"}),
+        ("prepare", DataConfig, set()),
+        ("eval", EvalConfig, set()),
+    ],
+)
+def test_every_config_field_has_a_flag_or_is_excluded(command: str, cls: type, excluded: set[str]) -> None:
+    dests = {a.dest for a in subparser(command)._actions}
+    fields = {f.name for f in dataclasses.fields(cls)}
+    assert fields - excluded <= dests
+    assert not excluded & dests  # excluded on purpose means no flag
+
+
+def test_a_field_without_flag_metadata_is_refused() -> None:
+    @dataclasses.dataclass
+    class Settings:
+        size: int = dataclasses.field(default=3, metadata=flag("how big"))
+        forgotten: int = 0
+
+    with pytest.raises(TypeError, match=r"Settings\.forgotten"):
+        add_flags(argparse.ArgumentParser(), Settings)
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Settings, exclude={"forgotten"})
+    assert from_args(Settings, parser.parse_args(["--size", "5"])) == Settings(size=5)
+    assert "how big; default 3" in parser.format_help()
