@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data.errors import TagError
-from data.format import END, HEADER_OPEN, make_record, render
+from data.format import END, HEADER_OPEN, make_record, parse, render
 from model.backends import Raw
 from model.copyguard import CopyGuard, build_index
 from model.generator import GenerateConfig, Generator, Request
@@ -152,4 +152,7 @@ def test_int8_checkpoint_generates_on_cpu(tiny_checkpoint):
 
 def test_render_of_generation_parses_back(generator):
     (result,) = generator.generate([Request("lyrics", {"part": "hook"}, sampling=Sampling(seed=4))])
-    assert render(make_record("lyrics", result.request.tags, result.text))
+    assert result.ok and result.text
+    record = make_record("lyrics", result.request.tags, result.text)
+    # Whatever the model wrote, as training text it is one header, an escaped body and the end marker.
+    assert parse(render(record)) == record

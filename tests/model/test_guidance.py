@@ -32,6 +32,11 @@ def text(ids: list[int]) -> str:
     return "".join(TOKENS[i] for i in ids)
 
 
+def stopped_as_said(stop: str, tokens: int, limit: int) -> bool:
+    """A text that used its whole token budget says "length"; one that ended sooner, at the end marker, "end"."""
+    return stop == ("length" if tokens == limit else "end")
+
+
 def test_toy_prompts_are_the_real_tag_format():
     assert text(CHORUS) == header("lyrics", {"part": "chorus"})
     assert text(VERSE) == header("lyrics", {"part": "verse"})
@@ -113,7 +118,7 @@ def test_decode_samples_the_guided_mix_in_one_mixed_batch(planted):
     assert share(B, 180, 240) == 0  # guidance 3 drives the other tag's answer out
     assert share(B, 240, 280) >= 0.9 and share(A, 240, 280) == 0  # verse rows, beside chorus rows
     assert all(d.stop == "end" and len(d.ids) == 1 for d in out[120:180])  # A, then the end marker
-    assert all(d.stop in {"end", "length"} for d in out)
+    assert all(stopped_as_said(d.stop, len(d.ids), RAW.max_new_tokens) and EOS not in d.ids for d in out)
 
 
 def test_guidance_one_and_guided_batch_mates_leave_plain_rows_unchanged(tiny_fp32):
@@ -158,7 +163,7 @@ def test_planted_header_preference_is_suppressed(planted):
         handle.remove()
     texts = [text(d.ids) for d in out]
     assert not [t for t in texts if HEADER_OPEN in t or "<\\|" in t]
-    assert all(d.stop in {"end", "length"} for d in out)
+    assert all(stopped_as_said(d.stop, len(d.ids), 30) and EOS not in d.ids for d in out)
     # The split cases were really exercised: "<" then something, "<" then "\" then something.
     assert sum(t.count("<") for t in texts) > 50 and any("<\\" in t[:-1] for t in texts)
 
@@ -208,7 +213,8 @@ def test_real_tokenizer_never_writes_header_syntax(tiny_fp32):
     finally:
         handle.remove()
     assert all(HEADER_OPEN not in r.text and "<\\|" not in r.text for r in raws)
-    assert all(r.stop in {"end", "length"} for r in raws) and sum(r.text.count("<") for r in raws) > 16
+    assert all(stopped_as_said(r.stop, r.tokens, 40) for r in raws)
+    assert sum(r.text.count("<") for r in raws) > 16
 
 
 def test_seed_line_cannot_smuggle_header_syntax(tiny_fp32):
@@ -220,7 +226,8 @@ def test_seed_line_cannot_smuggle_header_syntax(tiny_fp32):
         [Request("lyrics", {"part": "chorus"}, seed, Sampling(seed=3, max_new_tokens=30))]
     )
     assert HEADER_OPEN not in result.text and HEADER_OPEN not in (result.request.seed_line or "")
-    assert result.text.startswith(result.request.seed_line) and result.stop in {"end", "length"}
+    assert result.text.startswith(result.request.seed_line)
+    assert stopped_as_said(result.stop, result.tokens, 30)
 
 
 def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
@@ -235,7 +242,7 @@ def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
     assert main([*argv, "--max-new-tokens", "20", "--device", "cpu"]) in (0, 1)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["sampling"]["guidance"] for r in lines] == [2.5, 2.5]
-    assert all(r["stop"] in {"end", "length"} for r in lines)
+    assert all(stopped_as_said(r["stop"], r["tokens"], 20) for r in lines)
 
 
 @pytest.mark.parametrize("bad", ["-0.5", "nan", "inf"])
