@@ -2,13 +2,16 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from data.config import DataConfig
 from data.errors import InputError
 from data.prepare import prepare
-from tests.conftest import shared
+from tests.conftest import REPO
+from tests.data import corpora
+from tests.data.corpora import shared
 
 
 def run(tmp_path, path, **kw):
@@ -79,3 +82,25 @@ def test_stats_json_is_complete(tmp_path):
     run(tmp_path, shared("amazon-mcauley-musical-instruments"))
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert set(stats) >= {"rows_read", "kept", "dropped", "splits", "tokens", "tags", "sources", "config"}
+
+
+def test_the_corpora_are_found_through_a_symlinked_checkout(tmp_path):
+    # CI-like: the shell reaches the checkout through a link, and shared/ lies beside the link.
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "main").symlink_to(REPO)
+    assert corpora.checkouts(str(tmp_path / "ws" / "main" / "tests")) == [tmp_path / "ws" / "main", REPO]
+    assert corpora.places(str(tmp_path / "ws" / "main"), env="/named") == [
+        Path("/named"),
+        tmp_path / "ws" / "shared",
+        REPO.parent / "shared",
+    ]
+    assert corpora.checkouts("/") == [REPO]
+
+
+def test_a_missing_corpus_skips_but_fails_in_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-such-corpus is not beside this checkout"):
+        corpora.shared("no-such-corpus")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI lays shared/ beside the checkout"):
+        corpora.shared("no-such-corpus")
