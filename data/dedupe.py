@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
-from datasketch import MinHash, MinHashLSH
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 SHINGLE = 2  # words per shingle: pairs, so one changed word in a short chorus still matches
 THRESHOLD = 0.8  # Jaccard similarity of shingle sets from which two texts are near duplicates
@@ -41,19 +43,23 @@ class NearDuplicates:
     def __init__(self, threshold: float = THRESHOLD, remember_matches: bool = False) -> None:
         """``remember_matches``: a text that matched is remembered too (near duplicates that are kept, so
         chains of them stay together); otherwise only texts that matched nothing are."""
+        # Imported here, not at the top: datasketch takes half a second, and every command imports prepare.
+        from datasketch import MinHash, MinHashLSH
+
         self.threshold = threshold
         self.remember_matches = remember_matches
+        self._sketch = MinHash
         self._lsh = MinHashLSH(num_perm=PERMUTATIONS, params=BANDS)
         self._seen: list[tuple[str, frozenset[bytes]]] = []  # (name, shingles), in the order seen
         # One set of hash permutations for every sketch (making them per text cost more than hashing).
-        template = MinHash(num_perm=PERMUTATIONS)
+        template = self._sketch(num_perm=PERMUTATIONS)
         self._permutations, self._scheme = template.permutations, template.scheme
 
     def match(self, name: str, text: str) -> tuple[str, float] | None:
         """The earliest remembered text that ``text`` nearly repeats, as (name, similarity), else None;
         ``text`` is remembered under ``name`` when it matched nothing (or always, with remember_matches)."""
         grams = shingles(text)
-        sketch = MinHash(num_perm=PERMUTATIONS, permutations=self._permutations, scheme=self._scheme)
+        sketch = self._sketch(num_perm=PERMUTATIONS, permutations=self._permutations, scheme=self._scheme)
         sketch.update_batch(grams)
         found = self._closest(grams, sketch)
         if found is None or self.remember_matches:
