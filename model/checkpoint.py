@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 import warnings
@@ -49,6 +50,10 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=r"MatMul8bitLt: inputs will be cast")
     warnings.filterwarnings("ignore", message=r"Failed to load CPU gemm_4bit_forward")
+    # Deprecation notices from inside peft/transformers about their own APIs: nothing a user can act on.
+    warnings.filterwarnings(
+        "ignore", message=r".*is_gradient_checkpointing. is deprecated", category=FutureWarning
+    )
 
 
 def atomic_dir(out: Path, write: Callable[[Path], None]) -> Path:
@@ -142,7 +147,7 @@ def load_checkpoint(path: Path, precision: str = "auto", device: str = "auto") -
     try:
         tokenizer = _load_tokenizer(path)
         model = _load_adapter(path, card, want, dev) if card.adapter else _load_weights(path, card, want, dev)
-    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError) as e:
         raise CheckpointError(
             f"{path}: weights or tokenizer could not be loaded ({type(e).__name__}: {e})"
         ) from None
@@ -184,7 +189,9 @@ def _load_weights(
 def _load_adapter(path: Path, card: Card, want: str, dev: torch.device) -> Any:
     from peft import PeftModel
 
-    base = card.adapter["base"] if card.adapter else ""
+    from model.bases import resolve_base
+
+    base = resolve_base(card.adapter["base"]) if card.adapter else ""
     base_card = Card(**{**card.__dict__, "precision": "fp32", "adapter": None})
     try:
         model = _load_weights(path, base_card, want, dev, source=base)

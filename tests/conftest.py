@@ -33,43 +33,28 @@ def shared(name: str) -> Path:
 
 
 def tiny_config(data: Path, out: Path, **kw):
-    """A tiny from-scratch run on the bundled corpus: seconds on a laptop CPU."""
-    from training.config import TrainConfig
+    """A tiny from-scratch run on the bundled corpus (the pipeline's ``tiny`` recipe): seconds on a CPU."""
+    from training.pipeline import train_config
 
-    settings = {
-        "from_scratch": "tiny",
-        "steps": 40,
-        "batch_size": 8,
-        "block_size": 256,
-        "eval_every": 20,
-        "save_every": 20,
-        "lr": 2e-3,
-        "warmup_steps": 5,
-        "progress": False,
-    }
-    settings.update(kw)
-    return TrainConfig(data=str(data), out=str(out), **settings)
+    return train_config("tiny", data, out, **kw)
 
 
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample corpus, prepared once per session."""
-    from data.config import DataConfig
-    from data.prepare import prepare
+    from training.pipeline import prepare_once
 
-    out = tmp_path_factory.mktemp("sample") / "prepared"
-    prepare(DataConfig(sources=[str(SAMPLE)], out=str(out)))
+    out = tmp_path_factory.mktemp("tiny") / "prepared"
+    prepare_once([SAMPLE], out, {}, lambda _: None)
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_run(sample_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model trained once per session on the sample corpus."""
-    from training.loop import train
+def tiny_run(sample_data: Path) -> Path:
+    """A tiny model trained once per session on the sample corpus (beside its prepared data)."""
+    from training.pipeline import build
 
-    run = tmp_path_factory.mktemp("runs") / "tiny"
-    train(tiny_config(sample_data, run, sample_every=40))
-    return run
+    return build([SAMPLE], sample_data.parent, "tiny", precision=None, sample_every=40).run
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +75,26 @@ def tiny_fp32(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ckpt") / "tiny-fp32"
     export(tiny_run, out, "fp32")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A random tiny Llama model and its tokenizer (trained on the bundled corpus), written as GGUF.
+
+    Returns (model, tokenizer, gguf path)."""
+    from tests.tinygguf import tiny_llama as build
+    from tests.tinygguf import write_gguf
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLE.rglob("*")) if p.suffix in {".csv", ".txt"}]
+    model, tok = build(texts)
+    gguf = write_gguf(model, tok, tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf")
+    return model, tok, gguf
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_base(tiny_llama: tuple, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny GGUF converted into a Hugging Face directory by the product's own path (``--base X.gguf``)."""
+    from model.bases import convert_once
+
+    out = tmp_path_factory.mktemp("bases") / "tiny-llama"
+    return convert_once(tiny_llama[2], out, lambda _: None)

@@ -10,10 +10,17 @@ from typing import Any
 
 from data.errors import ConfigError
 from data.format import END
+from model.bases import resolve_base
 from model.checkpoint import quiet_transformers
 from training.config import SCRATCH, TrainConfig
 
 log = logging.getLogger(__name__)
+# Attention and MLP projections LoRA adapts: GPT-2's fused Conv1D layers, then Llama's (and most
+# decoder-only models') separate linear layers.
+LORA_TARGETS = (
+    "c_attn", "c_proj", "c_fc",
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+)  # fmt: skip
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
@@ -53,6 +60,7 @@ def load_base(name: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
+    name = resolve_base(name)
     local = Path(name).is_dir()
     attempts = [True] if local or os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
     error: Exception | None = None
@@ -107,7 +115,11 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    targets = [t for t in ("c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj") if t in names]
+    targets = [t for t in LORA_TARGETS if t in names]
+    if not targets:
+        raise ConfigError(
+            f"--lora: no known projection layers in {type(model).__name__} ({', '.join(LORA_TARGETS)})"
+        )
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
