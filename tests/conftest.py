@@ -11,7 +11,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "corpora"
 SAMPLE = REPO / "data" / "sample"
 
 
@@ -22,14 +21,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINERNOTES_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
-
-
-def shared(name: str) -> Path:
-    """A corpus under ../shared/corpora, or skip when this checkout has none beside it."""
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"{path} is not present beside this checkout")
-    return path
 
 
 def tiny_config(data: Path, out: Path, **kw):
