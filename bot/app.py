@@ -14,18 +14,29 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot import commands as slash
-from bot.config import BotConfig
+from bot.config import BotConfig, generate_config
 from bot.errors import report
 from bot.serve import Server
-from bot.storage import Database
+from bot.storage import Database, Scope
 from bot.views import AnotherButton
-from bot.warm import warm
+from bot.warm import warm_as_configured
+from data.errors import LinernotesError
 from model.card import Card
-from model.generator import GenerateConfig, Generator
+from model.generator import Generator
 from model.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
 WARM_JOB = "linernotes-warm"
+# The bot never joins voice: discord.py's start-up warnings about voice libraries are noise here.
+discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+RELOAD_REFUSED = "Reload refused: only the bot's operators may reload, and only a checkpoint from its checkpoint directory."
+
+
+class ReloadRefused(LinernotesError):
+    """/reload by someone who may not, or of a checkpoint outside the allowed directory (one message for all)."""
+
+    def __init__(self) -> None:
+        super().__init__(RELOAD_REFUSED)
 
 
 def intents() -> discord.Intents:
@@ -55,6 +66,7 @@ class LinernotesBot(commands.AutoShardedBot):
         self.worker: GenerationWorker | None = None
         self.server: Server | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self._warming = asyncio.Lock()  # one warm-up at a time, whoever starts it
         self.tree.on_error = self._on_tree_error
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -64,7 +76,8 @@ class LinernotesBot(commands.AutoShardedBot):
         await self.db.open()
         log.info("bot settings: %s", json.dumps(self.config.to_dict(), ensure_ascii=False))
         generator = await asyncio.get_running_loop().run_in_executor(None, self._load, self.config.checkpoint)
-        self.worker = GenerationWorker(generator, self.config.queue_size, self.config.max_queued_per_user)
+        c = self.config
+        self.worker = GenerationWorker(generator, c.queue_size, c.max_queued_per_user, c.job_timeout)
         self.worker.start()
         self.server = Server(self.db, self.worker, self.config)
         self.add_dynamic_items(AnotherButton)
@@ -94,17 +107,7 @@ class LinernotesBot(commands.AutoShardedBot):
         await super().close()
 
     def _load(self, checkpoint: str) -> Generator:
-        c = self.config
-        return Generator.load(
-            checkpoint,
-            GenerateConfig(
-                precision=c.precision,
-                device=c.device,
-                backend=c.backend,
-                backend_url=c.backend_url,
-                min_chars=c.min_chars,
-            ),
-        )
+        return Generator.load(checkpoint, generate_config(self.config))
 
     async def _install_commands(self, card: Card) -> None:
         """Register the commands this card calls for, and sync them when they changed (or as configured)."""
@@ -135,30 +138,50 @@ class LinernotesBot(commands.AutoShardedBot):
         return await self.warm_now()
 
     async def warm_now(self) -> int:
-        """Top up every cache key to its depth now; returns how many generations were stored."""
-        assert self.worker is not None and self.server is not None
-        c = self.config
-        return await warm(
-            self.db,
-            self.worker,
-            self.worker.generator.card,
-            step=c.score_bucket,
-            per_key=c.per_key,
-            hot_per_key=c.hot_per_key,
-            hot_keys=c.hot_keys,
-            batch=c.warm_batch,
-            limit=c.warm_limit,
-            sampling=self.server.sampling(),
-        )
+        """Top up every cache key to its depth now; returns how many generations were stored.
 
-    async def reload_model(self, checkpoint: str | None = None) -> Card:
-        """Load a checkpoint on the worker thread and swap it in; commands follow the new card."""
+        Runs one at a time (a second caller waits, then finds the cache full): each run plans from
+        the cache's depth, so two at once would both fill the same shortfall.
+        """
         assert self.worker is not None
-        path = checkpoint or self.config.checkpoint
-        if not Path(path).is_dir():
-            from data.errors import CheckpointError
+        async with self._warming:
+            return await warm_as_configured(self.config, self.db, self.worker, limit=self.config.warm_limit)
 
-            raise CheckpointError(f"{path}: no such checkpoint directory")
+    async def may_reload(self, user: discord.abc.User) -> bool:
+        """Whether ``user`` may swap the model: an owner of the application, or a configured operator."""
+        if str(user.id) in {str(o) for o in self.config.operators}:
+            return True
+        return await self.is_owner(user)
+
+    def reload_target(self, checkpoint: str | None) -> Path | None:
+        """The checkpoint directory ``checkpoint`` names if it may be loaded, else None: inside
+        ``checkpoints_dir`` (by name or path, symlinks resolved), or the current checkpoint."""
+        current = Path(self.config.checkpoint).resolve()
+        if checkpoint is None:
+            return current
+        if self.config.checkpoints_dir is None:
+            return current if Path(checkpoint).resolve() == current else None
+        root = Path(self.config.checkpoints_dir).resolve()
+        target = (root / checkpoint).resolve()
+        if root not in target.parents or not (target / "card.json").is_file():
+            return None
+        return target
+
+    async def reload_model(self, user: discord.abc.User | None, checkpoint: str | None = None) -> Card:
+        """Load a checkpoint on the worker thread and swap it in; commands follow the new card.
+
+        ``user`` None is the operator at the console. Every refusal raises the same ``ReloadRefused``,
+        so the answer tells nobody which paths exist; the reason goes to the log.
+        """
+        assert self.worker is not None
+        if user is not None and not await self.may_reload(user):
+            log.info("reload refused: user %s is not an owner or operator", user.id)
+            raise ReloadRefused
+        target = self.reload_target(checkpoint)
+        if target is None:
+            log.info("reload refused: %r is not a checkpoint under checkpoints_dir", checkpoint)
+            raise ReloadRefused
+        path = str(target)
         generator = await self.worker.submit_call(lambda: self._load(path))
         self.worker.generator = generator
         self.config.checkpoint = path
@@ -166,11 +189,11 @@ class LinernotesBot(commands.AutoShardedBot):
         log.info("now serving %s", generator.card.model_id)
         return generator.card
 
-    async def stats_embed(self) -> discord.Embed:
-        """The ``/stats`` embed."""
+    async def stats_embed(self, scope: Scope) -> discord.Embed:
+        """The ``/stats`` embed: what this server was served and how it rated it; the shared cache."""
         assert self.worker is not None
         card = self.worker.generator.card
-        totals = await self.db.totals()
+        totals = await self.db.totals(scope)
         depth = await self.db.depth(card.model_id)
         rated = totals["up"] + totals["down"]
         approval = f" ({totals['up'] / rated:.0%} approval)" if rated else ""
@@ -212,11 +235,7 @@ class LinernotesBot(commands.AutoShardedBot):
         if emoji not in self.config.reactions:
             return
         vote = 1 if emoji == self.config.reactions[0] else -1
-        user = self.db.user_hash(payload.user_id)
-        if add:
-            await self.db.vote(payload.message_id, user, vote)
-        else:
-            await self.db.unvote(payload.message_id, user, vote)
+        await self.db.record_reaction(payload.message_id, self.db.user_hash(payload.user_id), vote, add)
 
 
 def create_bot(checkpoint: str | Path, database: str | Path, **settings) -> LinernotesBot:

@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 
 from bot.embeds import permalink
+from bot.storage import Scope
 from model.card import Card
 from model.seedline import sanitize_seed
 
@@ -104,16 +105,19 @@ def lyrics_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
     return app_commands.Command(name="lyrics", description="Write song lyrics", callback=lyrics)
 
 
+def scope_of(interaction: discord.Interaction) -> Scope:
+    """The server an interaction comes from (outside servers: its channel)."""
+    return Scope(interaction.guild_id, interaction.channel_id or 0)
+
+
 def show_command(bot: LinernotesBot) -> app_commands.Command:
-    """``/show id``: the permalink of an earlier generation."""
+    """``/show id``: the permalink of an earlier generation, if it was posted in this server."""
 
     async def show(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
-        places = await bot.db.deliveries_of(id)
-        gen = await bot.db.get(id)
-        if gen is None:
-            text = f"There is no generation #{id}."
-        elif not places:
-            text = f"Generation #{id} was never posted."
+        # One answer whether #id does not exist or was posted elsewhere: other servers stay invisible.
+        places = await bot.db.deliveries_of(id, scope_of(interaction))
+        if not places:
+            text = f"No generation #{id} was posted in this server."
         else:
             first = places[0]
             text = f"#{id}: {permalink(first['guild_id'], first['channel_id'], first['message_id'])}"
@@ -129,15 +133,21 @@ def stats_command(bot: LinernotesBot) -> app_commands.Command:
     """``/stats``: cache depth per key, generations served, ratings."""
 
     async def stats(interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(embed=await bot.stats_embed(), ephemeral=True)
+        await interaction.response.send_message(
+            embed=await bot.stats_embed(scope_of(interaction)), ephemeral=True
+        )
 
     return app_commands.Command(
-        name="stats", description="Cache depth, generations served, ratings", callback=stats
+        name="stats", description="Cache depth; generations served and rated in this server", callback=stats
     )
 
 
 def admin_commands(bot: LinernotesBot) -> list[app_commands.Command]:
-    """``/warm`` and ``/reload``, visible by default only to members who can manage the server."""
+    """``/warm`` and ``/reload``, visible by default only to members who can manage the server.
+
+    ``/warm`` is for those managers. ``/reload`` swaps the model for every server, so the bot itself
+    decides: only the application's owners and configured operators (``LinernotesBot.reload_model``).
+    """
     perm = {bot.config.admin_permission: True}
 
     async def warm(interaction: discord.Interaction) -> None:
@@ -147,19 +157,22 @@ def admin_commands(bot: LinernotesBot) -> list[app_commands.Command]:
 
     async def reload(interaction: discord.Interaction, checkpoint: str | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        card = await bot.reload_model(checkpoint)
+        card = await bot.reload_model(interaction.user, checkpoint)
         await interaction.followup.send(f"Now serving {card.model_id}.", ephemeral=True)
 
-    reload = app_commands.describe(checkpoint="checkpoint directory (default: the current one)")(reload)
-    out = []
-    for name, func, desc in (
-        ("warm", warm, "Top up the cache now"),
-        ("reload", reload, "Swap in a new checkpoint without restarting"),
-    ):
-        func = app_commands.default_permissions(**perm)(func)
-        func = app_commands.checks.has_permissions(**perm)(func)
-        out.append(app_commands.Command(name=name, description=desc, callback=func))
-    return out
+    reload = app_commands.describe(
+        checkpoint="a checkpoint in the bot's checkpoint directory (default: the current one)"
+    )(reload)
+    warm = app_commands.checks.has_permissions(**perm)(warm)
+    return [
+        app_commands.Command(
+            name=name, description=desc, callback=app_commands.default_permissions(**perm)(func)
+        )
+        for name, func, desc in (
+            ("warm", warm, "Top up the cache now"),
+            ("reload", reload, "Swap in a new checkpoint without restarting (the bot's operators only)"),
+        )
+    ]
 
 
 def build(bot: LinernotesBot, card: Card) -> list[app_commands.Command]:

@@ -11,9 +11,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data.errors import ConfigError
+
+if TYPE_CHECKING:  # the model stack imports torch: only when the bot or a command needs it
+    from model.card import Card
+    from model.generator import GenerateConfig
+    from model.sampling import Sampling
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "LINERNOTES_"
@@ -44,7 +49,12 @@ class BotConfig:
     guidance: float | None = None  # None: the checkpoint card's default
     min_chars: int | None = None  # shortest text worth serving; None: per-kind default
     sync: str = "auto"  # auto: sync commands when they changed; always; off; or a guild id for guild-only
-    admin_permission: str = "manage_guild"
+    admin_permission: str = "manage_guild"  # who sees and may use /warm (per server)
+    # /reload swaps the model for every server: only the application's owners and these user ids may,
+    # and only checkpoints inside checkpoints_dir (unset: only the checkpoint the bot was started with).
+    operators: list[str] = field(default_factory=list)
+    checkpoints_dir: str | None = None
+    job_timeout: float = 60.0  # seconds a generation job may run per text before it is given up
 
     def __post_init__(self) -> None:
         for name in (
@@ -59,6 +69,11 @@ class BotConfig:
                 raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")
         if self.warm_interval < 0 or self.cooldown < 0:
             raise ConfigError("bot settings warm_interval and cooldown must be >= 0")
+        if self.job_timeout <= 0:
+            raise ConfigError(f"bot setting job_timeout must be positive, got {self.job_timeout}")
+        bad = [o for o in self.operators if not str(o).isdigit()]
+        if bad:
+            raise ConfigError(f"bot setting operators must be Discord user ids (numbers), got {bad[0]!r}")
         if not 0 < self.score_bucket <= 10:
             raise ConfigError(f"bot setting score_bucket must be in (0, 10], got {self.score_bucket}")
         if len(self.reactions) != 2:
@@ -71,6 +86,20 @@ class BotConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy (holds no secret)."""
         return asdict(self)
+
+
+def generate_config(config: BotConfig) -> GenerateConfig:
+    """The generator settings the bot's settings call for: the one place the bot, ``linernotes warm``
+    and reloads turn one into the other."""
+    from model.generator import GenerateConfig
+
+    return GenerateConfig(
+        precision=config.precision,
+        device=config.device,
+        backend=config.backend,
+        backend_url=config.backend_url,
+        min_chars=config.min_chars,
+    )
 
 
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
@@ -121,3 +150,11 @@ def load_config(
     if "checkpoint" not in merged:
         raise ConfigError("no checkpoint given (pass CKPT, or set LINERNOTES_CHECKPOINT)")
     return BotConfig(**merged)
+
+
+def sampling_for(config: BotConfig, card: Card) -> Sampling:
+    """Sampling for the bot's generations (a fresh seed each time): the guidance setting, else the card's."""
+    from model.sampling import Sampling
+
+    guidance = config.guidance if config.guidance is not None else card.generation.get("guidance", 1.0)
+    return Sampling(guidance=guidance)

@@ -7,15 +7,19 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.storage import StorageError
 from data.errors import LinernotesError
 
 log = logging.getLogger(__name__)
 OOPS = "Something went wrong on our side; it has been logged. Please try again."
+STORAGE = "The bot can't reach its storage right now; the operator has been told. Please try again later."
 
 
 def message_for(error: BaseException) -> str:
     """The text a user sees for ``error``."""
     original = getattr(error, "original", None) or error
+    if isinstance(original, StorageError):
+        return STORAGE  # its message names a file on the host: for the operator's log only
     if isinstance(original, LinernotesError):
         return str(original)
     if isinstance(error, app_commands.CommandOnCooldown):
@@ -30,7 +34,7 @@ def message_for(error: BaseException) -> str:
 async def report(interaction: discord.Interaction, error: BaseException) -> None:
     """Tell the user what went wrong, whatever state the interaction is in."""
     text = message_for(error)
-    if text == OOPS:
+    if text in (OOPS, STORAGE):
         log.error("error in %s", getattr(interaction.command, "name", "a component"), exc_info=error)
     else:
         log.info("user error in %s: %s", getattr(interaction.command, "name", "a component"), text)

@@ -57,4 +57,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         UPDATE generations SET private = 1 WHERE seed_line IS NOT NULL;
         """,
     ),
+    (
+        3,
+        "rating reactions: a vote follows the reactions a user still has",
+        """
+        CREATE TABLE reactions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of arrival: the newest one left is the vote
+            message_id INTEGER NOT NULL,
+            user_hash TEXT NOT NULL,
+            vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            generation_id INTEGER NOT NULL REFERENCES generations (id),
+            added REAL NOT NULL,
+            UNIQUE (message_id, user_hash, vote)
+        );
+        CREATE INDEX reactions_by_voter ON reactions (generation_id, user_hash);
+        INSERT INTO reactions (message_id, user_hash, vote, generation_id, added)
+            SELECT message_id, user_hash, vote, generation_id, updated FROM ratings ORDER BY updated;
+        """,
+    ),
 ]

@@ -2,6 +2,8 @@
 
 User ids are never stored: a salted hash (the salt is random per database) identifies a voter.
 Multi-statement operations hold one lock, so two requests never take the same cached generation.
+The file is watched: one deleted while the bot runs is written back from the open connection, one
+replaced is switched to; reactions that cannot be written are kept in memory and retried.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import os
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,14 @@ from typing import Any
 import aiosqlite
 
 from bot.migrations import MIGRATIONS
+from data.errors import LinernotesError
 from model.generator import Result
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(LinernotesError):
+    """The database file cannot be used (not SQLite, not writable, unreadable)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,41 @@ class Generation:
     model_id: str
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where a question is asked from: a server, or (outside servers) one channel. /show and /stats
+    see only deliveries made there, so no server learns about another."""
+
+    guild_id: int | None
+    channel_id: int
+
+    def where(self, alias: str = "d") -> tuple[str, tuple]:
+        """A SQL condition on a deliveries table alias, with its parameters."""
+        if self.guild_id is not None:
+            return f"{alias}.guild_id = ?", (self.guild_id,)
+        return f"{alias}.guild_id IS NULL AND {alias}.channel_id = ?", (self.channel_id,)
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A rating reaction added or removed (kept in memory while it cannot be written)."""
+
+    message_id: int
+    user_hash: str
+    vote: int
+    present: bool
+
+
+def _reason(error: sqlite3.Error) -> str:
+    """What a SQLite error means for the operator."""
+    text = str(error)
+    if "not a database" in text:
+        return f"not a SQLite database ({text})"
+    if "readonly" in text or "read-only" in text:
+        return f"cannot write to it ({text}); the bot stores its cache and ratings there"
+    return text
+
+
 class Database:
     """Async access to the bot's database."""
 
@@ -41,31 +88,49 @@ class Database:
         self.path = str(path)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._file_lock = asyncio.Lock()
+        self._file_id: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._salt = ""
+        self.unsaved: list[Reaction] = []
 
     async def open(self) -> None:
-        """Open, switch to WAL, and apply pending migrations."""
+        """Open, switch to WAL, apply pending migrations, and prove the file is writable (idempotent).
+
+        Any failure closes the connection again (its thread would otherwise keep the process alive)
+        and raises a ``StorageError`` naming the file.
+        """
+        if self._db is not None:
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute_fetchall("PRAGMA journal_mode=WAL")
-        await self._db.execute_fetchall("PRAGMA foreign_keys=ON")
-        await self.migrate()
-        self._salt = await self._meta("user_salt") or await self._set_meta("user_salt", secrets.token_hex(16))
+        try:
+            self._db = await aiosqlite.connect(self.path)
+            self._db.row_factory = aiosqlite.Row
+            await self._db.execute_fetchall("PRAGMA journal_mode=WAL")
+            await self._db.execute_fetchall("PRAGMA foreign_keys=ON")
+            await self.migrate()
+            self._salt = await self._meta("user_salt") or await self._set_meta(
+                "user_salt", secrets.token_hex(16)
+            )
+            # A read-only file opens and reads fine; only a write tells, and every request writes.
+            await self._set_meta("opened", str(time.time()))
+        except sqlite3.Error as e:
+            await self.close()
+            raise StorageError(f"{self.path}: {_reason(e)}") from None
+        self._file_id = self._stat()
 
     async def close(self) -> None:
-        """Close the connection."""
-        if self._db is not None:
+        """Close the connection (trying reactions still unsaved one last time)."""
+        if self._db is None:
+            return
+        if self.unsaved:
+            await self.flush_reactions()
+            if self.unsaved:
+                log.error("%d rating reactions could not be saved to %s", len(self.unsaved), self.path)
+        try:
             await self._db.close()
+        finally:
             self._db = None
-
-    async def _exec(self, sql: str, params: tuple = ()) -> int:
-        """Run one statement, close its cursor, commit; returns the last inserted row id."""
-        async with self.db.execute(sql, params) as cur:
-            rowid = cur.lastrowid
-        await self.db.commit()
-        return int(rowid or 0)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -73,12 +138,67 @@ class Database:
             raise RuntimeError("database is not open")
         return self._db
 
+    # --- the file under the connection --------------------------------------------------------
+
+    def _stat(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at our path now; None when there is none."""
+        if self.path == ":memory:":
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    async def _follow_file(self) -> None:
+        """Notice the file being deleted or replaced under the open connection, and recover."""
+        if self._file_id is None or self._stat() == self._file_id:
+            return
+        async with self._file_lock:
+            now = self._stat()
+            if now == self._file_id or self._db is None:
+                return  # another caller recovered meanwhile
+            # Everything into the old file, and its write-ahead log emptied: a log left beside a new file
+            # under the same name would be replayed into it.
+            await self.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            if now is None:
+                log.error("%s was deleted while the bot was running: writing the open copy back", self.path)
+                await self._write_back()
+            else:
+                log.warning("%s was replaced while the bot was running: switching to the new file", self.path)
+            old, self._db, self._file_id = self._db, None, None
+            await old.close()
+            await self.open()
+
+    async def _write_back(self) -> None:
+        """Copy the open (deleted) database to a new file at our path."""
+        restore = f"{self.path}.restore-{os.getpid()}"
+        target = await aiosqlite.connect(restore)
+        try:
+            await self.db.backup(target)
+        finally:
+            await target.close()
+        os.replace(restore, self.path)
+
+    async def _exec(self, sql: str, params: tuple = ()) -> int:
+        """Run one statement, close its cursor, commit; returns the last inserted row id."""
+        await self._follow_file()
+        async with self.db.execute(sql, params) as cur:
+            rowid = cur.lastrowid
+        await self.db.commit()
+        return int(rowid or 0)
+
+    async def _fetch(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+        """Run one query and return its rows."""
+        await self._follow_file()
+        return list(await self.db.execute_fetchall(sql, params))
+
     async def migrate(self) -> list[int]:
         """Apply migrations newer than the database; returns the versions applied."""
         await self._exec(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied REAL)"
         )
-        done = {r[0] for r in await self.db.execute_fetchall("SELECT version FROM schema_migrations")}
+        done = {r[0] for r in await self._fetch("SELECT version FROM schema_migrations")}
         applied = []
         for version, name, sql in MIGRATIONS:
             if version in done:
@@ -93,12 +213,10 @@ class Database:
 
     async def versions(self) -> list[int]:
         """Applied migration versions."""
-        return [
-            r[0] for r in await self.db.execute_fetchall("SELECT version FROM schema_migrations ORDER BY 1")
-        ]
+        return [r[0] for r in await self._fetch("SELECT version FROM schema_migrations ORDER BY 1")]
 
     async def _meta(self, key: str) -> str | None:
-        rows = await self.db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = await self._fetch("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
     async def _set_meta(self, key: str, value: str) -> str:
@@ -143,7 +261,7 @@ class Database:
 
     async def get(self, generation_id: int) -> Generation | None:
         """One generation by id."""
-        rows = await self.db.execute_fetchall("SELECT * FROM generations WHERE id = ?", (generation_id,))
+        rows = await self._fetch("SELECT * FROM generations WHERE id = ?", (generation_id,))
         return _generation(rows[0]) if rows else None
 
     async def take(
@@ -160,7 +278,7 @@ class Database:
         Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss.
         """
         async with self._lock:
-            rows = await self.db.execute_fetchall(
+            rows = await self._fetch(
                 "SELECT g.*, (SELECT COUNT(*) FROM deliveries d WHERE d.generation_id = g.id) AS shown "
                 "FROM generations g WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 "
                 "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ?) "
@@ -203,19 +321,22 @@ class Database:
         """Forget a delivery whose message could not be sent (the generation stays available)."""
         await self._exec("DELETE FROM deliveries WHERE id = ? AND message_id IS NULL", (delivery_id,))
 
+    async def pending_deliveries(self) -> int:
+        """Deliveries still waiting for their message (none once every send has finished or failed)."""
+        return (await self._fetch("SELECT COUNT(*) FROM deliveries WHERE message_id IS NULL"))[0][0]
+
     async def generation_for_message(self, message_id: int) -> int | None:
         """Which generation a bot message shows."""
-        rows = await self.db.execute_fetchall(
-            "SELECT generation_id FROM deliveries WHERE message_id = ?", (message_id,)
-        )
+        rows = await self._fetch("SELECT generation_id FROM deliveries WHERE message_id = ?", (message_id,))
         return rows[0][0] if rows else None
 
-    async def deliveries_of(self, generation_id: int) -> list[dict[str, Any]]:
-        """Where a generation was shown."""
-        rows = await self.db.execute_fetchall(
-            "SELECT message_id, channel_id, guild_id, delivered FROM deliveries "
-            "WHERE generation_id = ? AND message_id IS NOT NULL ORDER BY delivered",
-            (generation_id,),
+    async def deliveries_of(self, generation_id: int, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """Where a generation was shown: everywhere (for the operator), or only within ``scope``."""
+        where, params = scope.where() if scope else ("1", ())
+        rows = await self._fetch(
+            "SELECT message_id, channel_id, guild_id, delivered FROM deliveries d "
+            f"WHERE generation_id = ? AND message_id IS NOT NULL AND {where} ORDER BY delivered",
+            (generation_id, *params),
         )
         return [dict(r) for r in rows]
 
@@ -223,7 +344,7 @@ class Database:
 
     async def depth(self, model_id: str) -> dict[str, int]:
         """Never-delivered generations per cache key."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._fetch(
             "SELECT cache_key, COUNT(*) FROM generations g WHERE model_id = ? AND private = 0 "
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id) GROUP BY cache_key",
             (model_id,),
@@ -240,60 +361,95 @@ class Database:
 
     async def hot_keys(self, limit: int) -> list[str]:
         """The most requested keys."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._fetch(
             "SELECT cache_key FROM demand ORDER BY requests DESC, last DESC LIMIT ?", (limit,)
         )
         return [r[0] for r in rows]
 
     # --- ratings ------------------------------------------------------------------------------
 
-    async def vote(self, message_id: int, user_hash: str, vote: int) -> bool:
-        """Record (or change) one user's vote on the generation a message shows; False if unknown."""
-        gen = await self.generation_for_message(message_id)
-        if gen is None:
-            return False
-        await self._exec(
-            "INSERT INTO ratings VALUES (?, ?, ?, ?, ?) ON CONFLICT (generation_id, user_hash) DO UPDATE SET "
-            "vote = excluded.vote, message_id = excluded.message_id, updated = excluded.updated",
-            (gen, user_hash, vote, message_id, time.time()),
-        )
+    async def record_reaction(self, message_id: int, user_hash: str, vote: int, present: bool) -> bool:
+        """A rating reaction added (``present``) or removed; the user's vote on the generation becomes
+        the latest of their rating reactions still on its messages (none left: no vote).
+
+        A reaction that cannot be written (a read-only or full disk) is kept and retried before the
+        next one, so the order holds; returns False when it is waiting.
+        """
+        self.unsaved.append(Reaction(message_id, user_hash, vote, present))
+        return await self.flush_reactions()
+
+    async def flush_reactions(self) -> bool:
+        """Write the reactions waiting in memory, oldest first; True when none is left."""
+        while self.unsaved:
+            try:
+                await self._apply(self.unsaved[0])
+            except sqlite3.Error as e:
+                log.warning("could not save a rating (%s); %d kept to retry", e, len(self.unsaved))
+                return False
+            self.unsaved.pop(0)
         return True
 
-    async def unvote(self, message_id: int, user_hash: str, vote: int) -> bool:
-        """Remove a user's vote if it is the one being withdrawn (removing 👍 does not undo a 👎)."""
-        gen = await self.generation_for_message(message_id)
+    async def _apply(self, r: Reaction) -> None:
+        """Write one reaction and recompute that user's vote on its generation, in one transaction."""
+        gen = await self.generation_for_message(r.message_id)
         if gen is None:
-            return False
-        await self._exec(
-            "DELETE FROM ratings WHERE generation_id = ? AND user_hash = ? AND vote = ?",
-            (gen, user_hash, vote),
-        )
-        return True
+            return  # not one of our answers
+        now = time.time()
+        statements: list[tuple[str, tuple]] = [
+            (
+                "INSERT OR REPLACE INTO reactions (message_id, user_hash, vote, generation_id, added) "
+                "VALUES (?, ?, ?, ?, ?)"
+                if r.present
+                else "DELETE FROM reactions WHERE message_id = ? AND user_hash = ? AND vote = ?",
+                (r.message_id, r.user_hash, r.vote, gen, now)
+                if r.present
+                else (r.message_id, r.user_hash, r.vote),
+            ),
+            ("DELETE FROM ratings WHERE generation_id = ? AND user_hash = ?", (gen, r.user_hash)),
+            (
+                # The newest reaction still there is the vote (INSERT OR REPLACE gives a re-added one a new seq).
+                "INSERT INTO ratings SELECT generation_id, user_hash, vote, message_id, ? FROM reactions "
+                "WHERE generation_id = ? AND user_hash = ? ORDER BY seq DESC LIMIT 1",
+                (now, gen, r.user_hash),
+            ),
+        ]
+        await self._follow_file()
+        try:
+            for sql, params in statements:
+                await self.db.execute_fetchall(sql, params)
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
 
     async def votes(self, generation_id: int) -> tuple[int, int]:
         """(approvals, rejections) of one generation."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._fetch(
             "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM ratings WHERE generation_id = ?",
             (generation_id,),
         )
         return int(rows[0][0]), int(rows[0][1])
 
-    async def totals(self) -> dict[str, int]:
-        """Counts for /stats."""
-        one = "SELECT COUNT(*) FROM {}"
+    async def totals(self, scope: Scope | None = None) -> dict[str, int]:
+        """Counts for /stats: everything (for the operator), or what was served within ``scope``."""
+        where, params = scope.where() if scope else ("1", ())
+        served = f"FROM deliveries d WHERE d.message_id IS NOT NULL AND {where}"
+        voted = f"FROM ratings WHERE message_id IN (SELECT d.message_id {served}) AND vote = ?"
         out = {}
-        for name, sql in (
-            ("generations", one.format("generations")),
-            ("served", one.format("deliveries WHERE message_id IS NOT NULL")),
-            ("up", one.format("ratings WHERE vote = 1")),
-            ("down", one.format("ratings WHERE vote = -1")),
+        for name, sql, args in (
+            ("generations", f"SELECT COUNT(DISTINCT d.generation_id) {served}", params),
+            ("served", f"SELECT COUNT(*) {served}", params),
+            ("up", f"SELECT COUNT(*) {voted}", (*params, 1)),
+            ("down", f"SELECT COUNT(*) {voted}", (*params, -1)),
         ):
-            out[name] = (await self.db.execute_fetchall(sql))[0][0]
+            out[name] = (await self._fetch(sql, args))[0][0]
+        if scope is None:
+            out["generations"] = (await self._fetch("SELECT COUNT(*) FROM generations"))[0][0]
         return out
 
     async def texts_by_key(self) -> dict[str, list[str]]:
         """Every generated text, grouped by cache key (for duplicate counts in evaluation)."""
-        rows = await self.db.execute_fetchall("SELECT cache_key, text FROM generations ORDER BY id")
+        rows = await self._fetch("SELECT cache_key, text FROM generations ORDER BY id")
         out: dict[str, list[str]] = {}
         for r in rows:
             out.setdefault(r["cache_key"], []).append(r["text"])
@@ -301,7 +457,7 @@ class Database:
 
     async def rated(self) -> list[dict[str, Any]]:
         """Every rated generation with its vote counts (for feedback export)."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._fetch(
             "SELECT g.*, SUM(r.vote = 1) AS up, SUM(r.vote = -1) AS down FROM generations g "
             "JOIN ratings r ON r.generation_id = g.id GROUP BY g.id ORDER BY g.id"
         )

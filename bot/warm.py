@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.cache import Key, base_keys, parse_key
+from bot.config import BotConfig, sampling_for
 from bot.storage import Database
 from model.card import Card
 from model.generator import Request
@@ -86,3 +87,26 @@ async def warm(
     if requests:
         log.info("warm-up stored %d of %d generations", stored, len(requests))
     return stored
+
+
+async def warm_as_configured(
+    config: BotConfig,
+    db: Database,
+    worker: GenerationWorker,
+    limit: int | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """``warm`` with the bot's settings: the scheduled job, ``/warm`` and ``linernotes warm`` alike."""
+    return await warm(
+        db,
+        worker,
+        worker.generator.card,
+        step=config.score_bucket,
+        per_key=config.per_key,
+        hot_per_key=config.hot_per_key,
+        hot_keys=config.hot_keys,
+        batch=config.warm_batch,
+        limit=limit,
+        sampling=sampling_for(config, worker.generator.card),
+        progress=progress,
+    )

@@ -1,4 +1,4 @@
-"""``linernotes bot``, ``linernotes warm`` and ``linernotes feedback export``."""
+"""``linernotes bot``, ``linernotes warm``, ``linernotes stats`` and ``linernotes feedback export``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _settings_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``bot``, ``warm`` and ``feedback`` parsers."""
+    """Add the ``bot``, ``warm``, ``stats`` and ``feedback`` parsers."""
     p = sub.add_parser("bot", help="run the Discord bot (token from DISCORD_TOKEN or .env)")
     _settings_flags(p)
     p.add_argument("--sync", help="auto | always | off | GUILD_ID (sync commands to one server, instantly)")
@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("warm", help="fill the bot's cache once, with a progress bar")
     _settings_flags(p)
     p.add_argument("--per-key", type=int, help="generations to keep ready per cache key")
+    p.add_argument("--limit", type=int, help="store at most this many generations (default: fill every key)")
     p.set_defaults(handler=run_warm)
+
+    p = sub.add_parser("stats", help="the bot's totals over every server (each server's /stats sees its own)")
+    p.add_argument("--db", required=True)
+    p.set_defaults(handler=run_stats)
 
     p = sub.add_parser("feedback", help="ratings as training data")
     fsub = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
@@ -82,6 +87,7 @@ def run_bot(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
         async with bot:
+            await bot.db.open()  # a bad database is reported before connecting to Discord
             try:
                 await bot.start(token)
             except discord.LoginFailure:
@@ -100,25 +106,21 @@ def run_bot(args: argparse.Namespace) -> int:
 
 
 def run_warm(args: argparse.Namespace) -> int:
-    """Warm the cache once from the command line."""
+    """Warm the cache once from the command line, with the bot's settings (backend included)."""
     from tqdm.auto import tqdm
 
+    from bot.config import generate_config
     from bot.storage import Database
-    from bot.warm import warm
-    from model.generator import GenerateConfig, Generator
+    from bot.warm import warm_as_configured
+    from model.generator import Generator
     from model.worker import GenerationWorker
 
     config = _config(args, per_key=args.per_key)
 
     async def main() -> int:
         db = Database(config.database)
-        await db.open()
-        gen = Generator.load(
-            config.checkpoint,
-            GenerateConfig(precision=config.precision, device=config.device, min_chars=config.min_chars),
-        )
-        worker = GenerationWorker(gen, max_queue=1_000_000)
-        worker.start()
+        await db.open()  # closes itself when it fails
+        worker = None
         bar = tqdm(desc="warming", unit="gen")
 
         def progress(done: int, total: int) -> None:
@@ -127,24 +129,39 @@ def run_warm(args: argparse.Namespace) -> int:
             bar.refresh()
 
         try:
-            return await warm(
-                db,
-                worker,
-                gen.card,
-                step=config.score_bucket,
-                per_key=config.per_key,
-                hot_per_key=config.hot_per_key,
-                hot_keys=config.hot_keys,
-                batch=config.warm_batch,
-                progress=progress,
-            )
+            gen = Generator.load(config.checkpoint, generate_config(config))
+            worker = GenerationWorker(gen, max_queue=1_000_000, timeout_per_text=config.job_timeout)
+            worker.start()
+            return await warm_as_configured(config, db, worker, limit=args.limit, progress=progress)
         finally:
             bar.close()
-            await worker.stop()
+            if worker is not None:
+                await worker.stop()
             await db.close()
 
     stored = asyncio.run(main())
     print(f"stored {stored} generations in {config.database}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """Print the operator's totals: every server, every generation."""
+    from bot.storage import Database
+    from data.errors import InputError
+
+    if not os.path.isfile(args.db):
+        raise InputError(f"--db {args.db}: no such database")
+
+    async def read() -> dict[str, int]:
+        db = Database(args.db)
+        await db.open()
+        try:
+            return await db.totals()
+        finally:
+            await db.close()
+
+    t = asyncio.run(read())
+    print(f"{t['generations']} generations, {t['served']} answers served, {t['up']} 👍 and {t['down']} 👎")
     return 0
 
 

@@ -9,7 +9,20 @@ from data.format import END, HEADER_OPEN
 
 SEED_LIMIT = 200  # characters
 _MARKERS = re.compile(r"<\|\w{1,40}\|>")  # "<|endoftext|>", "<|review|>": whole markers go
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_TAG_BLOCK = range(0xE0000, 0xE0080)  # invisible "tag" letters that can smuggle text past a reader
+_JOINERS = {"\u034f"}  # combining grapheme joiner: a mark (Mn) that shows nothing
+
+
+def strip_invisible(text: str) -> str:
+    """Every format or control character (Unicode Cf, Cc except newline), the tag block and the
+    grapheme joiner become a space: nothing invisible reaches a prompt or a message. The one filter."""
+    return "".join(
+        " "
+        if ch != "\n"
+        and (unicodedata.category(ch) in ("Cf", "Cc") or ord(ch) in _TAG_BLOCK or ch in _JOINERS)
+        else ch
+        for ch in text
+    )
 
 
 def sanitize_seed(seed: str | None, limit: int = SEED_LIMIT) -> str | None:
@@ -23,7 +36,7 @@ def sanitize_seed(seed: str | None, limit: int = SEED_LIMIT) -> str | None:
     text = text.replace(END, " ")
     text = _MARKERS.sub(" ", text)
     text = text.replace(HEADER_OPEN, " ").replace("|>", " ")
-    text = _CONTROL.sub(" ", text)
+    text = strip_invisible(text)
     text = " ".join(text.split())
     if len(text) > limit:
         cut = text[: limit + 1]

@@ -10,7 +10,6 @@ Pitchfork's order, primary first); how many reviews had several is reported. A r
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from data.errors import InputError
 from data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
 from data.readers.mapped import MISSING
-from data.readers.tables import iter_rows
+from data.readers.tables import header_of, iter_rows
 
 GENRES = {
     "rock": "Rock",
@@ -61,9 +60,7 @@ def _csv_dir(path: Path) -> Path | None:
     reviews = _table_file(directory, "reviews")
     if reviews is None or (not path.is_dir() and path.name not in {reviews.name, f"pitchfork_{path.name}"}):
         return None
-    with reviews.open(encoding="utf-8-sig", errors="replace") as f:
-        header = next(csv.reader(f), [])
-    return directory if {"reviewid", "score"} <= set(header) else None
+    return directory if {"reviewid", "score"} <= set(header_of(reviews)) else None
 
 
 def _no_content(where: Path, reviews: int, looked_for: str) -> InputError:

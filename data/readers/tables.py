@@ -12,6 +12,10 @@ from data.errors import InputError
 from data.readers.base import ReadReport
 
 Row = dict[str, Any]
+# Review texts can be long: csv's default limit (131,072 characters) raised `_csv.Error` on real files,
+# first while detecting a format. The limit is process-wide; every CSV read goes through this module.
+FIELD_LIMIT = 1 << 30
+csv.field_size_limit(FIELD_LIMIT)
 
 
 def open_text(path: Path):
@@ -46,8 +50,8 @@ def header_of(path: Path) -> list[str]:
                 obj, _ = json.JSONDecoder().raw_decode(first)
                 return list(obj) if isinstance(obj, dict) else []
             return next(_csv_reader(f, table_kind(path)), [])
-    except (ValueError, UnicodeError):
-        return []
+    except (ValueError, UnicodeError, csv.Error):
+        return []  # not a table this can read: detection moves on to other formats
 
 
 def iter_rows(path: Path, report: ReadReport) -> Iterator[tuple[str, Row]]:
@@ -67,7 +71,6 @@ def _csv_reader(f, kind: str):
 
 
 def _iter_csv(path: Path, report: ReadReport, kind: str) -> Iterator[tuple[str, Row]]:
-    csv.field_size_limit(1 << 30)  # review texts can be long; the default 128 KiB limit would raise
     with open_text(path) as f:
         reader = _csv_reader(f, kind)
         header = next(reader, None)

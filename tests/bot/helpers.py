@@ -26,3 +26,24 @@ async def fill(env, kind: str, tags: dict, n: int) -> None:
     )
     for result in results:
         await bot.db.add(result, key.key, "warm")
+
+
+async def burst(env, calls: list[tuple], timeout: float = 60) -> list:
+    """Many people pressing enter at once: emit every ``(member, channel, command, options)``
+    interaction before the bot handles any, then wait for all of them; returns their results in order.
+
+    SimCord settles after each actor call (one at a time); this skips those per-call settles
+    (private API, see the SimCord notes) and settles once at the end.
+    """
+    settle = env._settle_internal
+
+    async def later(**_: object) -> None:
+        return None
+
+    env._settle_internal = later
+    try:
+        results = [await member.slash(channel, name, **options) for member, channel, name, options in calls]
+    finally:
+        env._settle_internal = settle
+    await env.settle(timeout=timeout)
+    return results

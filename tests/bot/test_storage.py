@@ -1,11 +1,15 @@
-"""The database: migrations on a fresh file, hashed users, cache reservation, votes."""
+"""The database: migrations on a fresh file, hashed users, cache reservation, votes, file faults."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+
+import pytest
 
 from bot.migrations import MIGRATIONS
-from bot.storage import Database
+from bot.storage import Database, StorageError
 from model.generator import Request, Result
 from model.sampling import Sampling
 
@@ -15,14 +19,29 @@ def result(text: str, tags: dict | None = None, seed: int = 1) -> Result:
     return Result(request, text, True, 1, "end", 10, 0.1, "m1")
 
 
-async def test_migrations_on_a_fresh_file_and_again(tmp_path):
+@pytest.fixture
+async def database():
+    """``database(path)`` opens a Database that is closed after the test even when it fails (an open
+    connection's thread would keep the test process from exiting)."""
+    made: list[Database] = []
+
+    async def open_at(path) -> Database:
+        db = Database(path)
+        made.append(db)
+        await db.open()
+        return db
+
+    yield open_at
+    for db in made:
+        await db.close()
+
+
+async def test_migrations_on_a_fresh_file_and_again(tmp_path, database):
     path = tmp_path / "fresh.sqlite3"
-    db = Database(path)
-    await db.open()
+    db = await database(path)
     assert await db.versions() == [m[0] for m in MIGRATIONS]
     await db.close()
-    again = Database(path)
-    await again.open()
+    again = await database(path)
     assert await again.migrate() == []  # nothing re-applied
     await again.close()
     con = sqlite3.connect(path)
@@ -31,9 +50,8 @@ async def test_migrations_on_a_fresh_file_and_again(tmp_path):
     assert {"generations", "deliveries", "ratings", "demand", "schema_migrations", "meta"} <= tables
 
 
-async def test_users_are_stored_hashed(tmp_path):
-    db = Database(tmp_path / "db.sqlite3")
-    await db.open()
+async def test_users_are_stored_hashed(tmp_path, database):
+    db = await database(tmp_path / "db.sqlite3")
     gid = await db.add(result("A fine record."), "review|Rock|5.0", "warm")
     taken = await db.take(
         "m1",
@@ -45,15 +63,14 @@ async def test_users_are_stored_hashed(tmp_path):
     )
     assert taken is not None and taken[0].id == gid
     await db.delivered(taken[1], message_id=99)
-    await db.vote(99, db.user_hash(424242), 1)
+    await db.record_reaction(99, db.user_hash(424242), 1, present=True)
     await db.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("db.sqlite3*"))
     assert raw and b"424242" not in raw
 
 
-async def test_take_prefers_least_shown_and_skips_seen(tmp_path):
-    db = Database(tmp_path / "db.sqlite3")
-    await db.open()
+async def test_take_prefers_least_shown_and_skips_seen(tmp_path, database):
+    db = await database(tmp_path / "db.sqlite3")
     a = await db.add(result("first", seed=1), "k", "warm")
     b = await db.add(result("second", seed=2), "k", "warm")
     user = db.user_hash(1)
@@ -66,4 +83,65 @@ async def test_take_prefers_least_shown_and_skips_seen(tmp_path):
     other = await db.take("m1", "k", channel_id=6, guild_id=None, user_hash=user, requested={})
     assert other is not None
     assert await db.depth("m1") == {}  # everything has been shown somewhere
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A database file this process cannot write (immutable for root, who ignores file modes)."""
+    path = tmp_path / "ro.sqlite3"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (x)")
+    con.close()
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a file read-only for root here (chattr +i failed)")
+        yield path
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+        yield path
+
+
+async def test_read_only_database_is_refused_at_open(read_only):
+    db = Database(read_only)
+    with pytest.raises(StorageError, match=r"ro\.sqlite3: cannot write to it"):
+        await db.open()
+    assert db._db is None  # closed again: no thread left running
+
+
+async def test_not_a_database_is_refused_at_open(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("just some notes, not a database\n" * 40)
+    with pytest.raises(StorageError, match=r"notes\.txt: not a SQLite database"):
+        await Database(path).open()
+
+
+async def test_deleted_file_is_written_back(tmp_path, caplog, database):
+    path = tmp_path / "db.sqlite3"
+    db = await database(path)
+    first = await db.add(result("Before the accident."), "k", "warm")
+    os.remove(path)  # an operator's slip while the bot runs
+    second = await db.add(result("After it.", seed=2), "k", "warm")
     await db.close()
+    assert "was deleted while the bot was running" in caplog.text
+    again = await database(path)
+    assert [(await again.get(i)).text for i in (first, second)] == ["Before the accident.", "After it."]
+
+
+async def test_replaced_file_is_followed(tmp_path, caplog, database):
+    path, other = tmp_path / "db.sqlite3", tmp_path / "restored.sqlite3"
+    db, restored = await database(path), await database(other)
+    await restored.add(result("From the backup."), "k", "warm")
+    await restored.close()
+    await db.add(result("Only in the old file."), "k", "warm")
+    os.replace(other, path)  # e.g. a backup restored in place
+    assert (await db.get(1)).text == "From the backup."
+    await db.add(result("Into the restored file.", seed=2), "k", "warm")
+    await db.close()
+    assert "was replaced while the bot was running" in caplog.text
+    con = sqlite3.connect(path)
+    assert [r[0] for r in con.execute("SELECT text FROM generations ORDER BY id")] == [
+        "From the backup.",
+        "Into the restored file.",
+    ]
+    con.close()

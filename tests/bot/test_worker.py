@@ -1,0 +1,86 @@
+"""The generation worker recovers: a dead thread pool is replaced, a stuck job times out and says so."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+import simcord
+
+from model.generator import GenerateConfig, Generator, Request
+from model.sampling import Sampling
+from model.worker import GenerationWorker, JobTimeout
+from tests.bot.helpers import footer_id
+
+pytestmark = pytest.mark.simcord(settle_timeout=60)
+
+
+class Stuck:
+    """A generator that hangs on a request whose seed line is "hang" (until ``release`` is set, or
+    some seconds pass, so an abandoned thread ends within the test)."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner, self.card = inner, inner.card
+        self.release = threading.Event()
+
+    def generate(self, requests):
+        if any(r.seed_line == "hang" for r in requests):
+            self.release.wait(12)
+        return self.inner.generate(requests)
+
+
+def job(part: str = "verse", seed_line: str | None = None) -> list[Request]:
+    return [Request("lyrics", {"part": part}, seed_line, Sampling(seed=1, max_new_tokens=20))]
+
+
+@pytest.fixture
+def generator(tiny_fp32) -> Generator:
+    return Generator.load(tiny_fp32, GenerateConfig(min_chars=1))
+
+
+async def test_a_dead_thread_pool_is_replaced(generator, caplog):
+    worker = GenerationWorker(generator)
+    worker.start()
+    try:
+        worker._executor.shutdown()  # the thread is gone (as after a crash or a stray shutdown)
+        (result,) = await worker.submit(job())
+        assert result.ok and worker.restarts == 1
+        assert "generation thread was gone" in caplog.text
+    finally:
+        await worker.stop()
+
+
+async def test_a_stuck_job_times_out_and_the_queue_moves_on(generator, caplog):
+    stuck = Stuck(generator)
+    worker = GenerationWorker(stuck, timeout_per_text=3)  # type: ignore[arg-type]
+    worker.start()
+    try:
+        hung = worker.submit(job(seed_line="hang"))
+        after = worker.submit(job("chorus"))
+        with pytest.raises(JobTimeout, match="took too long"):
+            await hung
+        (result,) = await after  # served by a fresh thread while the stuck one still waits
+        assert result.ok and result.request.tags["part"] == "chorus" and worker.restarts == 1
+        assert "ran past its" in caplog.text
+    finally:
+        stuck.release.set()
+        await worker.stop()
+
+
+@pytest.fixture
+def bot_settings(bot_settings):
+    return {**bot_settings, "job_timeout": 5}
+
+
+async def test_the_user_is_told_when_their_job_times_out(simcord_env, server, caplog):
+    _, channel, alice, bob = server
+    bot = simcord_env.bot
+    bot.worker.generator = Stuck(bot.worker.generator)
+    with caplog.at_level(logging.ERROR, logger="model.worker"):
+        r = await alice.slash(channel, "lyrics", part="verse", seed="hang")
+    assert r.response.content.startswith("⚠️ That took too long") and not r.response.embeds
+    assert "ran past its 5 s timeout" in caplog.text
+    simcord.assert_error(simcord_env, JobTimeout)
+    served = await bob.slash(channel, "lyrics", part="chorus", seed="a line")
+    assert served.response.embeds and footer_id(served.response)
