@@ -41,6 +41,8 @@ def encode(tokenizer, records: list[Record]) -> list[Encoded]:
             cache[text] = tokenizer(text, add_special_tokens=False)["input_ids"]
         return cache[text]
 
+    if not records:  # a split can be empty (a tiny corpus); tokenizers reject an empty batch
+        return []
     bodies = tokenizer([escape_body(r.text) for r in records], add_special_tokens=False)["input_ids"]
     return [
         Encoded(ids(header(r.kind, r.tags)), ids(header(r.kind, {})), list(body))

@@ -73,3 +73,8 @@ def test_encode_tokenizes_header_and_body_apart():
     assert tok.decode(ex.header) == "<|review|> genre: Rock | score: 5.0\n"
     assert tok.decode(ex.bare_header) == "<|review|>\n"
     assert tok.decode(ex.body) == "Loud guitars."
+
+
+def test_an_empty_split_encodes_to_nothing():
+    tok = train_tokenizer(["a few words of text to learn from"] * 4, 300)
+    assert encode(tok, []) == []
