@@ -40,7 +40,7 @@ def build_checkpoint(tmp: Path) -> Path:
     """The tiny recipe on the bundled corpus, exported in int8."""
     from training.pipeline import build
 
-    built = build([REPO / "data" / "sample"], tmp, "tiny", precision="int8", steps=60, progress=False)
+    built = build([REPO / "data" / "sample"], tmp, "tiny", precision="int8", steps=60)
     assert built.checkpoint is not None
     return built.checkpoint
 
@@ -108,7 +108,7 @@ async def stock(bot, genre: str, n: int, texts: int = 16) -> None:
     from model.generator import Request
     from model.sampling import Sampling
 
-    key = key_for("review", bot.server.card.check_request("review", {"genre": genre, "score": 7.5}), 0.5)
+    key = key_for("review", bot.requests.card.check_request("review", {"genre": genre, "score": 7.5}), 0.5)
     requests = [
         Request("review", key.tags, sampling=Sampling(seed=i, max_new_tokens=60)) for i in range(texts)
     ]
@@ -157,7 +157,7 @@ async def measure(checkpoint: Path, database: Path, hits: int, misses: int, roun
             guild = env.create_guild("bench")
             channel = guild.create_text_channel("general")
             members = [guild.add_member(env.create_user(f"user{i}")) for i in range(8)]
-            genre = bot.server.card.values("review", "genre")[0]
+            genre = bot.requests.card.values("review", "genre")[0]
             await stock(bot, genre, max(hits, max(BURSTS) // 2 + 1))
             for r in range(rounds):  # interleaved, so a busy machine slows both sizes alike
                 for n in BURSTS:

@@ -1,4 +1,7 @@
-"""The bot: its lifecycle (``setup_hook`` opens, ``close`` closes in reverse) and its event handlers."""
+"""The bot: the one place that wires the pieces (database, worker, request handler, admin service,
+commands, the Another button), its lifecycle (``setup_hook`` opens, ``close`` closes in reverse) and
+its event handlers. Nothing in ``bot`` imports this module; ``cli`` starts the bot through it.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +17,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot import commands as slash
+from bot.admin import Admin
 from bot.config import BotConfig, generate_config
 from bot.errors import report
-from bot.serve import Server
-from bot.storage import Database, Scope
+from bot.serve import RequestHandler
+from bot.storage import Database
 from bot.views import AnotherButton
-from bot.warm import warm_as_configured
-from data.errors import LinernotesError
 from model.card import Card
 from model.generator import Generator
 from model.worker import GenerationWorker
@@ -29,14 +31,6 @@ log = logging.getLogger(__name__)
 WARM_JOB = "linernotes-warm"
 # The bot never joins voice: discord.py's start-up warnings about voice libraries are noise here.
 discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-RELOAD_REFUSED = "Reload refused: only the bot's operators may reload, and only a checkpoint from its checkpoint directory."
-
-
-class ReloadRefused(LinernotesError):
-    """/reload by someone who may not, or of a checkpoint outside the allowed directory (one message for all)."""
-
-    def __init__(self) -> None:
-        super().__init__(RELOAD_REFUSED)
 
 
 def intents() -> discord.Intents:
@@ -64,24 +58,30 @@ class LinernotesBot(commands.AutoShardedBot):
         self._AutoShardedClient__queue = asyncio.PriorityQueue()
         self.db = Database(config.database)
         self.worker: GenerationWorker | None = None
-        self.server: Server | None = None
+        self.requests: RequestHandler | None = None  # the Another button finds it here
+        self.admin: Admin | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self._warming = asyncio.Lock()  # one warm-up at a time, whoever starts it
         self.tree.on_error = self._on_tree_error
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
-        """Open the database, load the model on the worker thread, register commands, start warming."""
+        """Open the database, load the model on the worker thread, wire the services, register
+        commands, start warming. Run again on the same bot (a simulated restart), it keeps the model."""
         await self.db.open()
         log.info("bot settings: %s", json.dumps(self.config.to_dict(), ensure_ascii=False))
-        generator = await asyncio.get_running_loop().run_in_executor(None, self._load, self.config.checkpoint)
-        c = self.config
-        self.worker = GenerationWorker(generator, c.queue_size, c.max_queued_per_user, c.job_timeout)
-        self.worker.start()
-        self.server = Server(self.db, self.worker, self.config)
+        if self.worker is None:
+            loop = asyncio.get_running_loop()
+            generator = await loop.run_in_executor(None, self._load, self.config.checkpoint)
+            c = self.config
+            self.worker = GenerationWorker(generator, c.queue_size, c.max_queued_per_user, c.job_timeout)
+            self.worker.start()
+        self.requests = RequestHandler(self.db, self.worker, self.config)
+        self.admin = Admin(
+            self.config, self.db, self.worker, self._load, self._install_commands, self.is_owner
+        )
         self.add_dynamic_items(AnotherButton)
-        await self._install_commands(generator.card)
+        await self._install_commands(self.worker.generator.card)
         if self.config.warm_interval > 0:
             self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
             self.scheduler.add_job(
@@ -111,8 +111,10 @@ class LinernotesBot(commands.AutoShardedBot):
 
     async def _install_commands(self, card: Card) -> None:
         """Register the commands this card calls for, and sync them when they changed (or as configured)."""
+        assert self.requests is not None and self.admin is not None
         self.tree.clear_commands(guild=None)
-        for command in slash.build(self, card):
+        c = self.config
+        for command in slash.build(card, self.requests, self.admin, c.admin_permission, c.reactions):
             self.tree.add_command(command)
         if self.config.sync == "off":
             return
@@ -138,80 +140,9 @@ class LinernotesBot(commands.AutoShardedBot):
         return await self.warm_now()
 
     async def warm_now(self) -> int:
-        """Top up every cache key to its depth now; returns how many generations were stored.
-
-        Runs one at a time (a second caller waits, then finds the cache full): each run plans from
-        the cache's depth, so two at once would both fill the same shortfall.
-        """
-        assert self.worker is not None
-        async with self._warming:
-            return await warm_as_configured(self.config, self.db, self.worker, limit=self.config.warm_limit)
-
-    async def may_reload(self, user: discord.abc.User) -> bool:
-        """Whether ``user`` may swap the model: an owner of the application, or a configured operator."""
-        if str(user.id) in {str(o) for o in self.config.operators}:
-            return True
-        return await self.is_owner(user)
-
-    def reload_target(self, checkpoint: str | None) -> Path | None:
-        """The checkpoint directory ``checkpoint`` names if it may be loaded, else None: inside
-        ``checkpoints_dir`` (by name or path, symlinks resolved), or the current checkpoint."""
-        current = Path(self.config.checkpoint).resolve()
-        if checkpoint is None:
-            return current
-        if self.config.checkpoints_dir is None:
-            return current if Path(checkpoint).resolve() == current else None
-        root = Path(self.config.checkpoints_dir).resolve()
-        target = (root / checkpoint).resolve()
-        if root not in target.parents or not (target / "card.json").is_file():
-            return None
-        return target
-
-    async def reload_model(self, user: discord.abc.User | None, checkpoint: str | None = None) -> Card:
-        """Load a checkpoint on the worker thread and swap it in; commands follow the new card.
-
-        ``user`` None is the operator at the console. Every refusal raises the same ``ReloadRefused``,
-        so the answer tells nobody which paths exist; the reason goes to the log.
-        """
-        assert self.worker is not None
-        if user is not None and not await self.may_reload(user):
-            log.info("reload refused: user %s is not an owner or operator", user.id)
-            raise ReloadRefused
-        target = self.reload_target(checkpoint)
-        if target is None:
-            log.info("reload refused: %r is not a checkpoint under checkpoints_dir", checkpoint)
-            raise ReloadRefused
-        path = str(target)
-        generator = await self.worker.submit_call(lambda: self._load(path))
-        self.worker.generator = generator
-        self.config.checkpoint = path
-        await self._install_commands(generator.card)
-        log.info("now serving %s", generator.card.model_id)
-        return generator.card
-
-    async def stats_embed(self, scope: Scope) -> discord.Embed:
-        """The ``/stats`` embed: what this server was served and how it rated it; the shared cache."""
-        assert self.worker is not None
-        card = self.worker.generator.card
-        totals = await self.db.totals(scope)
-        depth = await self.db.depth(card.model_id)
-        rated = totals["up"] + totals["down"]
-        approval = f" ({totals['up'] / rated:.0%} approval)" if rated else ""
-        embed = discord.Embed(title="linernotes stats", colour=discord.Colour.blurple())
-        embed.add_field(
-            name="Served", value=f"{totals['served']} answers from {totals['generations']} generations"
-        )
-        up, down = self.config.reactions
-        embed.add_field(name="Ratings", value=f"{up} {totals['up']} · {down} {totals['down']}{approval}")
-        embed.add_field(name="Queue", value=f"{self.worker.depth} jobs")
-        lines = [f"`{key}` {n}" for key, n in sorted(depth.items(), key=lambda kv: (-kv[1], kv[0]))[:15]]
-        embed.add_field(
-            name=f"Cache ({sum(depth.values())} ready, {len(depth)} keys)",
-            value="\n".join(lines) or "empty",
-            inline=False,
-        )
-        embed.set_footer(text=card.model_id)
-        return embed
+        """Top up the cache now (``Admin.warm``: one run at a time); returns how many were stored."""
+        assert self.admin is not None
+        return await self.admin.warm()
 
     # --- events -------------------------------------------------------------------------------
 

@@ -1,24 +1,23 @@
 """Slash commands, built from the checkpoint card: a model that knows no lyrics has no ``/lyrics``.
 
 Choices come from the card (a picker when there are at most 25 values, autocomplete otherwise), so
-nothing here names a genre or a part.
+nothing here names a genre or a part. Each command gets only the service it calls: the generation
+commands the ``RequestHandler``, the information and admin commands the ``Admin``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
-from bot.embeds import permalink
+from bot.admin import Admin
+from bot.embeds import permalink, stats_embed
+from bot.serve import RequestHandler
 from bot.storage import Scope
 from model.card import Card
 from model.seedline import sanitize_seed
-
-if TYPE_CHECKING:
-    from bot.app import LinernotesBot
 
 log = logging.getLogger(__name__)
 MAX_CHOICES = 25
@@ -43,20 +42,20 @@ def _values_option(func, name: str, values: list[str]):
     return app_commands.autocomplete(**{name: complete})(func)
 
 
-def review_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
+def review_command(requests: RequestHandler, card: Card) -> app_commands.Command:
     """``/review genre score``."""
 
     async def review(
         interaction: discord.Interaction, genre: str, score: app_commands.Range[float, 0.0, 10.0]
     ) -> None:
-        await bot.server.request(interaction, "review", {"genre": genre, "score": score})
+        await requests.request(interaction, "review", {"genre": genre, "score": score})
 
     review = app_commands.describe(genre="the album's genre", score="the score from 0.0 to 10.0")(review)
     review = _values_option(review, "genre", card.values("review", "genre"))
     return app_commands.Command(name="review", description="Write an album review", callback=review)
 
 
-def product_command(bot: LinernotesBot) -> app_commands.Command:
+def product_command(requests: RequestHandler) -> app_commands.Command:
     """``/product rating [headline]``."""
 
     async def product(
@@ -66,7 +65,7 @@ def product_command(bot: LinernotesBot) -> app_commands.Command:
     ) -> None:
         # The headline goes into the prompt's header: it gets the seed line's cleaning.
         tags = {"rating": rating, "headline": sanitize_seed(headline, HEADLINE_MAX)}
-        await bot.server.request(interaction, "product", tags)
+        await requests.request(interaction, "product", tags)
 
     product = app_commands.describe(
         rating="stars from 1 to 5", headline="the review's title (written for you, never cached)"
@@ -74,7 +73,7 @@ def product_command(bot: LinernotesBot) -> app_commands.Command:
     return app_commands.Command(name="product", description="Write a product review", callback=product)
 
 
-def lyrics_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
+def lyrics_command(requests: RequestHandler, card: Card) -> app_commands.Command:
     """``/lyrics part [seed] [artist]``."""
 
     async def lyrics(
@@ -84,7 +83,7 @@ def lyrics_command(bot: LinernotesBot, card: Card) -> app_commands.Command:
         artist: str | None = None,
     ) -> None:
         tags = {"part": part, "artist": artist}
-        await bot.server.request(interaction, "lyrics", tags, seed_line=seed)
+        await requests.request(interaction, "lyrics", tags, seed_line=seed)
 
     lyrics = app_commands.describe(
         part="which part of a song",
@@ -110,12 +109,12 @@ def scope_of(interaction: discord.Interaction) -> Scope:
     return Scope(interaction.guild_id, interaction.channel_id or 0)
 
 
-def show_command(bot: LinernotesBot) -> app_commands.Command:
+def show_command(admin: Admin) -> app_commands.Command:
     """``/show id``: the permalink of an earlier generation, if it was posted in this server."""
 
     async def show(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
         # One answer whether #id does not exist or was posted elsewhere: other servers stay invisible.
-        places = await bot.db.deliveries_of(id, scope_of(interaction))
+        places = await admin.places(id, scope_of(interaction))
         if not places:
             text = f"No generation #{id} was posted in this server."
         else:
@@ -129,35 +128,34 @@ def show_command(bot: LinernotesBot) -> app_commands.Command:
     return app_commands.Command(name="show", description="Link to an earlier generation", callback=show)
 
 
-def stats_command(bot: LinernotesBot) -> app_commands.Command:
-    """``/stats``: cache depth per key, generations served, ratings."""
+def stats_command(admin: Admin, reactions: list[str]) -> app_commands.Command:
+    """``/stats``: this server's answers and ratings, the shared cache's depth per key, the queue."""
 
     async def stats(interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(
-            embed=await bot.stats_embed(scope_of(interaction)), ephemeral=True
-        )
+        figures = await admin.stats(scope_of(interaction))
+        await interaction.response.send_message(embed=stats_embed(figures, reactions), ephemeral=True)
 
     return app_commands.Command(
         name="stats", description="Cache depth; generations served and rated in this server", callback=stats
     )
 
 
-def admin_commands(bot: LinernotesBot) -> list[app_commands.Command]:
-    """``/warm`` and ``/reload``, visible by default only to members who can manage the server.
+def admin_commands(admin: Admin, permission: str) -> list[app_commands.Command]:
+    """``/warm`` and ``/reload``, visible by default only to members with ``permission`` in the server.
 
-    ``/warm`` is for those managers. ``/reload`` swaps the model for every server, so the bot itself
-    decides: only the application's owners and configured operators (``LinernotesBot.reload_model``).
+    ``/warm`` is for those members. ``/reload`` swaps the model for every server, so the bot itself
+    decides: only the application's owners and configured operators (``Admin.reload``).
     """
-    perm = {bot.config.admin_permission: True}
+    perm = {permission: True}
 
     async def warm(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        stored = await bot.warm_now()
+        stored = await admin.warm()
         await interaction.followup.send(f"Warm-up stored {stored} new generations.", ephemeral=True)
 
     async def reload(interaction: discord.Interaction, checkpoint: str | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        card = await bot.reload_model(interaction.user, checkpoint)
+        card = await admin.reload(interaction.user, checkpoint)
         await interaction.followup.send(f"Now serving {card.model_id}.", ephemeral=True)
 
     reload = app_commands.describe(
@@ -175,13 +173,20 @@ def admin_commands(bot: LinernotesBot) -> list[app_commands.Command]:
     ]
 
 
-def build(bot: LinernotesBot, card: Card) -> list[app_commands.Command]:
-    """All commands for a model with this card."""
+def build(
+    card: Card, requests: RequestHandler, admin: Admin, permission: str, reactions: list[str]
+) -> list[app_commands.Command]:
+    """All commands for a model with this card; ``permission`` shows /warm and /reload in a server."""
     commands = []
     if "review" in card.tags and card.values("review", "genre"):
-        commands.append(review_command(bot, card))
+        commands.append(review_command(requests, card))
     if "product" in card.tags and card.values("product", "rating"):
-        commands.append(product_command(bot))
+        commands.append(product_command(requests))
     if "lyrics" in card.tags and card.values("lyrics", "part"):
-        commands.append(lyrics_command(bot, card))
-    return [*commands, show_command(bot), stats_command(bot), *admin_commands(bot)]
+        commands.append(lyrics_command(requests, card))
+    return [
+        *commands,
+        show_command(admin),
+        stats_command(admin, reactions),
+        *admin_commands(admin, permission),
+    ]

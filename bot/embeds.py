@@ -1,4 +1,4 @@
-"""How a generation looks in Discord."""
+"""How a generation and the ``/stats`` figures look in Discord."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import discord
 
+from bot.admin import Stats
 from bot.safety import clean
 from bot.storage import Generation
 
@@ -44,3 +45,23 @@ def stars(rating: int, out_of: int = 5) -> str:
 def permalink(guild_id: int | None, channel_id: int, message_id: int) -> str:
     """The jump URL of a message."""
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def stats_embed(stats: Stats, reactions: list[str]) -> discord.Embed:
+    """The ``/stats`` embed: what this server was served and how it rated it; the shared cache."""
+    t = stats.totals
+    rated = t["up"] + t["down"]
+    approval = f" ({t['up'] / rated:.0%} approval)" if rated else ""
+    embed = discord.Embed(title="linernotes stats", colour=discord.Colour.blurple())
+    embed.add_field(name="Served", value=f"{t['served']} answers from {t['generations']} generations")
+    up, down = reactions
+    embed.add_field(name="Ratings", value=f"{up} {t['up']} · {down} {t['down']}{approval}")
+    embed.add_field(name="Queue", value=f"{stats.queued} jobs")
+    lines = [f"`{key}` {n}" for key, n in sorted(stats.depth.items(), key=lambda kv: (-kv[1], kv[0]))[:15]]
+    embed.add_field(
+        name=f"Cache ({sum(stats.depth.values())} ready, {len(stats.depth)} keys)",
+        value="\n".join(lines) or "empty",
+        inline=False,
+    )
+    embed.set_footer(text=stats.model_id)
+    return embed

@@ -34,8 +34,8 @@ class OnCooldown(LinernotesError):
     """A user asked again too soon."""
 
 
-class Server:
-    """Serves generations for interactions, cache first."""
+class RequestHandler:
+    """Answers people's requests for generations (commands and the Another button), cache first."""
 
     def __init__(self, db: Database, worker: GenerationWorker, config: BotConfig) -> None:
         self.db, self.worker, self.config = db, worker, config

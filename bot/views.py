@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 import discord
 
 from bot.errors import report
 
-if TYPE_CHECKING:
-    from bot.app import LinernotesBot
+
+class ServesAnother(Protocol):
+    """What the button needs: something that serves another generation like an earlier one."""
+
+    async def another(self, interaction: discord.Interaction, generation_id: int) -> None:
+        """Serve a fresh generation with the tags of ``generation_id``."""
+
+
+class HasRequests(Protocol):
+    """The client the button is clicked in: it carries the request handler (``bot.app`` wires it)."""
+
+    requests: ServesAnother
 
 
 class AnotherButton(discord.ui.DynamicItem[discord.ui.Button], template=r"ln:another:(?P<gid>[0-9]+)"):
@@ -35,9 +45,10 @@ class AnotherButton(discord.ui.DynamicItem[discord.ui.Button], template=r"ln:ano
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Serve another one for the same tags."""
-        bot: LinernotesBot = interaction.client  # type: ignore[assignment]
+        # discord.py rebuilds this item from its custom id alone, so the handler comes with the client.
+        client = cast(HasRequests, interaction.client)
         try:
-            await bot.server.another(interaction, self.gid)
+            await client.requests.another(interaction, self.gid)
         except Exception as e:  # handed to the one reporter, which logs the unexpected with its trace
             await report(interaction, e)
 

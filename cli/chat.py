@@ -109,6 +109,7 @@ def parse_line(line: str) -> Typed | None:
 HELP = """Commands (as in Discord; options are name:value, quote values with spaces):
   /review genre:Jazz score:3.5
   /lyrics part:verse            /lyrics part:chorus seed:"a first line" artist:"Iron Chapel"
+  /product rating:4             /product rating:2 headline:"Snapped in a week"
   /show id:3                    /stats
   react 👍 3                    rate generation #3 (👍 or 👎)
   as bob /review genre:Rap score:8.0     act as another member (alice, bob)

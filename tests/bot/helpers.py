@@ -20,7 +20,7 @@ def footer_id(message) -> int:
 async def fill(env, kind: str, tags: dict, n: int) -> None:
     """Put ``n`` generations for one key into the cache through the real worker."""
     bot = env.bot
-    key = key_for(kind, bot.server.card.check_request(kind, tags), bot.config.score_bucket)
+    key = key_for(kind, bot.requests.card.check_request(kind, tags), bot.config.score_bucket)
     results = await bot.worker.submit(
         [Request(kind, key.tags, sampling=Sampling(seed=100 + i)) for i in range(n)]
     )

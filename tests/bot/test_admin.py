@@ -7,7 +7,7 @@ import shutil
 import discord
 import pytest
 
-from bot.app import RELOAD_REFUSED, ReloadRefused
+from bot.admin import RELOAD_REFUSED, ReloadRefused
 from tests.bot.helpers import burst
 
 pytestmark = pytest.mark.simcord(settle_timeout=120)
@@ -46,7 +46,7 @@ async def test_concurrent_warm_ups_fill_each_key_once(simcord_env, server):
     bot = simcord_env.bot
     results = await burst(simcord_env, [(m, channel, "warm", {}) for m in managers(simcord_env, guild, 3)])
     stored = [int(r.response.content.split("stored ")[1].split()[0]) for r in results]
-    depth = await bot.db.depth(bot.server.card.model_id)
+    depth = await bot.db.depth(bot.requests.card.model_id)
     assert max(depth.values()) == bot.config.per_key == 1  # no key filled twice over
     assert sum(stored) == sum(depth.values()) == 3 * WARM_LIMIT  # each run took the next keys
 
@@ -54,7 +54,7 @@ async def test_concurrent_warm_ups_fill_each_key_once(simcord_env, server):
 async def test_reload_refusals_all_read_the_same(simcord_env, server, tiny_checkpoint, tmp_path):
     guild, channel, *_ = server
     bot = simcord_env.bot
-    before = bot.server.card.model_id
+    before = bot.requests.card.model_id
     (dana,) = managers(simcord_env, guild, 1)  # manages this server, but is no operator of the bot
     (tmp_path / "ckpts").mkdir()
     shutil.copytree(tiny_checkpoint, tmp_path / "ckpts" / "next")
@@ -65,7 +65,7 @@ async def test_reload_refusals_all_read_the_same(simcord_env, server, tiny_check
         answers.add(r.response.content)
     assert answers == {f"⚠️ {RELOAD_REFUSED}"}  # no path-existence oracle
     assert refusals_only(simcord_env) == 5
-    assert bot.server.card.model_id == before
+    assert bot.requests.card.model_id == before
 
 
 async def test_operator_reloads_only_from_the_checkpoint_directory(
@@ -82,9 +82,9 @@ async def test_operator_reloads_only_from_the_checkpoint_directory(
     for target in (str(tiny_checkpoint), "../ckpts/../..", "/etc", "missing"):
         refused.add((await dana.slash(channel, "reload", checkpoint=target)).response.content)
     assert refused == {f"⚠️ {RELOAD_REFUSED}"} and refusals_only(simcord_env) == 4
-    before = bot.server.card.model_id
+    before = bot.requests.card.model_id
     r = await dana.slash(channel, "reload", checkpoint="next")
-    after = bot.server.card.model_id
+    after = bot.requests.card.model_id
     assert after != before and r.response.content == f"Now serving {after}."
     served = await alice.slash(channel, "lyrics", part="verse")
     assert after in served.response.embeds[0].footer.text

@@ -17,7 +17,7 @@ async def test_commands_follow_the_card(simcord_env, server):
     tree = {c.name: c for c in simcord_env.bot.tree.get_commands()}
     assert {"warm", "reload"} <= set(tree)
     genre = next(p for p in tree["review"].parameters if p.name == "genre")
-    assert {c.value for c in genre.choices} == set(simcord_env.bot.server.card.values("review", "genre"))
+    assert {c.value for c in genre.choices} == set(simcord_env.bot.requests.card.values("review", "genre"))
 
 
 async def test_miss_is_deferred_then_answered_and_hit_is_immediate(simcord_env, server):
@@ -55,7 +55,7 @@ async def test_out_of_range_and_unknown_values(simcord_env, server):
     assert e.value.code == "option-range" and e.value.option == "score"
     with pytest.raises(simcord.OptionError):
         await alice.slash(channel, "review", genre="Polka", score=5.0)
-    low = min(simcord_env.bot.server.card.score_range())
+    low = min(simcord_env.bot.requests.card.score_range())
     if low > 0:
         r = await alice.slash(channel, "review", genre="Metal", score=low / 2)
         assert r.ephemeral and "outside the range this model was trained on" in r.response.content
@@ -108,7 +108,7 @@ async def test_failed_send_keeps_the_cached_text_available(simcord_env, server):
     _, channel, alice, bob = server
     await fill(simcord_env, "review", {"genre": "Rock", "score": 5.0}, 1)
     key = "review|Rock|5.0"
-    model = simcord_env.bot.server.card.model_id
+    model = simcord_env.bot.requests.card.model_id
     assert (await simcord_env.bot.db.depth(model))[key] == 1
     simcord_env.inject_error("POST", "/interactions/*/callback", status=500)
     await alice.slash(channel, "review", genre="Rock", score=5.0)

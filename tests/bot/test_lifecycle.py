@@ -27,7 +27,7 @@ async def test_setup_and_close(tiny_fp32, tmp_path):
             "reload",
         }
         (result,) = await bot.worker.submit([Request("lyrics", {"part": "intro"})])
-        assert result.model_id == bot.server.card.model_id
+        assert result.model_id == bot.requests.card.model_id
     finally:
         await bot.close()
     assert bot.scheduler is None and bot.worker._executor is None and bot.db._db is None

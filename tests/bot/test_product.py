@@ -24,7 +24,7 @@ async def test_rating_is_cached_and_a_headline_is_written_for_its_asker(simcord_
     hit = await bob.slash(channel, "product", rating=4)
     assert callbacks(simcord_env)[-1]["type"] == 4  # answered from the cache in the first response
     assert hit.response.embeds[0].title == "★★★★☆"
-    model = simcord_env.bot.server.card.model_id
+    model = simcord_env.bot.requests.card.model_id
     await fill(simcord_env, "product", {"rating": 2}, 1)
     headed = await alice.slash(channel, "product", rating=2, headline="Strings   snap\u200b fast")
     assert callbacks(simcord_env)[-1] == {"type": 5}  # a headline is always generated, even on a warm key

@@ -13,7 +13,7 @@ KEY = "lyrics|bridge|"
 
 async def depth(env) -> int:
     """Cached, never-shown generations for the key these tests ask for."""
-    return (await env.bot.db.depth(env.bot.server.card.model_id)).get(KEY, 0)
+    return (await env.bot.db.depth(env.bot.requests.card.model_id)).get(KEY, 0)
 
 
 async def test_failed_defer_keeps_the_generated_text(simcord_env, server):

@@ -1,0 +1,119 @@
+"""Operating the bot: warm-up, model reloads, and the records ``/show`` and ``/stats`` report.
+
+``Admin`` is what the admin and information commands use; it knows nothing of Discord's command tree
+(``app.py`` hands it the few things it needs from the client: who owns the application, how to load
+a checkpoint, and how to re-register commands for a new card).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import BotConfig
+from bot.storage import Database, Scope
+from bot.warm import warm_as_configured
+from data.errors import LinernotesError
+from model.card import Card
+from model.generator import Generator
+from model.worker import GenerationWorker
+
+log = logging.getLogger(__name__)
+RELOAD_REFUSED = "Reload refused: only the bot's operators may reload, and only a checkpoint from its checkpoint directory."
+
+
+class ReloadRefused(LinernotesError):
+    """/reload by someone who may not, or of a checkpoint outside the allowed directory (one message for all)."""
+
+    def __init__(self) -> None:
+        super().__init__(RELOAD_REFUSED)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``/stats`` shows: one server's deliveries and ratings, and the shared cache and queue."""
+
+    totals: dict[str, int]
+    depth: dict[str, int]
+    queued: int
+    model_id: str
+
+
+class Admin:
+    """Warm-up (one run at a time), reloads (owners and operators only), and read-only records."""
+
+    def __init__(
+        self,
+        config: BotConfig,
+        db: Database,
+        worker: GenerationWorker,
+        load: Callable[[str], Generator],
+        install_commands: Callable[[Card], Awaitable[None]],
+        is_owner: Callable[[Any], Awaitable[bool]],
+    ) -> None:
+        self.config, self.db, self.worker = config, db, worker
+        self._load, self._install_commands, self._is_owner = load, install_commands, is_owner
+        self._warming = asyncio.Lock()
+
+    async def warm(self) -> int:
+        """Top up every cache key to its depth now; returns how many generations were stored.
+
+        Runs one at a time (a second caller waits, then finds the cache full): each run plans from
+        the cache's depth, so two at once would both fill the same shortfall.
+        """
+        async with self._warming:
+            return await warm_as_configured(self.config, self.db, self.worker, limit=self.config.warm_limit)
+
+    async def may_reload(self, user: Any) -> bool:
+        """Whether ``user`` may swap the model: an owner of the application, or a configured operator."""
+        if str(user.id) in {str(o) for o in self.config.operators}:
+            return True
+        return await self._is_owner(user)
+
+    def reload_target(self, checkpoint: str | None) -> Path | None:
+        """The checkpoint directory ``checkpoint`` names if it may be loaded, else None: inside
+        ``checkpoints_dir`` (by name or path, symlinks resolved), or the current checkpoint."""
+        current = Path(self.config.checkpoint).resolve()
+        if checkpoint is None:
+            return current
+        if self.config.checkpoints_dir is None:
+            return current if Path(checkpoint).resolve() == current else None
+        root = Path(self.config.checkpoints_dir).resolve()
+        target = (root / checkpoint).resolve()
+        if root not in target.parents or not (target / "card.json").is_file():
+            return None
+        return target
+
+    async def reload(self, user: Any | None, checkpoint: str | None = None) -> Card:
+        """Load a checkpoint on the worker thread and swap it in; commands follow the new card.
+
+        ``user`` None is the operator at the console. Every refusal raises the same ``ReloadRefused``,
+        so the answer tells nobody which paths exist; the reason goes to the log.
+        """
+        if user is not None and not await self.may_reload(user):
+            log.info("reload refused: user %s is not an owner or operator", user.id)
+            raise ReloadRefused
+        target = self.reload_target(checkpoint)
+        if target is None:
+            log.info("reload refused: %r is not a checkpoint under checkpoints_dir", checkpoint)
+            raise ReloadRefused
+        path = str(target)
+        generator = await self.worker.submit_call(lambda: self._load(path))
+        self.worker.generator = generator
+        self.config.checkpoint = path
+        await self._install_commands(generator.card)
+        log.info("now serving %s", generator.card.model_id)
+        return generator.card
+
+    async def stats(self, scope: Scope) -> Stats:
+        """This server's figures, with the shared cache's depth and the queue."""
+        model_id = self.worker.generator.card.model_id
+        return Stats(await self.db.totals(scope), await self.db.depth(model_id), self.worker.depth, model_id)
+
+    async def places(self, generation_id: int, scope: Scope) -> list[dict[str, Any]]:
+        """Where a generation was posted within ``scope``, first first."""
+        return await self.db.deliveries_of(generation_id, scope)
