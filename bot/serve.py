@@ -86,6 +86,7 @@ class RequestHandler:
 
     async def another(self, interaction: discord.Interaction, generation_id: int) -> None:
         """Serve a fresh one with the same tags as an earlier generation."""
+        self.worker.check_room(self.db.user_hash(interaction.user.id))  # a refusal costs no lookup either
         gen = await self.db.get(generation_id)
         if gen is None:
             raise GenerationError(f"generation #{generation_id} no longer exists")
