@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 RECIPE = "demo"  # training/pipeline.py: LoRA on the pretrained offline base
 GUIDANCE = 1.0  # the card's default scale (see README "Conditioning that holds")
 WARM_LIMIT = 48  # generations stored before the session starts: the demo's keys, at a CPU-friendly cost
+REUSE_WARM_LIMIT = 4  # on later runs: one batch, so a second run stays within seconds on a CPU
 DEMO_SCRIPT = [
     ("alice", "review", {"genre": "Metal", "score": 7.5}),
     ("bob", "review", {"genre": "Jazz", "score": 3.5}),
@@ -135,11 +136,13 @@ def quiet_logging() -> None:
     logging.getLogger("discord").setLevel(logging.ERROR)  # voice-support notices are noise here
 
 
-async def session(checkpoint: Path, database: Path, interactive: bool, lines: Any) -> None:
+async def session(
+    checkpoint: Path, database: Path, interactive: bool, lines: Any, warm_limit: int = WARM_LIMIT
+) -> None:
     """Run the real bot in SimCord and play the scripted session (then the interactive one)."""
     import simcord
 
-    bot = simulated_bot(checkpoint, database)
+    bot = simulated_bot(checkpoint, database, warm_limit=warm_limit)
     try:
         async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
             await play(env, bot, database, interactive, lines)
@@ -331,7 +334,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"Removed {home}; starting over.")
     home.mkdir(parents=True, exist_ok=True)
     quiet_logging()
+    reused = (home / "checkpoint" / "card.json").is_file()
     checkpoint = ensure_model(home)
-    asyncio.run(session(checkpoint, home / "bot.sqlite3", args.interactive, sys.stdin))
+    # A later run finds the cache an earlier one filled: it tops up only the most asked-for keys.
+    warm_limit = REUSE_WARM_LIMIT if reused else WARM_LIMIT
+    asyncio.run(session(checkpoint, home / "bot.sqlite3", args.interactive, sys.stdin, warm_limit))
     go_live(checkpoint)
     return 0

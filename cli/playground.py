@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.chat import say
-from cli.demo import WARM_LIMIT, demo_home, ensure_model, quiet_logging, simulated_bot
+from cli.demo import REUSE_WARM_LIMIT, WARM_LIMIT, demo_home, ensure_model, quiet_logging, simulated_bot
 from data.errors import CheckpointError, ConfigError
 
 # What ``simcord[preview]`` adds, as SimCord checks it when a preview opens: checked up front so a
@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--warm",
         type=int,
-        default=WARM_LIMIT,
         metavar="N",
-        help=f"generations to store before the page opens (default {WARM_LIMIT}; 0: none)",
+        help=f"generations to store before the page opens (default {WARM_LIMIT} when the demo model was "
+        f"just trained, else {REUSE_WARM_LIMIT} to top up the busiest keys; 0: none)",
     )
     p.set_defaults(handler=run)
 
@@ -75,20 +75,23 @@ def run(args: argparse.Namespace) -> int:
     """The playground command: serve until Ctrl-C (or "End preview session" in the page)."""
     require_preview()
     check_port(args.port)
-    if args.warm < 0:
+    if args.warm is not None and args.warm < 0:
         raise ConfigError(f"--warm {args.warm}: must be 0 or more")
     home = demo_home(None)
+    built = False
     if args.checkpoint:
         checkpoint = Path(args.checkpoint)
         if not checkpoint.is_dir():
             raise CheckpointError(f"{checkpoint}: no such checkpoint directory")
     else:
         home.mkdir(parents=True, exist_ok=True)
+        built = not (home / "checkpoint" / "card.json").is_file()
         checkpoint = ensure_model(home)
     database = Path(args.db) if args.db else home / "bot.sqlite3"
     database.parent.mkdir(parents=True, exist_ok=True)
     quiet_logging()
-    asyncio.run(serve(checkpoint, database, args.port, args.warm))
+    warm = args.warm if args.warm is not None else (WARM_LIMIT if built else REUSE_WARM_LIMIT)
+    asyncio.run(serve(checkpoint, database, args.port, warm))
     return 0
 
 
@@ -99,7 +102,7 @@ async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int) ->
     stop = asyncio.Event()
     with stop_on_signals(stop):
         say(f"Starting the bot on {checkpoint} (database {database})…")
-        bot = simulated_bot(checkpoint, database, warm_limit=warm_limit or WARM_LIMIT)
+        bot = simulated_bot(checkpoint, database, warm_limit=warm_limit or WARM_LIMIT)  # 0: no warm-up at all
         try:
             # Generous settle: a page action waits for model work on the worker thread to finish.
             async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
