@@ -82,7 +82,7 @@ class LinernotesBot(commands.AutoShardedBot):
         )
         self.add_dynamic_items(AnotherButton)
         await self._install_commands(self.worker.generator.card)
-        if self.config.warm_interval > 0:
+        if self.config.warm_interval > 0 and self.scheduler is None:
             self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
             self.scheduler.add_job(
                 self.warm_job,

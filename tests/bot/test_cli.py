@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -66,3 +67,26 @@ def test_warm_generates_with_the_bots_backend(tiny_fp32, tmp_path, capsys):
     con = sqlite3.connect(database)
     assert con.execute("SELECT cache_key, origin FROM generations").fetchall() == [("lyrics|chorus|", "warm")]
     con.close()
+
+
+def test_stats_gives_the_operator_every_servers_totals(tmp_path, capsys):
+    from bot.storage import Database
+    from tests.bot.test_storage import result
+
+    async def fill(path) -> None:
+        db = Database(path)
+        await db.open()
+        try:
+            for guild, message in ((1, 10), (2, 20)):  # two servers, one answer each
+                gid = await db.add(result(f"Posted in server {guild}.", seed=guild), "k", "warm")
+                await db.delivered(
+                    await db.reserve(gid, guild * 100, guild, db.user_hash(guild), {}), message
+                )
+            await db.record_reaction(10, db.user_hash(7), 1, present=True)
+        finally:
+            await db.close()
+
+    database = tmp_path / "bot.sqlite3"
+    asyncio.run(fill(database))
+    assert main(["stats", "--db", str(database)]) == 0
+    assert capsys.readouterr().out.strip() == "2 generations, 2 answers served, 1 👍 and 0 👎"

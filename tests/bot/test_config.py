@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 
 from bot.config import load_config
@@ -49,11 +50,13 @@ def test_bot_without_token_says_how_to_set_it(tiny_fp32, tmp_path, capsys, monke
 
 
 def test_token_never_appears_in_output(tiny_fp32, tmp_path, capsys, monkeypatch):
-    """With no Discord reachable (or a rejected token) the bot stops with one line and no token in it."""
+    """With no Discord reachable the bot stops with one line and no token in it."""
     token = "MTIzNDU2Nzg5.fake.token-never-print-me"
     monkeypatch.setenv("DISCORD_TOKEN", token)
+    # Discord's API at a closed port on this machine: the test never reaches the real one.
+    monkeypatch.setattr(discord.http.Route, "BASE", "http://127.0.0.1:9/api/v10")
     assert main(["bot", str(tiny_fp32), "--db", str(tmp_path / "b.sqlite3"), "--sync", "off"]) == 2
     captured = capsys.readouterr()
     out = captured.out + captured.err
-    assert "could not reach Discord" in out or "rejected the token" in out
+    assert "could not reach Discord" in out
     assert token not in out and "never-print-me" not in out
