@@ -132,10 +132,6 @@ def test_cycle_finder_sees_hidden_and_relative_imports(tmp_path):
     assert find_cycle(module_graph(tmp_path, "pkg")) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/app.py <-> commands.py and views.py (behind TYPE_CHECKING): issue 19 item 3, the bot's owner",
-)
 def test_bot_has_no_import_cycle():
     assert find_cycle(module_graph(REPO, "bot")) is None
 
