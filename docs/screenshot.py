@@ -21,23 +21,20 @@ REPO = Path(__file__).resolve().parents[1]
 URL = re.compile(r"http://127\.0\.0\.1:\d+/#\S+")
 
 
-def start(checkpoint: Path, database: Path) -> tuple[subprocess.Popen, str]:
-    """The playground process and its page address (with the session key), once it is serving."""
+def start(checkpoint: Path, database: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """The playground process and its page address (with the session key), once it is serving.
+
+    Its output goes to a file, not a pipe: the playground keeps printing after we stop reading."""
     linernotes = Path(sys.executable).parent / "linernotes"
-    proc = subprocess.Popen(
-        [str(linernotes), "playground", str(checkpoint), "--db", str(database), "--warm", "8"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    cmd = [str(linernotes), "playground", str(checkpoint), "--db", str(database), "--warm", "8"]
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if found := URL.search(line):
+    while time.monotonic() < deadline and proc.poll() is None:
+        if found := URL.search(log.read_text()):
             return proc, found.group(0)
-        if time.monotonic() > deadline:
-            break
+        time.sleep(1)
     proc.kill()
-    sys.exit("the playground did not print its address")
+    sys.exit(f"the playground did not print its address:\n{log.read_text()[-2000:]}")
 
 
 def shoot(url: str, out: Path) -> None:
@@ -75,7 +72,9 @@ def main() -> None:
     p.add_argument("--out", default=str(REPO / "docs" / "playground.png"))
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start(Path(args.checkpoint), Path(tmp) / "screenshot.sqlite3")
+        proc, url = start(
+            Path(args.checkpoint), Path(tmp) / "screenshot.sqlite3", Path(tmp) / "playground.log"
+        )
         try:
             shoot(url, Path(args.out))
         finally:
