@@ -8,10 +8,14 @@ model a newcomer's first ``make demo`` talks to); ``scratch-small`` is the forme
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
+import statistics
+import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +131,55 @@ def prepare_once(
     say(f"Preparing {', '.join(str(s) for s in sources)}")
     result = prepare(DataConfig(sources=[str(s) for s in sources], out=str(out), **settings))
     return result.stats
+
+
+def steps_for_budget(
+    config: TrainConfig,
+    minutes: float,
+    probe_steps: int = 12,
+    margin: float = 0.9,
+    clock: Callable[[], float] = time.perf_counter,
+) -> int:
+    """Optimizer steps of ``config`` that fit ``minutes`` of training on this machine, timed by a short
+    probe run (in a temporary directory), so a time-budgeted run's cosine schedule ends with the budget."""
+    from training.loop import train
+
+    if probe_steps < 4:
+        raise ConfigError(f"probe_steps must be at least 4 (two warm-up steps, two timed), got {probe_steps}")
+    if not minutes > 0:
+        raise ConfigError(f"the training budget must be positive, got {minutes} minutes")
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="linernotes-probe-") as tmp:
+        probe = replace(
+            config,
+            out=tmp,
+            steps=probe_steps,
+            eval_every=10_000,
+            eval_batches=1,  # the probe's one closing validation pass: as short as it can be
+            save_every=10_000,
+            sample_every=0,
+            max_minutes=None,
+            resume=False,
+            progress=False,
+        )
+        train(probe, on_step=lambda progress, loss: stamps.append(clock()))
+    # Steady-state steps only: start-up and the first steps (allocation, warm caches) are paid once per
+    # run; counting them made a 20-minute run stop at two thirds of its budget.
+    per_step = statistics.median(b - a for a, b in itertools.pairwise(stamps[2:]))
+    # Periodic validation costs time too: the margin keeps the budget, not the schedule, the cap.
+    return max(1, int(minutes * 60 / per_step * margin))
+
+
+def reexport(work: Path, guidance: float) -> Card:
+    """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and with ``guidance``
+    as the card's default scale (e.g. the scale an evaluation chose)."""
+    from model.card import read_card
+    from training.export import export, read_run
+
+    work = Path(work)
+    precision = read_card(work / "checkpoint").precision
+    lora = bool(read_run(work / "run")["config"].get("lora"))
+    # As build() exports: an adapter is merged unless the checkpoint is fp32.
+    return export(
+        work / "run", work / "checkpoint", precision, merge=lora and precision != "fp32", guidance=guidance
+    )

@@ -8,7 +8,7 @@ from data.errors import ConfigError
 from model.card import read_card
 from model.checkpoint import load_checkpoint
 from tests.conftest import SAMPLE
-from training.pipeline import RECIPES, build, train_config
+from training.pipeline import RECIPES, build, reexport, steps_for_budget, train_config
 
 
 def test_demo_recipe_end_to_end_on_a_gguf_base(tiny_llama, tmp_path):
@@ -39,3 +39,35 @@ def test_recipes_are_valid_train_configs_and_unknown_ones_are_named(tmp_path):
     assert train_config("tiny", tmp_path, tmp_path, steps=7).steps == 7
     with pytest.raises(ConfigError, match="recipe must be one of demo, scratch-small, tiny"):
         train_config("huge", tmp_path, tmp_path)
+
+
+def test_steps_for_budget_times_steady_state_steps_of_the_recipe(sample_data, tmp_path):
+    """A real probe of the tiny recipe, on a clock where the first two steps are slow (start-up)."""
+    config = train_config("tiny", sample_data, tmp_path / "run")
+    ticks = iter([0.0, 30.0, 60.0] + [60.0 + 0.5 * i for i in range(1, 100)])
+    seen: list[float] = []
+
+    def clock() -> float:
+        seen.append(next(ticks))
+        return seen[-1]
+
+    # 0.5 s per steady step: 2 minutes hold 240 steps, 216 with the 10% margin for validation passes.
+    # (Timing the slow first steps too would give a median of 30 s and 3 steps.)
+    assert steps_for_budget(config, 2.0, probe_steps=4, clock=clock) == 216
+    assert len(seen) == 4  # one stamp per probe step: the probe really trained probe_steps steps
+    assert not (tmp_path / "run").exists()  # the probe ran elsewhere and left the run directory alone
+    with pytest.raises(ConfigError, match="at least 4"):
+        steps_for_budget(config, 1.0, probe_steps=3)
+    with pytest.raises(ConfigError, match="budget must be positive"):
+        steps_for_budget(config, 0.0)
+
+
+def test_reexport_stamps_a_chosen_guidance_at_the_same_precision_merging_an_adapter(tiny_llama, tmp_path):
+    built = build(
+        [SAMPLE], tmp_path, "demo", "int8", say=lambda _: None,
+        base=str(tiny_llama[2]), steps=2, eval_every=2, progress=False,
+    )  # fmt: skip
+    assert built.card.generation["guidance"] == 1.0
+    card = reexport(tmp_path, 2.0)
+    assert card.generation["guidance"] == 2.0 and card.precision == "int8" and card.adapter is None
+    assert read_card(built.checkpoint) == card

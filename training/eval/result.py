@@ -58,6 +58,9 @@ class Generation:
     by_guidance: dict[str, AtScale]  # f"{scale:g}" -> measures
     floor: Floor
     real_diversity: Diversity  # real text of the same tags, cut to the generated length
+    # f"{scale:g}" -> the generated texts, condition by condition (for measures computed outside, e.g.
+    # fluency); kept out of report.json, which holds figures.
+    texts: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def last_scale(self) -> str:
@@ -90,4 +93,5 @@ class EvalReport:
         """``report.json``: every figure, with the generation measures at the top level."""
         out = asdict(self)
         out |= out.pop("generation")
+        out.pop("texts")
         return {k: v for k, v in out.items() if v is not None}

@@ -178,6 +178,7 @@ def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
         },
         floor=Floor(sum(x.result.stop == "end" for x in floor) / max(1, len(floor))),
         real_diversity=diversity(_real_groups(generated[scales[0]], s.train)),
+        texts={f"{scale:g}": [x.text for x in texts] for scale, texts in generated.items()},
     )
 
 

@@ -167,3 +167,14 @@ def test_bad_input_names_the_option(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_generated_texts_are_kept_per_scale_but_not_in_report_json(
+    evaluated: tuple[EvalReport, Path],
+) -> None:
+    typed, report_dir = evaluated
+    g = typed.generation
+    assert set(g.texts) == {"1", "2"}
+    assert all(len(texts) == 2 * g.samples.conditions for texts in g.texts.values())  # two per condition
+    assert any(t.strip() for t in g.texts["2"])
+    assert "texts" not in json.loads((report_dir / "report.json").read_text())
