@@ -100,7 +100,6 @@ def build(
 ) -> Built:
     """Prepare ``sources`` into ``work/prepared`` (kept if there), train ``work/run`` afresh with the
     recipe, and export ``work/checkpoint`` (skipped when ``precision`` is None)."""
-    from training.export import export
     from training.loop import train
 
     work = Path(work)
@@ -114,8 +113,7 @@ def build(
         return Built(prepared, run, None, None, summary, stats)
     checkpoint = work / "checkpoint"
     say(f"Exporting {precision} checkpoint with its card and copy-guard index: {checkpoint}")
-    # An adapter is merged into its base first: the bot loads one self-contained (int8) model.
-    card = export(run, checkpoint, precision, merge=config.lora and precision != "fp32", guidance=guidance)
+    card = export_run(run, checkpoint, precision, config.lora, guidance)
     return Built(prepared, run, checkpoint, card, summary, stats)
 
 
@@ -174,12 +172,17 @@ def reexport(work: Path, guidance: float) -> Card:
     """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and with ``guidance``
     as the card's default scale (e.g. the scale an evaluation chose)."""
     from model.card import read_card
-    from training.export import export, read_run
+    from training.export import read_run
 
     work = Path(work)
     precision = read_card(work / "checkpoint").precision
     lora = bool(read_run(work / "run")["config"].get("lora"))
-    # As build() exports: an adapter is merged unless the checkpoint is fp32.
-    return export(
-        work / "run", work / "checkpoint", precision, merge=lora and precision != "fp32", guidance=guidance
-    )
+    return export_run(work / "run", work / "checkpoint", precision, lora, guidance)
+
+
+def export_run(run: Path, checkpoint: Path, precision: str, lora: bool, guidance: float) -> Card:
+    """Export ``run``; an adapter is merged into its base unless kept as fp32, so the bot loads one
+    self-contained (int8) model."""
+    from training.export import export
+
+    return export(run, checkpoint, precision, merge=lora and precision != "fp32", guidance=guidance)
