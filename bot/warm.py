@@ -69,11 +69,16 @@ async def warm(
     """Generate until every key reaches its depth (at most ``limit`` generations this run, most
     wanted keys first, so one run never holds the worker for long); returns how many were stored."""
     todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys)
-    requests: list[tuple[Key, Request]] = []
     base = sampling or Sampling(guidance=card.generation.get("guidance", 1.0))
-    for key, n in todo.missing:
-        requests += [(key, Request(key.kind, key.tags, sampling=base)) for _ in range(n)]
-    requests = requests[:limit]
+    # Breadth first: one generation for each short key (most wanted first), then a second, and so on,
+    # so a run cut short by ``limit`` leaves the most keys answerable rather than a few keys deep.
+    rounds = max((n for _, n in todo.missing), default=0)
+    requests = [
+        (key, Request(key.kind, key.tags, sampling=base))
+        for depth in range(rounds)
+        for key, n in todo.missing
+        if depth < n
+    ][:limit]
     stored = 0
     for start in range(0, len(requests), batch):
         chunk = requests[start : start + batch]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from data.format import HEADER_OPEN, escape_body
-from model.sampling import Sampling, guide, process
+from model.sampling import Sampling, guide, sample
 
 # Text a decoded body may never contain: a header start, and its escaped form (which the finished
 # text would show unescaped, as a header start).
@@ -187,7 +187,11 @@ def _decode(model, prompts: list[Prompt], params: list[Sampling], vocab: Vocab, 
     batch = _Batch(model, seqs, pad, len(vocab.text))
     for _ in range(max(s.max_new_tokens for s in params)):
         logits = _row_logits(batch.logits, live, guided, rows, vocab)  # (live, V)
-        chosen = {i: _sample(rows[i], logits[n], vocab) for n, i in enumerate(live)}
+        seen = torch.stack([rows[i].seen for i in live])  # (live, V)
+        tokens = sample(logits, seen, [rows[i].params for i in live], [rows[i].gen for i in live])
+        chosen = dict(zip(live, tokens, strict=True))
+        for i, token in chosen.items():
+            rows[i].take(token, vocab)
         columns = [n for n, i in enumerate(live) if rows[i].stop is None]
         columns += [len(live) + n for n, i in enumerate(guided) if rows[i].stop is None]
         live = [i for i in live if rows[i].stop is None]
@@ -212,11 +216,3 @@ def _row_logits(
     # Masked after mixing: -inf in both cond and uncond would make the mix NaN.
     banned = torch.stack([vocab.banned_after(rows[i].tail) for i in live])  # (live, V)
     return out.masked_fill(banned, float("-inf"))
-
-
-def _sample(row: _Row, logits: torch.Tensor, vocab: Vocab) -> int:
-    """Sample one row's next token from its logits (V,), record it, and return it."""
-    probs = process(logits, row.seen.nonzero().flatten(), row.params)
-    token = int(torch.multinomial(probs, 1, generator=row.gen))
-    row.take(token, vocab)
-    return token

@@ -1,4 +1,4 @@
-"""Per-request sampling parameters and the logits processing they imply (one row at a time)."""
+"""Per-request sampling parameters and the logits processing they imply (a batch of rows at once)."""
 
 from __future__ import annotations
 
@@ -45,31 +45,37 @@ class Sampling:
         return asdict(self)
 
 
-def process(logits: torch.Tensor, seen: torch.Tensor, s: Sampling) -> torch.Tensor:
-    """Turn one row of logits (V,) into sampling probabilities (V,) under ``s``.
+def sample(
+    logits: torch.Tensor, seen: torch.Tensor, params: list[Sampling], gens: list[torch.Generator]
+) -> list[int]:
+    """One token per row from logits (R, V), each row under its own ``Sampling`` and generator.
 
-    ``seen`` holds the ids already in the context, penalised CTRL-style (divide positive logits,
-    multiply negative ones) so loops are discouraged.
+    Vectorised across rows (one penalty pass, one top-k, one softmax for the whole batch); only the
+    draw itself is per row, so each row's seed alone decides its text. ``seen`` (R, V) bool marks the
+    ids already in each row's context, penalised CTRL-style (divide positive logits, multiply negative
+    ones) so loops are discouraged. Rows with top-k off (0) keep the whole vocabulary.
     """
-    logits = logits.float().clone()
-    if s.repetition_penalty != 1.0 and seen.numel():
-        prev = logits[seen]
-        logits[seen] = torch.where(prev > 0, prev / s.repetition_penalty, prev * s.repetition_penalty)
-    if s.temperature == 0:
-        probs = torch.zeros_like(logits)
-        probs[int(torch.argmax(logits))] = 1.0
-        return probs
-    logits = logits / s.temperature
-    if s.top_k and s.top_k < logits.numel():
-        kth = torch.topk(logits, s.top_k).values[-1]
-        logits[logits < kth] = float("-inf")
-    if s.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
-        # Keep the smallest prefix whose mass reaches top_p (always at least one token).
-        drop = cum - torch.softmax(sorted_logits, dim=-1) >= s.top_p
-        logits[order[drop]] = float("-inf")
-    return torch.softmax(logits, dim=-1)
+    vocab = logits.shape[1]
+    logits = logits.float()
+    penalty = torch.tensor([s.repetition_penalty for s in params])[:, None]  # (R, 1)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    logits = torch.where(seen, penalised, logits)
+    temperature = torch.tensor([s.temperature or 1.0 for s in params])[:, None]  # greedy rows: argmax below
+    ks = torch.tensor([s.top_k if 0 < s.top_k < vocab else vocab for s in params])
+    # (R, K), sorted best first: past top-k, nothing can be sampled, so the rest of the vocabulary is
+    # never sorted (a full sort per row was the decode step's largest cost after the forward pass).
+    values, ids = torch.topk(logits / temperature, int(ks.max()), dim=-1)
+    values = values.masked_fill(torch.arange(values.shape[1])[None, :] >= ks[:, None], float("-inf"))
+    probs = torch.softmax(values, dim=-1)
+    top_p = torch.tensor([s.top_p for s in params])[:, None]
+    # Keep the smallest prefix whose mass reaches top_p (always the first token; top_p 1 keeps all).
+    drop = ((probs.cumsum(-1) - probs) >= top_p) & (top_p < 1.0)
+    probs = torch.softmax(values.masked_fill(drop, float("-inf")), dim=-1)
+    picks = []
+    for r, (s, gen) in enumerate(zip(params, gens, strict=True)):
+        at = 0 if s.temperature == 0 else int(torch.multinomial(probs[r], 1, generator=gen))
+        picks.append(int(ids[r, at]))
+    return picks
 
 
 def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:

@@ -110,8 +110,11 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, g
     texts = [item.record.text for src in info["data"]["sources"] for item in iter_split(Path(src))]
     guard = CopyGuard(build_index(texts))
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    # Everything that changes what the model writes is in the id (the bot's cache is keyed by it), the
+    # default guidance scale too: a re-export at another scale within the same second is another model.
     ident = hashlib.blake2b(
-        f"{info['data']['hash']}:{info['steps']}:{precision}:{merge}:{created}".encode(), digest_size=4
+        f"{info['data']['hash']}:{info['steps']}:{precision}:{merge}:{guidance}:{created}".encode(),
+        digest_size=4,
     ).hexdigest()
     card = Card(
         model_id=f"{run.name}-{precision}-{ident}",

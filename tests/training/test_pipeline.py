@@ -71,3 +71,5 @@ def test_reexport_stamps_a_chosen_guidance_at_the_same_precision_merging_an_adap
     card = reexport(tmp_path, 2.0)
     assert card.generation["guidance"] == 2.0 and card.precision == "int8" and card.adapter is None
     assert read_card(built.checkpoint) == card
+    # Another default scale is another model to the bot's cache, even when exported within the same second.
+    assert card.model_id != built.card.model_id
