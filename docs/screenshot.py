@@ -77,6 +77,10 @@ def main() -> None:
         )
         try:
             shoot(url, Path(args.out))
+        except AssertionError:
+            # The page only says "the bot action failed"; the playground's own log says why.
+            print((Path(tmp) / "playground.log").read_text()[-4000:], file=sys.stderr)
+            raise
         finally:
             proc.terminate()
             proc.wait(timeout=60)
