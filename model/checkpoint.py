@@ -130,7 +130,7 @@ def resolve_precision(stored: str, requested: str, device: torch.device) -> str:
     """What to load as. ``auto``: as stored, except half precision on CPU, which loads as fp32 (CPU
     half matmuls are slow). An int8 checkpoint stays int8 (what the export wrote, at 40% of fp32's weight
     memory), although on a CPU it generates slower: bench/generate_throughput.py measured the 135M base
-    at 0.74x fp32's speed in a batch and 0.61x alone, so the README tells CPU hosts with memory to spare
+    at 0.75x fp32's speed in a batch and 0.64x alone, so the README tells CPU hosts with memory to spare
     to ask for fp32."""
     if requested == "auto":
         return "fp32" if device.type == "cpu" and stored in ("fp16", "bf16") else stored

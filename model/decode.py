@@ -213,6 +213,11 @@ def _row_logits(
         scale = torch.tensor([rows[i].params.guidance for i in guided])[:, None]  # (guided, 1)
         out = out.clone()
         out[at] = guide(out[at], logits[len(live) :], scale)
-    # Masked after mixing: -inf in both cond and uncond would make the mix NaN.
-    banned = torch.stack([vocab.banned_after(rows[i].tail) for i in live])  # (live, V)
-    return out.masked_fill(banned, float("-inf"))
+    # Masked after mixing: -inf in both cond and uncond would make the mix NaN. One (V,) mask broadcast
+    # over all rows; a row whose text ends in the start of header syntax gets its extra mask alone.
+    out = out.masked_fill(vocab.banned, float("-inf"))  # (live, V), a new tensor
+    for n, i in enumerate(live):
+        extra = vocab.banned_after(rows[i].tail)
+        if extra is not vocab.banned:
+            out[n] = out[n].masked_fill(extra, float("-inf"))
+    return out
