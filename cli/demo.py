@@ -60,10 +60,15 @@ def demo_home(arg: str | None) -> Path:
     return (Path(base) if base else Path(".linernotes")) / "demo"
 
 
+def has_model(home: Path) -> bool:
+    """Whether an earlier run left an exported demo checkpoint in ``home`` (``ensure_model`` reuses it)."""
+    return (home / "checkpoint" / "card.json").is_file()
+
+
 def ensure_model(home: Path) -> Path:
     """The demo checkpoint: reused when present, else prepared, fine-tuned and exported (minutes)."""
     checkpoint = home / "checkpoint"
-    if (checkpoint / "card.json").is_file():
+    if has_model(home):
         say(
             f"Using the model trained on an earlier run ({checkpoint}); `linernotes demo --fresh` starts over."
         )
@@ -334,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"Removed {home}; starting over.")
     home.mkdir(parents=True, exist_ok=True)
     quiet_logging()
-    reused = (home / "checkpoint" / "card.json").is_file()
+    reused = has_model(home)
     checkpoint = ensure_model(home)
     # A later run finds the cache an earlier one filled: it tops up only the most asked-for keys.
     warm_limit = REUSE_WARM_LIMIT if reused else WARM_LIMIT

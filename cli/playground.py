@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from cli.chat import say
-from cli.demo import REUSE_WARM_LIMIT, WARM_LIMIT, demo_home, ensure_model, quiet_logging, simulated_bot
+from cli.demo import (
+    REUSE_WARM_LIMIT,
+    WARM_LIMIT,
+    demo_home,
+    ensure_model,
+    has_model,
+    quiet_logging,
+    simulated_bot,
+)
 from data.errors import CheckpointError, ConfigError
 
 # What ``simcord[preview]`` adds, as SimCord checks it when a preview opens: checked up front so a
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             raise CheckpointError(f"{checkpoint}: no such checkpoint directory")
     else:
         home.mkdir(parents=True, exist_ok=True)
-        built = not (home / "checkpoint" / "card.json").is_file()
+        built = not has_model(home)
         checkpoint = ensure_model(home)
     database = Path(args.db) if args.db else home / "bot.sqlite3"
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +110,9 @@ async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int) ->
     stop = asyncio.Event()
     with stop_on_signals(stop):
         say(f"Starting the bot on {checkpoint} (database {database})…")
-        bot = simulated_bot(checkpoint, database, warm_limit=warm_limit or WARM_LIMIT)  # 0: no warm-up at all
+        bot = simulated_bot(
+            checkpoint, database, warm_limit=warm_limit or WARM_LIMIT
+        )  # 0: none before the page opens; /warm still works
         try:
             # Generous settle: a page action waits for model work on the worker thread to finish.
             async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
