@@ -16,12 +16,14 @@ ceiling, header leaks, clean stops, copy rate, distinct-2 against real text, and
 perplexity of the generated texts under the untouched base (fp32, plain text, no tag header) beside
 that of real held-out sections.
 
-``--sweep 0 0.1 0.2`` also trains the pretrained side at each tag-dropout rate (``--sweep-minutes``
-each) and prints part adherence at guidance 2 and part tag-ID per rate.
+``--sweep 0 0.1 0.2`` also trains the pretrained side at each tag-dropout rate, each for the steps one
+probe finds in ``--sweep-minutes`` (the same for every rate, with no wall-clock cut, so a busy machine
+does not favour one rate), and prints part adherence at guidance 2 and part tag-ID per rate.
+``--models`` with no names runs the sweep alone.
 
 Usage::
 
-    python bench/quality_lyrics.py [--models pretrained scratch] [--minutes 20] [--samples 40]
+    python bench/quality_lyrics.py [--models [pretrained] [scratch]] [--minutes 20] [--samples 40]
         [--guidance 1 2] [--sweep 0 0.1 0.2 --sweep-minutes 8] [--work DIR] [--retrain]
 
 Each model's work directory (``WORK/pretrained``, ``WORK/scratch``, ``WORK/sweep/dropout-R``) keeps its
@@ -112,8 +114,11 @@ def say(message: str) -> None:
 # --- training ---------------------------------------------------------------------------------
 
 
-def trained(side: Side, work: Path, args: argparse.Namespace, minutes: float, dropout: float) -> Path:
-    """``work/checkpoint`` for ``side``: reused when there (unless --retrain), else built within ``minutes``."""
+def trained(
+    side: Side, work: Path, args: argparse.Namespace, minutes: float, dropout: float, steps: int | None = None
+) -> Path:
+    """``work/checkpoint`` for ``side``: reused when there (unless --retrain), else built within ``minutes``,
+    or for exactly ``steps`` optimizer steps with no wall-clock cut when given (the sweep's equal compute)."""
     checkpoint = work / "checkpoint"
     if (checkpoint / "card.json").is_file() and not args.retrain:
         summary = read_run(work / "run")
@@ -123,12 +128,9 @@ def trained(side: Side, work: Path, args: argparse.Namespace, minutes: float, dr
         )
         return checkpoint
     prepared = share_prepared(work, Path(args.work) / "prepared")
-    overrides = {**side.overrides, "tag_dropout": dropout, "max_minutes": minutes}
-    started = time.perf_counter()
-    steps = steps_for_budget(train_config(side.recipe, prepared, work / "run", **overrides), minutes)
-    say(
-        f"{side.name}: probe {time.perf_counter() - started:.0f} s; training {steps} steps within {minutes:g} min"
-    )
+    overrides = {**side.overrides, "tag_dropout": dropout, "max_minutes": None if steps else minutes}
+    if steps is None:
+        steps = probe(side, prepared, work, minutes, overrides)
     built = build([args.corpus], work, side.recipe, "int8", say=say, steps=steps, **overrides)
     s = built.summary
     say(
@@ -136,6 +138,14 @@ def trained(side: Side, work: Path, args: argparse.Namespace, minutes: float, dr
         f"best validation loss {s['best_val_loss']:.3f} (own tokenizer)"
     )
     return checkpoint
+
+
+def probe(side: Side, prepared: Path, work: Path, minutes: float, overrides: dict[str, Any]) -> int:
+    """The optimizer steps of ``side`` that fit ``minutes`` on this machine, timed by a short probe."""
+    started = time.perf_counter()
+    steps = steps_for_budget(train_config(side.recipe, prepared, work / "run", **overrides), minutes)
+    say(f"{side.name}: probe {time.perf_counter() - started:.0f} s; {steps} steps fit {minutes:g} min")
+    return steps
 
 
 def share_prepared(work: Path, prepared: Path) -> Path:
@@ -230,11 +240,16 @@ def add_fluency(results: list[Measured], args: argparse.Namespace) -> float:
 
 
 def sweep(args: argparse.Namespace) -> list[tuple[float, EvalReport]]:
-    """The pretrained side at each tag-dropout rate, ``--sweep-minutes`` each, evaluated at guidance 2."""
-    out = []
+    """The pretrained side at each tag-dropout rate, the steps of ``--sweep-minutes`` each, at guidance 2."""
+    out, side, root = [], SIDES["pretrained"], Path(args.work) / "sweep"
+    # One probe for every rate: each trains the same number of steps with no wall-clock cut, so the rates
+    # differ only in tag dropout even when the machine is busier during one run than another.
+    steps = probe(
+        side, share_prepared(root, Path(args.work) / "prepared"), root, args.sweep_minutes, side.overrides
+    )
     for rate in args.sweep:
-        work = Path(args.work) / "sweep" / f"dropout-{rate:g}"
-        checkpoint = trained(SIDES["pretrained"], work, args, args.sweep_minutes, rate)
+        work = root / f"dropout-{rate:g}"
+        checkpoint = trained(side, work, args, args.sweep_minutes, rate, steps)
         # Two artists instead of ten: the part figures compared here measure the same thing (same part
         # conditions, seeds, judge and tag-ID cases; texts differ only through batch numerics) at under half
         # the generation and tag-ID cost. Every rate is evaluated alike, so the rates compare fairly.
@@ -410,7 +425,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The benchmark's flags."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", default=str(CORPUS))
-    p.add_argument("--models", nargs="+", choices=list(SIDES), default=list(SIDES), help="sides to run")
+    p.add_argument(
+        "--models",
+        nargs="*",
+        choices=list(SIDES),
+        default=list(SIDES),
+        help="sides to run (none: the sweep alone)",
+    )
     p.add_argument("--minutes", type=float, default=20.0, help="training budget per model on this CPU")
     p.add_argument("--samples", type=int, default=40, help="generations per condition")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales to evaluate")
@@ -442,9 +463,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     prepare_once([args.corpus], Path(args.work) / "prepared", {}, say)
     results = [measure(SIDES[name], args) for name in args.models]
-    real_ppl = add_fluency(results, args)
+    real_ppl = add_fluency(results, args) if results else math.nan
     swept = sweep(args) if args.sweep else []
-    print_table(results, real_ppl)
+    if results:
+        print_table(results, real_ppl)
     if swept:
         print_sweep(swept)
     say(f"\nwall time {(time.perf_counter() - started) / 60:.1f} min")
