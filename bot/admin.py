@@ -2,7 +2,7 @@
 
 ``Admin`` is what the admin and information commands use; it knows nothing of Discord's command tree
 (``app.py`` hands it the few things it needs from the client: who owns the application, how to load
-a checkpoint, and how to re-register commands for a new card).
+a checkpoint, and what follows a reload: server adapters re-attached, commands re-registered).
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ class Admin:
         db: Database,
         worker: GenerationWorker,
         load: Callable[[str], Generator],
-        install_commands: Callable[[Card], Awaitable[None]],
+        after_reload: Callable[[Card], Awaitable[None]],
         is_owner: Callable[[Any], Awaitable[bool]],
     ) -> None:
         self.config, self.db, self.worker = config, db, worker
-        self._load, self._install_commands, self._is_owner = load, install_commands, is_owner
+        self._load, self._after_reload, self._is_owner = load, after_reload, is_owner
         self._warming = asyncio.Lock()
 
     async def warm(self) -> int:
@@ -105,7 +105,7 @@ class Admin:
         generator = await self.worker.submit_call(lambda: self._load(path))
         self.worker.generator = generator
         self.config.checkpoint = path
-        await self._install_commands(generator.card)
+        await self._after_reload(generator.card)
         log.info("now serving %s", generator.card.model_id)
         return generator.card
 

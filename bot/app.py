@@ -20,6 +20,8 @@ from bot import commands as slash
 from bot.admin import Admin
 from bot.config import BotConfig, generate_config
 from bot.errors import report
+from bot.models import ServerModels
+from bot.registry import ModelRegistry
 from bot.serve import RequestHandler
 from bot.storage import Database
 from bot.views import AnotherButton
@@ -60,6 +62,7 @@ class LinernotesBot(commands.AutoShardedBot):
         self.worker: GenerationWorker | None = None
         self.requests: RequestHandler | None = None  # the Another button finds it here
         self.admin: Admin | None = None
+        self.models: ServerModels | None = None  # each server's own adapters (config.server_models)
         self.scheduler: AsyncIOScheduler | None = None
         self.tree.on_error = self._on_tree_error
 
@@ -76,10 +79,13 @@ class LinernotesBot(commands.AutoShardedBot):
             c = self.config
             self.worker = GenerationWorker(generator, c.queue_size, c.max_queued_per_user, c.job_timeout)
             self.worker.start()
-        self.requests = RequestHandler(self.db, self.worker, self.config)
-        self.admin = Admin(
-            self.config, self.db, self.worker, self._load, self._install_commands, self.is_owner
-        )
+        # Adapters go on a whole model: a checkpoint that is itself an unmerged adapter takes none.
+        if self.config.server_models and self.models is None and not self.worker.generator.card.adapter:
+            self.models = ServerModels(self.config, ModelRegistry(self.db), self.worker)
+            await self.models.start()
+        router = self.models.route if self.models else None
+        self.requests = RequestHandler(self.db, self.worker, self.config, router)
+        self.admin = Admin(self.config, self.db, self.worker, self._load, self._after_reload, self.is_owner)
         self.add_dynamic_items(AnotherButton)
         await self._install_commands(self.worker.generator.card)
         if self.config.warm_interval > 0 and self.scheduler is None:
@@ -101,10 +107,19 @@ class LinernotesBot(commands.AutoShardedBot):
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self.models is not None:
+            await self.models.close()  # its training child first: it is the slowest thing to stop
+            self.models = None
         if self.worker is not None:
             await self.worker.stop()
         await self.db.close()
         await super().close()
+
+    async def _after_reload(self, card: Card) -> None:
+        """A new model is serving: attach the server adapters trained on it, and follow its card."""
+        if self.models is not None:
+            await self.models.reattach()
+        await self._install_commands(card)
 
     def _load(self, checkpoint: str) -> Generator:
         return Generator.load(checkpoint, generate_config(self.config))
@@ -114,7 +129,9 @@ class LinernotesBot(commands.AutoShardedBot):
         assert self.requests is not None and self.admin is not None
         self.tree.clear_commands(guild=None)
         c = self.config
-        for command in slash.build(card, self.requests, self.admin, c.admin_permission, c.reactions):
+        for command in slash.build(
+            card, self.requests, self.admin, c.admin_permission, c.reactions, self.models
+        ):
             self.tree.add_command(command)
         if self.config.sync == "off":
             return

@@ -14,6 +14,8 @@ from discord import app_commands
 
 from bot.admin import Admin
 from bot.embeds import permalink, stats_embed
+from bot.model_commands import model_group
+from bot.models import ServerModels
 from bot.serve import RequestHandler
 from bot.storage import Scope
 from model.card import Card
@@ -174,9 +176,15 @@ def admin_commands(admin: Admin, permission: str) -> list[app_commands.Command]:
 
 
 def build(
-    card: Card, requests: RequestHandler, admin: Admin, permission: str, reactions: list[str]
-) -> list[app_commands.Command]:
-    """All commands for a model with this card; ``permission`` shows /warm and /reload in a server."""
+    card: Card,
+    requests: RequestHandler,
+    admin: Admin,
+    permission: str,
+    reactions: list[str],
+    models: ServerModels | None = None,
+) -> list[app_commands.Command | app_commands.Group]:
+    """All commands for a model with this card; ``permission`` shows /warm, /reload and /model in a
+    server; ``/model`` exists when server models are on."""
     commands = []
     if "review" in card.tags and card.values("review", "genre"):
         commands.append(review_command(requests, card))
@@ -189,4 +197,5 @@ def build(
         show_command(admin),
         stats_command(admin, reactions),
         *admin_commands(admin, permission),
+        *([model_group(models, permission)] if models else []),
     ]

@@ -55,6 +55,14 @@ class BotConfig:
     operators: list[str] = field(default_factory=list)
     checkpoints_dir: str | None = None
     job_timeout: float = 60.0  # seconds a generation job may run per text before it is given up
+    # Server models (/model): each server may train adapters on the bot's model from lyrics it uploads.
+    server_models: bool = True
+    # Uploads, training runs and adapters; default: server-models/ beside the database.
+    models_dir: str | None = None
+    upload_limit: int = 2_000_000  # bytes per uploaded lyrics file
+    models_per_server: int = 3
+    training_queue: int = 8  # training jobs waiting at most (one runs at a time)
+    adapter_steps: int = 60  # optimizer steps per adapter at most (about 3.5 s each on 2 CPU cores)
 
     def __post_init__(self) -> None:
         for name in (
@@ -64,6 +72,10 @@ class BotConfig:
             "warm_limit",
             "queue_size",
             "max_queued_per_user",
+            "upload_limit",
+            "models_per_server",
+            "training_queue",
+            "adapter_steps",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")

@@ -1,12 +1,13 @@
 """``linernotes feedback export``: ratings from the bot's database as data for the next training run.
 
-Writes three JSON-lines files into the output directory:
+Writes three JSON-lines files into the output directory (``--model ID``: one model's ratings only, e.g. a
+server's own model, for retraining it):
 
 - ``train.jsonl``: generations people approved (more 👍 than 👎), in the training format, ready for
   ``linernotes train --extra-data DIR``. Private generations are left out: lyrics continued from a
   user's seed line, product reviews written to a user's headline (someone's own words).
 - ``rated.jsonl``: every rated generation with its tags, text, model id and vote counts.
-- ``pairs.jsonl``: for each cache key with two or more rated generations, chosen/rejected pairs (the
+- ``pairs.jsonl``: for each model and cache key with two or more rated generations, chosen/rejected pairs (the
   best-rated against each worse-rated one), for preference tuning.
 """
 
@@ -21,8 +22,9 @@ from bot.storage import Database
 from data.errors import InputError
 
 
-async def export_feedback(database: str | Path, out: str | Path) -> dict[str, int]:
-    """Write the three files; returns how many lines each got."""
+async def export_feedback(database: str | Path, out: str | Path, model: str | None = None) -> dict[str, int]:
+    """Write the three files (only generations of model id ``model``, when given: a server's model's
+    ratings are its retraining data); returns how many lines each got."""
     if not Path(database).is_file():
         raise InputError(f"--db {database}: no such database")
     db = Database(database)
@@ -33,7 +35,7 @@ async def export_feedback(database: str | Path, out: str | Path) -> dict[str, in
         await db.close()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [_row(r) for r in rated]
+    rows = [_row(r) for r in rated if model is None or r["model_id"] == model]
     approved = [r for r in rows if r["votes"]["up"] > r["votes"]["down"] and not r["private"]]
     pairs = _pairs(rows)
     _write(out / "train.jsonl", approved)
@@ -60,8 +62,8 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 def _pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if not r["private"]:
-            by_key[r["cache_key"]].append(r)
+        if not r["private"]:  # a pair compares two texts of one model for one request
+            by_key[f"{r['model_id']}\n{r['cache_key']}"].append(r)
     pairs = []
     for group in by_key.values():
         ranked = sorted(group, key=lambda r: r["votes"]["up"] - r["votes"]["down"], reverse=True)

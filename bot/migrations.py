@@ -75,4 +75,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             SELECT message_id, user_hash, vote, generation_id, updated FROM ratings ORDER BY updated;
         """,
     ),
+    (
+        4,
+        "server models: adapters trained from a server's uploads, and which one each server uses",
+        """
+        CREATE TABLE server_models (
+            id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'training', 'ready', 'failed')),
+            base_model_id TEXT NOT NULL,     -- the bot's model it was trained on (an adapter fits no other)
+            model_id TEXT,                   -- the adapter's own id, once ready (generations are keyed by it)
+            path TEXT NOT NULL,              -- its directory: the upload, prepared data, run and adapter
+            upload TEXT NOT NULL,            -- the file name as uploaded
+            report TEXT NOT NULL,            -- JSON: what preparing kept and dropped; training figures
+            error TEXT,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            UNIQUE (guild_id, name)
+        );
+        CREATE TABLE server_settings (
+            guild_id INTEGER PRIMARY KEY,
+            active_model INTEGER REFERENCES server_models (id) ON DELETE SET NULL
+        );
+        """,
+    ),
 ]

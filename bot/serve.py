@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -20,6 +21,7 @@ import discord
 from bot.cache import Key, key_for
 from bot.config import BotConfig, sampling_for
 from bot.embeds import generation_embed
+from bot.models import Route
 from bot.storage import Database, Generation
 from bot.views import another_view
 from data.errors import GenerationError, LinernotesError
@@ -28,6 +30,7 @@ from model.sampling import Sampling
 from model.worker import INTERACTIVE, GenerationWorker
 
 log = logging.getLogger(__name__)
+Router = Callable[[int | None, str], Route]
 
 
 class OnCooldown(LinernotesError):
@@ -37,8 +40,11 @@ class OnCooldown(LinernotesError):
 class RequestHandler:
     """Answers people's requests for generations (commands and the Another button), cache first."""
 
-    def __init__(self, db: Database, worker: GenerationWorker, config: BotConfig) -> None:
+    def __init__(
+        self, db: Database, worker: GenerationWorker, config: BotConfig, router: Router | None = None
+    ) -> None:
         self.db, self.worker, self.config = db, worker, config
+        self.router = router  # which model answers a server (its own, once it trained one)
         self._ready_at: dict[int, float] = {}
         self._keeping: set[asyncio.Task] = set()  # texts being kept after their interaction failed
 
@@ -46,6 +52,10 @@ class RequestHandler:
     def card(self):
         """The card of the model currently serving."""
         return self.worker.generator.card
+
+    def route(self, guild_id: int | None, kind: str) -> Route:
+        """The model that answers ``kind`` here: the server's own when it has one for the kind."""
+        return self.router(guild_id, kind) if self.router else Route(None, self.card)
 
     def sampling(self) -> Sampling:
         """Sampling for people's requests (a fresh seed each time)."""
@@ -63,7 +73,8 @@ class RequestHandler:
         self, interaction: discord.Interaction, kind: str, tags: dict[str, Any], seed_line: str | None = None
     ) -> None:
         """Answer ``/review``, ``/product`` or ``/lyrics`` (or the Another button)."""
-        tags = self.card.check_request(kind, tags)
+        route = self.route(interaction.guild_id, kind)
+        tags = route.card.check_request(kind, tags)
         user = self.db.user_hash(interaction.user.id)
         # Refuse before any I/O: a request that will be turned away must not queue behind the database.
         self.worker.check_room(user)
@@ -73,15 +84,14 @@ class RequestHandler:
             None
             if key.private
             else await self.db.take(
-                self.card.model_id, key.key, interaction.channel_id or 0, interaction.guild_id, user, tags
+                route.card.model_id, key.key, interaction.channel_id or 0, interaction.guild_id, user, tags
             )
         )
         if hit is not None:
             await self._send_hit(interaction, *hit, tags)
         else:
-            await self._generate(
-                interaction, Request(kind, tags, seed_line, self.sampling()), key, user, tags
-            )
+            request = Request(kind, tags, seed_line, self.sampling(), model=route.adapter)
+            await self._generate(interaction, request, key, user, tags)
         await self.db.note_demand(key.key)  # after the answer: counting demand is not worth a user's wait
 
     async def another(self, interaction: discord.Interaction, generation_id: int) -> None:

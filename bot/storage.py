@@ -183,7 +183,7 @@ class Database:
             await target.close()
         os.replace(restore, self.path)
 
-    async def _exec(self, sql: str, params: tuple = ()) -> int:
+    async def execute(self, sql: str, params: tuple = ()) -> int:
         """Run one statement, close its cursor, commit; returns the last inserted row id."""
         await self._follow_file()
         async with self.db.execute(sql, params) as cur:
@@ -191,17 +191,17 @@ class Database:
         await self.db.commit()
         return int(rowid or 0)
 
-    async def _fetch(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+    async def fetch(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
         """Run one query and return its rows."""
         await self._follow_file()
         return list(await self.db.execute_fetchall(sql, params))
 
     async def migrate(self) -> list[int]:
         """Apply migrations newer than the database; returns the versions applied."""
-        await self._exec(
+        await self.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied REAL)"
         )
-        done = {r[0] for r in await self._fetch("SELECT version FROM schema_migrations")}
+        done = {r[0] for r in await self.fetch("SELECT version FROM schema_migrations")}
         applied = []
         for version, name, sql in MIGRATIONS:
             if version in done:
@@ -216,14 +216,14 @@ class Database:
 
     async def versions(self) -> list[int]:
         """Applied migration versions."""
-        return [r[0] for r in await self._fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+        return [r[0] for r in await self.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
 
     async def _meta(self, key: str) -> str | None:
-        rows = await self._fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = await self.fetch("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
     async def _set_meta(self, key: str, value: str) -> str:
-        await self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        await self.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         return value
 
     async def get_meta(self, key: str) -> str | None:
@@ -244,7 +244,7 @@ class Database:
         """Store a finished generation; returns its id. A private one (seeded, or asked for with the
         user's own words) is never served from the cache."""
         r = result.request
-        return await self._exec(
+        return await self.execute(
             "INSERT INTO generations (kind, cache_key, tags, seed_line, text, model_id, sampling, seed, origin, "
             "created, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -264,7 +264,7 @@ class Database:
 
     async def get(self, generation_id: int) -> Generation | None:
         """One generation by id."""
-        rows = await self._fetch("SELECT * FROM generations WHERE id = ?", (generation_id,))
+        rows = await self.fetch("SELECT * FROM generations WHERE id = ?", (generation_id,))
         return _generation(rows[0]) if rows else None
 
     async def take(
@@ -281,7 +281,7 @@ class Database:
         Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss.
         """
         async with self._lock:
-            rows = await self._fetch(
+            rows = await self.fetch(
                 "SELECT g.*, (SELECT COUNT(*) FROM deliveries d WHERE d.generation_id = g.id) AS shown "
                 "FROM generations g WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 "
                 "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ?) "
@@ -303,7 +303,7 @@ class Database:
         requested: dict[str, Any],
     ) -> int:
         """Record a delivery about to be sent; its message id is filled in by ``delivered``."""
-        return await self._exec(
+        return await self.execute(
             "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (generation_id, channel_id, guild_id, user_hash, json.dumps(requested), time.time()),
@@ -314,29 +314,29 @@ class Database:
         async with self._lock:
             # Discord never reuses a message id, but a simulated Discord (the demo, tests) starts its ids
             # over each session while the database persists: an older row with this id is from another world.
-            await self._exec(
+            await self.execute(
                 "UPDATE deliveries SET message_id = NULL WHERE message_id = ? AND id != ?",
                 (message_id, delivery_id),
             )
-            await self._exec("UPDATE deliveries SET message_id = ? WHERE id = ?", (message_id, delivery_id))
+            await self.execute("UPDATE deliveries SET message_id = ? WHERE id = ?", (message_id, delivery_id))
 
     async def undeliver(self, delivery_id: int) -> None:
         """Forget a delivery whose message could not be sent (the generation stays available)."""
-        await self._exec("DELETE FROM deliveries WHERE id = ? AND message_id IS NULL", (delivery_id,))
+        await self.execute("DELETE FROM deliveries WHERE id = ? AND message_id IS NULL", (delivery_id,))
 
     async def pending_deliveries(self) -> int:
         """Deliveries still waiting for their message (none once every send has finished or failed)."""
-        return (await self._fetch("SELECT COUNT(*) FROM deliveries WHERE message_id IS NULL"))[0][0]
+        return (await self.fetch("SELECT COUNT(*) FROM deliveries WHERE message_id IS NULL"))[0][0]
 
     async def generation_for_message(self, message_id: int) -> int | None:
         """Which generation a bot message shows."""
-        rows = await self._fetch("SELECT generation_id FROM deliveries WHERE message_id = ?", (message_id,))
+        rows = await self.fetch("SELECT generation_id FROM deliveries WHERE message_id = ?", (message_id,))
         return rows[0][0] if rows else None
 
     async def deliveries_of(self, generation_id: int, scope: Scope | None = None) -> list[dict[str, Any]]:
         """Where a generation was shown: everywhere (for the operator), or only within ``scope``."""
         where, params = scope.where() if scope else ("1", ())
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT message_id, channel_id, guild_id, delivered FROM deliveries d "
             f"WHERE generation_id = ? AND message_id IS NOT NULL AND {where} ORDER BY delivered",
             (generation_id, *params),
@@ -347,7 +347,7 @@ class Database:
 
     async def depth(self, model_id: str) -> dict[str, int]:
         """Never-delivered generations per cache key."""
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT cache_key, COUNT(*) FROM generations g WHERE model_id = ? AND private = 0 "
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id) GROUP BY cache_key",
             (model_id,),
@@ -356,7 +356,7 @@ class Database:
 
     async def note_demand(self, cache_key: str) -> None:
         """Count a request for a key (warm-up keeps popular keys deeper)."""
-        await self._exec(
+        await self.execute(
             "INSERT INTO demand VALUES (?, 1, ?) ON CONFLICT (cache_key) DO UPDATE SET "
             "requests = requests + 1, last = excluded.last",
             (cache_key, time.time()),
@@ -364,7 +364,7 @@ class Database:
 
     async def hot_keys(self, limit: int) -> list[str]:
         """The most requested keys."""
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT cache_key FROM demand ORDER BY requests DESC, last DESC LIMIT ?", (limit,)
         )
         return [r[0] for r in rows]
@@ -416,6 +416,10 @@ class Database:
                 (now, gen, r.user_hash),
             ),
         ]
+        await self.execute_all(statements)
+
+    async def execute_all(self, statements: list[tuple[str, tuple]]) -> None:
+        """Run several statements as one transaction: all of them, or none."""
         await self._follow_file()
         try:
             for sql, params in statements:
@@ -427,7 +431,7 @@ class Database:
 
     async def votes(self, generation_id: int) -> tuple[int, int]:
         """(approvals, rejections) of one generation."""
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM ratings WHERE generation_id = ?",
             (generation_id,),
         )
@@ -445,14 +449,14 @@ class Database:
             ("up", f"SELECT COUNT(*) {voted}", (*params, 1)),
             ("down", f"SELECT COUNT(*) {voted}", (*params, -1)),
         ):
-            out[name] = (await self._fetch(sql, args))[0][0]
+            out[name] = (await self.fetch(sql, args))[0][0]
         if scope is None:
-            out["generations"] = (await self._fetch("SELECT COUNT(*) FROM generations"))[0][0]
+            out["generations"] = (await self.fetch("SELECT COUNT(*) FROM generations"))[0][0]
         return out
 
     async def texts_by_key(self) -> dict[str, list[str]]:
         """Every generated text, grouped by cache key (for duplicate counts in evaluation)."""
-        rows = await self._fetch("SELECT cache_key, text FROM generations ORDER BY id")
+        rows = await self.fetch("SELECT cache_key, text FROM generations ORDER BY id")
         out: dict[str, list[str]] = {}
         for r in rows:
             out.setdefault(r["cache_key"], []).append(r["text"])
@@ -460,7 +464,7 @@ class Database:
 
     async def rated(self) -> list[dict[str, Any]]:
         """Every rated generation with its vote counts (for feedback export)."""
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT g.*, SUM(r.vote = 1) AS up, SUM(r.vote = -1) AS down FROM generations g "
             "JOIN ratings r ON r.generation_id = g.id GROUP BY g.id ORDER BY g.id"
         )

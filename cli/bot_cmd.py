@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = fsub.add_parser("export", help="write approved generations, all ratings and preference pairs")
     e.add_argument("--db", required=True)
     e.add_argument("--out", required=True)
+    e.add_argument(
+        "--model",
+        help="only this model id's ratings (a server's model: /model list and each answer's footer show its id)",
+    )
     e.set_defaults(handler=run_feedback_export)
 
 
@@ -169,7 +173,7 @@ def run_feedback_export(args: argparse.Namespace) -> int:
     """Export ratings."""
     from bot.feedback import export_feedback
 
-    counts = asyncio.run(export_feedback(args.db, args.out))
+    counts = asyncio.run(export_feedback(args.db, args.out, args.model))
     print(
         f"wrote {args.out}/train.jsonl ({counts['train']} approved), rated.jsonl ({counts['rated']}), "
         f"pairs.jsonl ({counts['pairs']}); train on them with `linernotes train ... --extra-data {args.out}`"

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
-from cli import bot_cmd, demo, eval_cmd, export_cmd, generate_cmd, playground, prepare_cmd, train_cmd
+from cli import (
+    adapter_cmd,
+    bot_cmd,
+    demo,
+    eval_cmd,
+    export_cmd,
+    generate_cmd,
+    playground,
+    prepare_cmd,
+    train_cmd,
+)
 
-MODULES = [demo, playground, prepare_cmd, train_cmd, export_cmd, generate_cmd, eval_cmd, bot_cmd]
+MODULES = [demo, playground, prepare_cmd, train_cmd, export_cmd, generate_cmd, eval_cmd, bot_cmd, adapter_cmd]

@@ -3,6 +3,11 @@
 Both take prompt texts and sampling parameters and return raw continuations with the reason each
 stopped; everything else (tags, post-processing, copy guard, retries) is the generator's and is the
 same for both.
+
+Both serve LoRA adapters attached by name beside the base, a different one per row of a batch if
+asked (``models``): the local backend loads each adapter's weights into its model and decodes mixed
+batches with peft; the server backend asks the server for each adapter by its served name (vLLM serves
+adapters named by ``--lora-modules NAME=PATH``; we use the adapter card's ``model_id``).
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from data.errors import ConfigError, GenerationError
+from model.adapters import LoraSlots, unknown_adapter
+from model.card import Card
 from model.decode import FORBIDDEN, Prompt, Vocab, decode
 from model.sampling import Sampling
 
@@ -42,8 +50,18 @@ class Backend(Protocol):
 
     name: str
 
-    def complete(self, prompts: list[PromptText], params: list[Sampling]) -> list[Raw]:
-        """One continuation per prompt."""
+    def complete(
+        self, prompts: list[PromptText], params: list[Sampling], models: list[str | None] | None = None
+    ) -> list[Raw]:
+        """One continuation per prompt, each from its adapter in ``models`` (None: the base weights)."""
+        ...
+
+    def attach(self, name: str, path: Path, card: Card) -> None:
+        """Serve the adapter checkpoint at ``path`` (already checked against the base) as ``name``."""
+        ...
+
+    def detach(self, name: str) -> None:
+        """Stop serving the adapter ``name``."""
         ...
 
 
@@ -60,6 +78,7 @@ class LocalBackend:
         self.token_text = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         self._vocab: Vocab | None = None
         self._ids: dict[str, list[int]] = {}
+        self.lora = LoraSlots()  # adapters loaded into ``model``
 
     @property
     def vocab(self) -> Vocab:
@@ -75,15 +94,32 @@ class LocalBackend:
             self._ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._ids[text]
 
-    def complete(self, prompts: list[PromptText], params: list[Sampling]) -> list[Raw]:
+    def complete(
+        self, prompts: list[PromptText], params: list[Sampling], models: list[str | None] | None = None
+    ) -> list[Raw]:
         """Decode all prompts in one batch; headers and bodies are tokenized apart, as in training."""
         token_prompts = []
         for p in prompts:
             head, body = self._encode(p.header), self._encode(p.body) if p.body else []
             bare = self._encode(p.bare_header) + body if p.bare_header else None
             token_prompts.append(Prompt(head + body, len(head), bare))
-        out = decode(self.model, token_prompts, params, self.vocab, self.pad)
+        adapters = self._row_adapters(models or [None] * len(prompts))
+        out = decode(self.model, token_prompts, params, self.vocab, self.pad, adapters)
         return [Raw(self.tokenizer.decode(d.ids), d.stop, len(d.ids)) for d in out]
+
+    def _row_adapters(self, models: list[str | None]) -> list[str] | None:
+        if not self.lora and all(m is None for m in models):
+            return None  # a plain model: forwards exactly as before adapters existed
+        # Every row gets a name, base rows too: without one peft would apply its active adapter to them.
+        return self.lora.row_names(models)
+
+    def attach(self, name: str, path: Path, card: Card) -> None:
+        """Load the adapter's LoRA weights into the model as ``name`` (replacing one of that name)."""
+        self.model = self.lora.load(self.model, name, path)
+
+    def detach(self, name: str) -> None:
+        """Unload the adapter ``name``; with none left the model is the plain one again."""
+        self.model = self.lora.unload(self.model, name)
 
 
 class OpenAIBackend:
@@ -96,17 +132,37 @@ class OpenAIBackend:
             raise ConfigError(f"backend URL must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1") else "/v1") + "/completions"
         self.model, self.timeout, self.concurrency = model, timeout, concurrency
+        self.served: dict[str, str] = {}  # adapter name -> the name the server serves it by
 
-    def complete(self, prompts: list[PromptText], params: list[Sampling]) -> list[Raw]:
+    def complete(
+        self, prompts: list[PromptText], params: list[Sampling], models: list[str | None] | None = None
+    ) -> list[Raw]:
         """One HTTP request per prompt, sent concurrently (the server batches them)."""
         if any(p.guidance != 1.0 for p in params):
             raise ConfigError("guidance other than 1.0 needs the local backend")
+        names = [self._served_name(m) for m in models or [None] * len(prompts)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(prompts)))) as pool:
-            return list(pool.map(self._one, prompts, params))
+            return list(pool.map(self._one, prompts, params, names))
 
-    def _one(self, prompt: PromptText, s: Sampling) -> Raw:
+    def _served_name(self, model: str | None) -> str:
+        if model is None:
+            return self.model
+        if model not in self.served:
+            raise unknown_adapter(model, list(self.served))
+        return self.served[model]
+
+    def attach(self, name: str, path: Path, card: Card) -> None:
+        """Ask for the adapter by its card's ``model_id``: the server must serve it under that name."""
+        self.served[name] = card.model_id
+
+    def detach(self, name: str) -> None:
+        """Stop asking for the adapter ``name``."""
+        if self.served.pop(name, None) is None:
+            raise unknown_adapter(name, list(self.served))
+
+    def _one(self, prompt: PromptText, s: Sampling, model: str) -> Raw:
         payload = {
-            "model": self.model,
+            "model": model,
             "prompt": prompt.header + prompt.body,
             "max_tokens": s.max_new_tokens,
             "temperature": s.temperature,

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 
 from data.errors import CheckpointError, ConfigError
-from model.card import PRECISIONS, Card, read_card, write_card
+from model.card import CARD_FILE, PRECISIONS, Card, read_card, write_card
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=r"MatMul8bitLt: inputs will be cast")
     warnings.filterwarnings("ignore", message=r"Failed to load CPU gemm_4bit_forward")
+    # An int8 GPT-2 dequantizes into Linear layers where its adapters were trained on Conv1D ones: peft
+    # says it transposes, which is right and nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r"fan_in_fan_out is set to True but the target module")
     # Deprecation notices from inside peft/transformers about their own APIs: nothing a user can act on.
     warnings.filterwarnings(
         "ignore", message=r".*is_gradient_checkpointing. is deprecated", category=FutureWarning
@@ -188,17 +191,48 @@ def _load_weights(
     return AutoModelForCausalLM.from_pretrained(source, dtype=_DTYPES[want], **kwargs).to(dev)
 
 
+def is_checkpoint(path: Path | str) -> bool:
+    """Whether ``path`` is a linernotes checkpoint directory (it has a card)."""
+    return (Path(path) / CARD_FILE).is_file()
+
+
 def _load_adapter(path: Path, card: Card, want: str, dev: torch.device) -> Any:
     from peft import PeftModel
 
+    adapter = card.adapter or {}
+    if "base_model_id" in adapter:
+        model = _checkpoint_base(path, adapter, want, dev)
+    else:
+        model = _hub_base(path, card, want, dev)
+    return PeftModel.from_pretrained(model, path).to(dev)
+
+
+def _hub_base(path: Path, card: Card, want: str, dev: torch.device) -> Any:
+    """An adapter's base named like ``--base``: a hub name, a Hugging Face directory or an offline base."""
     from model.bases import resolve_base
 
     base = resolve_base(card.adapter["base"]) if card.adapter else ""
     base_card = Card(**{**card.__dict__, "precision": "fp32", "adapter": None})
     try:
-        model = _load_weights(path, base_card, want, dev, source=base)
+        return _load_weights(path, base_card, want, dev, source=base)
     except OSError as e:
         raise CheckpointError(
             f"{path}: is a LoRA adapter for base {base!r}, which could not be loaded locally ({e})"
         ) from None
-    return PeftModel.from_pretrained(model, path).to(dev)
+
+
+def _checkpoint_base(path: Path, adapter: dict[str, Any], want: str, dev: torch.device) -> Any:
+    """The linernotes checkpoint an adapter was trained on, at ``want``; refused when it is gone or holds
+    another model now (a re-export of the base changes its weights, so the adapter no longer fits)."""
+    base, expected = Path(adapter["base"]), adapter["base_model_id"]
+    if not is_checkpoint(base):
+        raise CheckpointError(
+            f"{path}: is a LoRA adapter for checkpoint {base} (model {expected}), which is missing"
+        )
+    found = read_card(base).model_id
+    if found != expected:
+        raise CheckpointError(
+            f"{path}: is a LoRA adapter for model {expected}, but its base {base} now holds {found}; "
+            "train the adapter again on that checkpoint"
+        )
+    return load_checkpoint(base, want, str(dev)).model

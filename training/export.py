@@ -12,8 +12,8 @@ from typing import Any
 
 from data.errors import CheckpointError, ConfigError
 from data.splits import iter_split
-from model.card import PRECISIONS, Card
-from model.checkpoint import quiet_transformers, save_checkpoint
+from model.card import PRECISIONS, Card, read_card
+from model.checkpoint import is_checkpoint, quiet_transformers, save_checkpoint
 from model.copyguard import FILE as GUARD_FILE
 from model.copyguard import CopyGuard, build_index
 from model.copyguard import N as GUARD_N
@@ -49,17 +49,38 @@ def _load_trained(run: Path, info: dict[str, Any], merge: bool) -> tuple[Any, An
     from training.setup import load_base
 
     base_name = info["config"]["base"]
+    named = adapter_base(run, base_name, info.get("base_model_id"))
     base, _ = load_base(base_name)
     model = PeftModel.from_pretrained(base, best)
     if merge:
         return model.merge_and_unload(), tok, None
     adapter = {
         "type": "lora",
-        "base": base_name,
+        **named,
         "r": info["config"]["lora_r"],
         "alpha": info["config"]["lora_alpha"],
     }
     return model, tok, adapter
+
+
+def adapter_base(run: Path, name: str, trained_on: str | None) -> dict[str, str]:
+    """The adapter card's name for its base: a checkpoint by absolute path and model id, else as given."""
+    # The model id lets a loader refuse a base exported again since (other weights under the same path);
+    # export refuses that case itself, so an adapter is never labelled with a base it was not trained on.
+    if trained_on is None:
+        return {"base": name}
+    path = Path(name).resolve()
+    if not is_checkpoint(path):
+        raise CheckpointError(
+            f"{run}: was trained on checkpoint {path} (model {trained_on}), which is missing"
+        )
+    now = read_card(path).model_id
+    if now != trained_on:
+        raise CheckpointError(
+            f"{run}: was trained on model {trained_on}, but its base {path} now holds {now}; "
+            "train again on that checkpoint"
+        )
+    return {"base": str(path), "base_model_id": now}
 
 
 def check_guidance(guidance: float) -> None:
@@ -134,7 +155,15 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, g
         training=info["config"],
         metrics={
             k: info.get(k)
-            for k in ("best_val_loss", "best_val_ppl", "best_step", "steps", "tokens", "status")
+            for k in (
+                "best_val_loss",
+                "best_val_ppl",
+                "start_val_loss",  # LoRA: the base's validation loss, what the adapter is measured against
+                "best_step",
+                "steps",
+                "tokens",
+                "status",
+            )
         },
         generation={"sampling": Sampling(guidance=guidance).to_dict(), "guidance": float(guidance)},
         copy_guard={

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,18 @@ from training.state import Progress, check_resumable, load_state, save_state
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[Progress, float], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run is about to do, told to an ``on_start`` hook before its first step."""
+
+    total: int  # optimizer steps the run will take (unless stopped early)
+    examples: int  # training examples
+    val_examples: int  # validation examples: 0 means no validation loss, and best/ is the last step
+
+
+StartHook = Callable[[Plan], None]
 
 
 class LMLoss(nn.Module):
@@ -92,10 +105,12 @@ def _mixed_precision(config: TrainConfig) -> str:
 class Trainer:
     """One training run in ``config.out``: set up or resumed, trained, evaluated, recorded."""
 
-    def __init__(self, config: TrainConfig, on_step: StepHook | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, on_step: StepHook | None = None, on_start: StartHook | None = None
+    ) -> None:
         from accelerate import Accelerator
 
-        self.config, self.on_step = config, on_step
+        self.config, self.on_step, self.on_start = config, on_step, on_start
         quiet_transformers()
         self.run = Path(config.out)
         self.acc = Accelerator(mixed_precision=_mixed_precision(config), cpu=not torch.cuda.is_available())
@@ -105,6 +120,8 @@ class Trainer:
         random.seed(config.seed)
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
+        # A checkpoint base is named by its path: its model id tells export whether it was replaced since.
+        self.base_model_id = None if config.from_scratch else setup.checkpoint_model_id(config.base)
         self.model, self.tokenizer = self._model_and_tokenizer()
         self.eos = self.tokenizer.eos_token_id
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
@@ -125,6 +142,8 @@ class Trainer:
         self.total = config.steps or max(
             1, math.ceil(config.epochs * self.micro_per_epoch * config.batch_size / per_step)
         )
+        if config.max_steps:
+            self.total = min(self.total, config.max_steps)
         self.loss = LMLoss(self.model)
         opt = _optimizer(self.model, config)
         sched = lr_schedule(opt, config, self.total)
@@ -133,6 +152,7 @@ class Trainer:
             self.progress = load_state(self.run, self.model, opt, sched, config.lora)
         self.loss, self.opt, self.sched = self.acc.prepare(self.loss, opt, sched)
         self.metrics = MetricsLog(self.run / "metrics.jsonl", self.progress.step if config.resume else None)
+        self.start_val: float | None = None
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -208,6 +228,9 @@ class Trainer:
         bar = self._bar()
         status = "complete"
         started, last = time.perf_counter() - p.elapsed, time.perf_counter()
+        if self.on_start:
+            self.on_start(Plan(self.total, len(self.data.train), len(self.data.val)))
+        self.start_val = self._start_val_loss()
         try:
             while p.step < self.total:
                 loss, tokens = self._step(batches)
@@ -297,6 +320,22 @@ class Trainer:
         self.loss.train()
         return total / max(count, 1)
 
+    def _start_val_loss(self) -> float | None:
+        """LoRA: the validation loss before the first step, i.e. the base's (a new adapter changes nothing:
+        its B matrices start at zero), so the card can show what the adapter gained. Written to the
+        metrics as step 0 and read back from there on resume."""
+        if not (self.config.lora and self.val_blocks):
+            return None
+        if self.progress.step:
+            return next(
+                (r["val_loss"] for r in self.metrics.read() if r["step"] == 0 and "val_loss" in r), None
+            )
+        val = self.evaluate_loss()
+        if self.acc.is_main_process:
+            self.metrics.write(step=0, val_loss=round(val, 5), val_ppl=round(perplexity(val), 3))
+        log.info("step 0 (the base): validation loss %.4f (perplexity %.2f)", val, perplexity(val))
+        return val
+
     def _evaluate(self) -> str | None:
         p, c = self.progress, self.config
         val = self.evaluate_loss()
@@ -356,9 +395,11 @@ class Trainer:
             "best_step": p.best_step or p.step,
             "best_val_loss": p.best_val,
             "best_val_ppl": None if p.best_val is None else perplexity(p.best_val),
+            "start_val_loss": self.start_val,
             "tags": self.tags,
             "format_version": FORMAT_VERSION,
             "base": self.config.base_name,
+            "base_model_id": self.base_model_id,
             "lora": self.config.lora,
             "data": {
                 "hash": self.data.digest,
@@ -394,6 +435,8 @@ def _data_stats(data: str) -> dict[str, Any]:
     return {k: stats.get(k) for k in ("rows_read", "kept", "dropped", "splits", "tokens", "tags")}
 
 
-def train(config: TrainConfig, on_step: StepHook | None = None) -> dict[str, Any]:
+def train(
+    config: TrainConfig, on_step: StepHook | None = None, on_start: StartHook | None = None
+) -> dict[str, Any]:
     """Run (or resume) training as configured; returns the run summary."""
-    return Trainer(config, on_step).train()
+    return Trainer(config, on_step, on_start).train()

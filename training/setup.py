@@ -1,4 +1,5 @@
-"""The model and tokenizer a run starts from: a Hugging Face base (hub name or local dir) or a fresh GPT-2."""
+"""The model and tokenizer a run starts from: a Hugging Face base (hub name or local dir), a linernotes
+checkpoint, or a fresh GPT-2."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 from data.errors import ConfigError
 from data.format import END
 from model.bases import resolve_base
-from model.checkpoint import quiet_transformers
+from model.card import read_card
+from model.checkpoint import is_checkpoint, load_checkpoint, quiet_transformers
 from training.config import SCRATCH, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,54 @@ def scratch_model(preset: str, tokenizer: Any, block_size: int) -> Any:
 
 
 def load_base(name: str) -> tuple[Any, Any]:
-    """Model and tokenizer from a local directory, the local HF cache, or (when online) the hub."""
+    """Model and tokenizer from a linernotes checkpoint, a local directory, the local HF cache, or (when
+    online) the hub."""
+    if is_checkpoint(name):
+        return load_checkpoint_base(Path(name))
+    return load_pretrained(name)
+
+
+def load_checkpoint_base(path: Path) -> tuple[Any, Any]:
+    """A linernotes checkpoint to train on, in fp32 (an int8 one dequantized): e.g. the bot's own model,
+    which a server's adapter continues from."""
+    card = read_card(path)
+    if card.adapter:
+        raise ConfigError(
+            f"--base {path}: is a LoRA adapter checkpoint, not a whole model; train on its base "
+            f"({card.adapter.get('base')}), or export its run with --merge and train on that"
+        )
+    # On the CPU: the trainer's Accelerator moves the model to the training device itself.
+    loaded = load_checkpoint(path, "fp32", "cpu")
+    tok = loaded.tokenizer
+    tok.padding_side = "right"  # loading sets left for batched generation; training pads its own blocks
+    return (own_class(loaded.model) if card.precision == "int8" else loaded.model), tok
+
+
+def own_class(dequantized: Any) -> Any:
+    """The weights of a dequantized int8 model in a fresh model of its own class."""
+    # bitsandbytes replaced GPT-2's Conv1D layers by Linear ones with transposed weights: they run, but
+    # what is saved from them (a full fine-tune, a merged adapter) no longer loads into GPT-2; and the
+    # dequantized model still calls itself 8-bit, which PEFT reads. Rebuilt from its config, it is what
+    # its class and every later load expect.
+    from torch import nn
+    from transformers import AutoModelForCausalLM
+    from transformers.pytorch_utils import Conv1D
+
+    config = dequantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    conv = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, Conv1D)}
+    linear = {f"{name}.weight" for name, m in dequantized.named_modules() if isinstance(m, nn.Linear)}
+    flipped = conv & linear
+    state = {k: v.t() if k in flipped else v for k, v in dequantized.state_dict().items()}
+    model.load_state_dict(state)
+    model.generation_config = dequantized.generation_config
+    return model
+
+
+def load_pretrained(name: str) -> tuple[Any, Any]:
+    """Model and tokenizer from a local Hugging Face directory, the local HF cache, or the hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
@@ -92,6 +141,11 @@ def load_base(name: str) -> tuple[Any, Any]:
         raise ConfigError(f"--base {name!r}: its tokenizer has no end-of-text token; linernotes needs one")
     tok.pad_token = tok.pad_token or tok.eos_token
     return model, tok
+
+
+def checkpoint_model_id(name: str) -> str | None:
+    """The model id of a base that is a linernotes checkpoint (None for any other base)."""
+    return read_card(Path(name)).model_id if is_checkpoint(name) else None
 
 
 def build(config: TrainConfig, train_texts: list[str]) -> tuple[Any, Any]:

@@ -1,4 +1,5 @@
-"""The lifecycle: setup_hook opens the database, starts the worker and the scheduler; close stops them.
+"""The lifecycle: setup_hook opens the database, starts the worker, server models and the scheduler;
+close stops them in reverse.
 
 Run outside SimCord: its virtual clock would fire the real-clock warm-up job during the test.
 """
@@ -16,7 +17,7 @@ async def test_setup_and_close(tiny_fp32, tmp_path):
         assert bot.scheduler is not None and bot.scheduler.running
         job = bot.scheduler.get_job("linernotes-warm")
         assert job.max_instances == 1 and job.coalesce
-        assert await bot.db.versions() == [1, 2, 3]
+        assert await bot.db.versions() == [1, 2, 3, 4]
         assert {c.name for c in bot.tree.get_commands()} == {
             "review",
             "product",
@@ -25,10 +26,12 @@ async def test_setup_and_close(tiny_fp32, tmp_path):
             "stats",
             "warm",
             "reload",
+            "model",
         }
         (result,) = await bot.worker.submit([Request("lyrics", {"part": "intro"})])
         assert result.model_id == bot.requests.card.model_id
     finally:
         await bot.close()
     assert bot.scheduler is None and bot.worker._executor is None and bot.db._db is None
+    assert bot.models is None  # stopped first: its training child would outlive the worker otherwise
     await bot.close()  # closing twice is harmless

@@ -1,0 +1,241 @@
+"""Server models: from an upload to the first answer by the server's own adapter, how much that adapter
+is the server's, and many adapters on one base.
+
+The real bot (``create_bot``) runs against SimCord on the demo's checkpoint (``--checkpoint``; ``make
+demo`` builds it). Three servers' managers each upload one artist's ten songs (Genius JSON from
+../shared/corpora/genius-lyrics-100artists: about 60-70 sections after preparing) with ``/model train``;
+the adapters train one after another in the bot's child process. Measured in one run:
+
+- turnaround: seconds from the first server's ``/model train`` to its first ``/lyrics`` answered by the
+  new adapter, and the share of it spent in the training child (target <= 5 minutes);
+- style: for each held-out section of each upload (its validation split: songs the adapter never saw),
+  its body's likelihood under each server's adapter and under the bot's own model, with the same header
+  (part only, no artist): the share where the uploading server's adapter ranks first (target >= 80%);
+- 20 adapters attached to one generator (the three trained ones, each loaded again under further names:
+  every load holds its own weights): resident memory per adapter (target <= 10 MB), and 64 mixed
+  requests spread over the 20 against 64 requests to one adapter, rounds interleaved (A B A B), medians
+  (target: mixed within 1.3x).
+
+Usage::
+
+    python bench/server_models.py [--checkpoint .linernotes/demo/checkpoint] [--rounds 3]
+
+Ends with ``RESULT upload_to_answer_s <s> target <= 300``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("LINERNOTES_SHARED") or REPO.parent / "shared")
+SONGS = SHARED / "corpora" / "genius-lyrics-100artists" / "jsons"
+ARTISTS = ("ABBA", "Ed_Sheeran", "DJ_Khaled")  # three distinct styles, ~60-70 sections each
+TURNAROUND_TARGET, STYLE_TARGET, MEMORY_TARGET, MIXED_TARGET = 300.0, 0.8, 10.0, 1.3
+ADAPTERS, REQUESTS = 20, 64
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+# --- through the bot --------------------------------------------------------------------------
+
+
+async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
+    """Three uploads through /model train; the first one timed to its first /lyrics answer."""
+    import discord
+    import simcord
+
+    from bot import create_bot
+    from bot.registry import ModelRegistry
+
+    bot = create_bot(
+        checkpoint, tmp / "bench.sqlite3", warm_interval=0, cooldown=0, shard_count=1,
+        models_dir=str(tmp / "models"), models_per_server=1,
+    )  # fmt: skip
+    out: dict = {"servers": []}
+    async with simcord.run(bot, settle_timeout=1800, check_errors=False) as env:
+        for n, artist in enumerate(ARTISTS):
+            guild = env.create_guild(f"server {n}")
+            channel = guild.create_text_channel("general")
+            role = guild.create_role("managers", permissions=discord.Permissions(manage_guild=True))
+            manager = guild.add_member(env.create_user(f"manager{n}"), roles=[role])
+            upload = (f"{artist}.json", (SONGS / f"{artist}.json").read_bytes())
+            started = time.perf_counter()
+            trained = await manager.slash(channel, "model train", name=artist, file=upload)
+            answer = await manager.slash(channel, "lyrics", part="chorus")
+            seconds = time.perf_counter() - started
+            (model,) = await ModelRegistry(bot.db).of_server(guild.id)
+            assert model.status == "ready", trained.response.content
+            gen = await bot.db.get(int(answer.response.embeds[0].footer.text.split()[0].lstrip("#")))
+            assert gen is not None and gen.model_id == model.model_id, "the answer must come from the adapter"
+            out["servers"].append(
+                {
+                    "artist": artist,
+                    "model": model,
+                    "seconds": seconds,
+                    "training": model.report["training"]["seconds"],
+                    "message": trained.response.content,
+                }
+            )
+    await bot.close()
+    return out
+
+
+# --- style: likelihood under each adapter -----------------------------------------------------
+
+
+def body_nll(backend, header: str, body: str, adapter: str) -> float:
+    """Mean negative log-likelihood of ``body`` (and its end) after ``header``, through one adapter."""
+    import torch
+
+    from data.format import escape_body
+
+    head = backend.tokenizer(header, add_special_tokens=False)["input_ids"]
+    tail = backend.tokenizer(escape_body(body), add_special_tokens=False)["input_ids"] + [backend.eos]
+    ids = torch.tensor([head + tail])
+    with torch.inference_mode():
+        logits = backend.model(input_ids=ids, adapter_names=[adapter]).logits[0, :-1].float()
+    logp = torch.log_softmax(logits, dim=-1)[len(head) - 1 :]  # predictions of the body's tokens
+    return -float(logp.gather(1, torch.tensor(tail)[:, None]).mean())
+
+
+def style(checkpoint: Path, servers: list[dict]) -> dict:
+    """Share of held-out sections whose own server's adapter gives them the highest likelihood."""
+    from data.format import header
+    from data.splits import read_split
+    from model.generator import GenerateConfig, Generator
+
+    gen = Generator.load(checkpoint, GenerateConfig())
+    for s in servers:
+        gen.attach(s["artist"], Path(s["model"].path) / "checkpoint")
+    backend = gen.backend
+    slots = dict(zip(gen.adapters, backend.lora.row_names(gen.adapters), strict=True))
+    slots["base"] = "__base__"
+    right = total = 0
+    confusion: dict[str, dict[str, int]] = {}
+    for s in servers:
+        for item in read_split(Path(s["model"].path) / "prepared", "val"):
+            head = header("lyrics", {"part": item.record.tags["part"]})
+            scores = {name: body_nll(backend, head, item.record.text, slot) for name, slot in slots.items()}
+            best = min(scores, key=scores.__getitem__)
+            confusion.setdefault(s["artist"], {}).setdefault(best, 0)
+            confusion[s["artist"]][best] += 1
+            right += best == s["artist"]
+            total += 1
+    return {"share": right / max(total, 1), "n": total, "confusion": confusion}
+
+
+# --- many adapters on one base ----------------------------------------------------------------
+
+
+def many(checkpoint: Path, servers: list[dict], rounds: int) -> dict:
+    """Memory of 20 attached adapters; 64 requests over all of them against 64 to one, interleaved."""
+    from model.generator import GenerateConfig, Generator, Request
+    from model.sampling import Sampling
+
+    gen = Generator.load(checkpoint, GenerateConfig())
+    paths = [Path(s["model"].path) / "checkpoint" for s in servers]
+    before = rss_mb()
+    for i in range(ADAPTERS):
+        gen.attach(f"a{i}", paths[i % len(paths)])
+    per_adapter = (rss_mb() - before) / ADAPTERS
+    params = sum(
+        p.numel() * p.element_size() for n, p in gen.backend.model.named_parameters() if "lora_" in n
+    )
+    parts = ("chorus", "verse", "bridge", "chorus")
+
+    def batch(mixed: bool) -> list[Request]:
+        return [
+            Request(
+                "lyrics",
+                {"part": parts[i % 4]},
+                sampling=Sampling(seed=i),
+                model=f"a{i % ADAPTERS if mixed else 0}",
+            )
+            for i in range(REQUESTS)
+        ]
+
+    times: dict[str, list[float]] = {"single": [], "mixed": []}
+    tokens: dict[str, list[int]] = {"single": [], "mixed": []}
+    for _ in range(rounds):
+        for side in ("single", "mixed"):  # A B A B: a busy moment slows both sides alike
+            started = time.perf_counter()
+            results = gen.generate(batch(side == "mixed"))
+            times[side].append(time.perf_counter() - started)
+            tokens[side].append(sum(r.tokens for r in results))
+    return {
+        "per_adapter_mb": per_adapter,
+        "lora_mb": params / 1e6 / ADAPTERS,
+        "times": times,
+        "tokens": tokens,
+    }
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def report(bot: dict, styled: dict, loaded: dict) -> None:
+    """Every figure, then the RESULT line."""
+    first = bot["servers"][0]
+    for s in bot["servers"]:
+        share = s["training"] / s["seconds"]
+        print(
+            f"{s['artist']}: upload -> first /lyrics by its adapter {s['seconds']:.0f} s "
+            f"({s['training']:.0f} s, {share:.0%}, in the training child)"
+        )
+        print("   " + s["message"].replace("\n", "\n   "))
+    print(
+        f"style: own server's adapter ranks first on {styled['share']:.0%} of {styled['n']} held-out sections "
+        f"(target >= {STYLE_TARGET:.0%}); by upload -> winner: {styled['confusion']}"
+    )
+    print(
+        f"{ADAPTERS} adapters attached: {loaded['per_adapter_mb']:.1f} MB resident each "
+        f"({loaded['lora_mb']:.1f} MB of LoRA weights; target <= {MEMORY_TARGET:g} MB)"
+    )
+    single, mixed = (statistics.median(loaded["times"][k]) for k in ("single", "mixed"))
+    tok = {k: statistics.median(v) for k, v in loaded["tokens"].items()}
+    print(
+        f"{REQUESTS} requests: one adapter {single:.1f} s ({tok['single'] / single:.0f} tok/s), spread over "
+        f"{ADAPTERS} adapters {mixed:.1f} s ({tok['mixed'] / mixed:.0f} tok/s): {mixed / single:.2f}x "
+        f"(target <= {MIXED_TARGET:g}x; per-round s: {loaded['times']})"
+    )
+    print(f"RESULT upload_to_answer_s {first['seconds']:.0f} target <= {TURNAROUND_TARGET:.0f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default=str(REPO / ".linernotes" / "demo" / "checkpoint"))
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the 64-request comparison")
+    a = p.parse_args()
+    checkpoint = Path(a.checkpoint)
+    if not (checkpoint / "card.json").is_file():
+        sys.exit(f"{checkpoint}: no checkpoint; run `make demo` first (or pass --checkpoint)")
+    if not SONGS.is_dir():
+        sys.exit(f"{SONGS}: the shared Genius sample is missing")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import logging
+
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        bot = asyncio.run(through_the_bot(checkpoint, Path(tmp)))
+        styled = style(checkpoint, bot["servers"])
+        loaded = many(checkpoint, bot["servers"], a.rounds)
+    report(bot, styled, loaded)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""``/model train|use|list|delete|cancel``: a server's own models, for its managers only.
+
+Each command gets the ``ServerModels`` service and nothing else; errors go to the tree's one handler.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.models import NAME_MAX, ServerModels
+from bot.registry import ServerModel
+
+log = logging.getLogger(__name__)
+STATUS = {"queued": "⏳ queued", "training": "🏋️ training", "ready": "✅ ready", "failed": "❌ failed"}
+
+
+def model_group(models: ServerModels, permission: str) -> app_commands.Group:
+    """The ``/model`` group, visible by default to members with ``permission`` and checked on use."""
+    group = app_commands.Group(
+        name="model",
+        description="This server's own lyrics models",
+        guild_only=True,
+        default_permissions=discord.Permissions(**{permission: True}),
+    )
+    check = app_commands.checks.has_permissions(**{permission: True})
+
+    async def names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        found = await models.listing(interaction.guild_id or 0)
+        options = [m.name for m, _, _ in found if current.casefold() in m.name.casefold()]
+        return [app_commands.Choice(name=n, value=n) for n in options[:25]]
+
+    @group.command(
+        name="train", description="Train a model on a lyrics file (.txt or .json) in the background"
+    )
+    @app_commands.describe(
+        name="what to call the model", file="lyrics: [Verse]/[Chorus] text, songs, or Genius JSON"
+    )
+    @check
+    async def train(
+        interaction: discord.Interaction, name: app_commands.Range[str, 1, NAME_MAX], file: discord.Attachment
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        header: list[str] = []
+
+        async def notify(text: str) -> None:
+            try:
+                await interaction.edit_original_response(content="\n".join([*header, text]))
+            except discord.HTTPException as e:  # e.g. the interaction's 15 minutes are over
+                log.info("could not update the /model train message: %s", e)
+
+        model, prepared, ahead = await models.submit(
+            interaction.guild_id or 0, name, file.filename, file.size, file.read, notify
+        )
+        header.append(f"📥 **{model.name}** from `{file.filename}`: {prepared.summary()}.")
+        await notify(
+            f"⏳ Queued behind {ahead} other training job(s)." if ahead else "⏳ Training starts now."
+        )
+
+    @group.command(name="use", description="Choose which model answers this server (default: the bot's own)")
+    @app_commands.describe(name="one of this server's models, or 'default'")
+    @app_commands.autocomplete(name=names)
+    @check
+    async def use(interaction: discord.Interaction, name: str) -> None:
+        await interaction.response.send_message(await models.use(interaction.guild_id or 0, name))
+
+    @group.command(name="list", description="This server's models")
+    @check
+    async def listing(interaction: discord.Interaction) -> None:
+        found = await models.listing(interaction.guild_id or 0)
+        lines = [_line(m, active, usable) for m, active, usable in found]
+        text = "\n".join(lines) if lines else "This server has no models yet: /model train makes one."
+        if not any(active for _, active, _ in found):
+            text += "\nThis server uses the bot's own model."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @group.command(name="delete", description="Delete a model with its upload and everything it wrote")
+    @app_commands.autocomplete(name=names)
+    @check
+    async def delete(interaction: discord.Interaction, name: str) -> None:
+        await interaction.response.send_message(await models.delete(interaction.guild_id or 0, name))
+
+    @group.command(name="cancel", description="Stop this server's training job")
+    @check
+    async def cancel(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(await models.cancel(interaction.guild_id or 0))
+
+    return group
+
+
+def _line(model: ServerModel, active: bool, usable: bool) -> str:
+    """One model in /model list."""
+    line = (
+        f"**{model.name}** — {STATUS.get(model.status, model.status)}, {model.report.get('kept', 0)} sections"
+    )
+    training = model.report.get("training") or {}
+    if training.get("val_loss") is not None and training.get("base_val_loss") is not None:
+        line += f", validation loss {training['val_loss']:.2f} (bot's model {training['base_val_loss']:.2f})"
+    if model.status == "failed" and model.error:
+        line += f": {model.error}"
+    if model.status == "ready":
+        line += f", id `{model.model_id}`"
+    if model.status == "ready" and not usable:
+        line += " (trained on another version of the bot's model: train it again)"
+    return line + (" ← in use" if active else "")

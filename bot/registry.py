@@ -1,0 +1,171 @@
+"""Server models in the database: each server's adapters (queued, training, ready or failed) and the one
+it uses. Only ``ready`` models are ever served; a model becomes ready in one write, after its adapter is
+complete on disk, so nothing is ever half-registered.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from bot.storage import Database
+from data.errors import LinernotesError
+
+LIVE = ("queued", "training", "ready")  # what counts against a server's quota
+
+
+class ModelError(LinernotesError):
+    """A /model request that cannot be done (unknown name, quota, a job already running, ...)."""
+
+
+@dataclass(frozen=True)
+class ServerModel:
+    """One server's model: its name, state, the adapter's id once ready, and where its files are."""
+
+    id: int
+    guild_id: int
+    name: str
+    status: str
+    base_model_id: str
+    model_id: str | None
+    path: str
+    upload: str
+    report: dict[str, Any]
+    error: str | None
+    created: float
+    updated: float
+
+    @property
+    def adapter_name(self) -> str:
+        """The name its adapter is attached under in the generator (unique across servers)."""
+        return f"server-{self.id}"
+
+
+def _model(row: aiosqlite.Row) -> ServerModel:
+    return ServerModel(**{**dict(row), "report": json.loads(row["report"])})
+
+
+class ModelRegistry:
+    """Reads and writes the ``server_models`` and ``server_settings`` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(
+        self, guild_id: int, name: str, base_model_id: str, path: str, upload: str, report: dict[str, Any]
+    ) -> ServerModel:
+        """Register a queued model (replacing a failed one of the same name); refuses a taken name."""
+        now = time.time()
+        await self.db.execute(
+            "DELETE FROM server_models WHERE guild_id = ? AND name = ? AND status = 'failed'",
+            (guild_id, name),
+        )
+        try:
+            model_id = await self.db.execute(
+                "INSERT INTO server_models (guild_id, name, status, base_model_id, path, upload, report, "
+                "created, updated) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (guild_id, name, base_model_id, path, upload, json.dumps(report), now, now),
+            )
+        except sqlite3.IntegrityError:
+            raise ModelError(f"This server already has a model named {name!r}; delete it first.") from None
+        found = await self.by_id(model_id)
+        assert found is not None
+        return found
+
+    async def by_id(self, model_id: int) -> ServerModel | None:
+        """One model by its row id."""
+        rows = await self.db.fetch("SELECT * FROM server_models WHERE id = ?", (model_id,))
+        return _model(rows[0]) if rows else None
+
+    async def named(self, guild_id: int, name: str) -> ServerModel:
+        """This server's model called ``name`` (case-insensitively), or a ModelError listing its models."""
+        rows = await self.db.fetch(
+            "SELECT * FROM server_models WHERE guild_id = ? AND name = ? COLLATE NOCASE", (guild_id, name)
+        )
+        if rows:
+            return _model(rows[0])
+        names = [m.name for m in await self.of_server(guild_id)]
+        known = f" Its models: {', '.join(names)}." if names else " It has none yet: /model train makes one."
+        raise ModelError(f"This server has no model named {name!r}.{known}")
+
+    async def of_server(self, guild_id: int) -> list[ServerModel]:
+        """Every model of one server, oldest first."""
+        rows = await self.db.fetch("SELECT * FROM server_models WHERE guild_id = ? ORDER BY id", (guild_id,))
+        return [_model(r) for r in rows]
+
+    async def with_status(self, *statuses: str) -> list[ServerModel]:
+        """Every server's models in these states, oldest first."""
+        marks = ", ".join("?" for _ in statuses)
+        rows = await self.db.fetch(
+            f"SELECT * FROM server_models WHERE status IN ({marks}) ORDER BY id", statuses
+        )
+        return [_model(r) for r in rows]
+
+    async def live_count(self, guild_id: int) -> int:
+        """Models counting against this server's quota (queued, training or ready)."""
+        rows = await self.db.fetch(
+            "SELECT COUNT(*) FROM server_models WHERE guild_id = ? AND status IN (?, ?, ?)", (guild_id, *LIVE)
+        )
+        return int(rows[0][0])
+
+    async def set_status(
+        self,
+        model_id: int,
+        status: str,
+        *,
+        adapter_id: str | None = None,
+        report: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Move a model to ``status`` (with its adapter's id, figures or error)."""
+        sets, params = ["status = ?", "updated = ?", "error = ?"], [status, time.time(), error]
+        if adapter_id is not None:
+            sets.append("model_id = ?")
+            params.append(adapter_id)
+        if report is not None:
+            sets.append("report = ?")
+            params.append(json.dumps(report))
+        await self.db.execute(f"UPDATE server_models SET {', '.join(sets)} WHERE id = ?", (*params, model_id))
+
+    async def active(self, guild_id: int) -> int | None:
+        """The row id of the model this server uses (None: the bot's own)."""
+        rows = await self.db.fetch("SELECT active_model FROM server_settings WHERE guild_id = ?", (guild_id,))
+        return rows[0][0] if rows else None
+
+    async def actives(self) -> dict[int, int]:
+        """Server id -> the row id of the model it uses, for every server that chose one."""
+        rows = await self.db.fetch(
+            "SELECT guild_id, active_model FROM server_settings WHERE active_model IS NOT NULL"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def set_active(self, guild_id: int, model_id: int | None) -> None:
+        """Make this server use ``model_id`` (None: the bot's own model)."""
+        await self.db.execute(
+            "INSERT INTO server_settings VALUES (?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+            "active_model = excluded.active_model",
+            (guild_id, model_id),
+        )
+
+    async def forget(self, model: ServerModel) -> int:
+        """Delete a model's row and every generation it wrote, with their deliveries and ratings (so no
+        text of it stays behind, nor in a feedback export); returns how many generations went."""
+        gens = "SELECT id FROM generations WHERE model_id = ?"
+        key = (model.model_id or "",)
+        count = (await self.db.fetch("SELECT COUNT(*) FROM generations WHERE model_id = ?", key))[0][0]
+        await self.db.execute_all(
+            [
+                (f"DELETE FROM reactions WHERE generation_id IN ({gens})", key),
+                (f"DELETE FROM ratings WHERE generation_id IN ({gens})", key),
+                (f"DELETE FROM deliveries WHERE generation_id IN ({gens})", key),
+                ("DELETE FROM generations WHERE model_id = ?", key),
+                ("UPDATE server_settings SET active_model = NULL WHERE active_model = ?", (model.id,)),
+                ("DELETE FROM server_models WHERE id = ?", (model.id,)),
+            ]
+        )
+        return int(count)

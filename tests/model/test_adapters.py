@@ -1,0 +1,343 @@
+"""LoRA adapters beside their base: one batch mixes rows of several adapters and of the base, and each row
+is written exactly as it would be alone, validated by its adapter's card, checked by its adapter's copy
+guard and recorded under its adapter's id; on GPT-2 (fused Conv1D) and Llama, fp32 and int8."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.errors import CheckpointError, GenerationError, TagError
+from data.format import header
+from model.adapters import BASE
+from model.backends import LocalBackend, PromptText, Raw
+from model.card import Card, read_card
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.copyguard import CopyGuard, build_index, words
+from model.decode import Prompt, next_token_logprobs
+from model.generator import GenerateConfig, Generator, Request, Result
+from model.sampling import Sampling
+from tests.model.openai_server import CompletionServer
+
+# One attempt per request, so a text is one decode and runs can be compared exactly.
+ONCE = {"min_chars": 1, "max_attempts": 1, "device": "cpu"}
+TARGETS = {
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+# What one server's upload held: lyrics only, with a part and an artist the Llama base never saw.
+ADAPTER_TAGS = {
+    "lyrics": {"examples": 4, "part": {"hook": 2, "chorus": 2}, "artist": {"Guild House Band": 4}}
+}
+LLAMA_TAGS = {
+    "lyrics": {"examples": 10, "part": {"verse": 5, "chorus": 5}, "artist": {"Iron Chapel": 10}},
+    "review": {"examples": 10, "genre": {"Metal": 10}, "score_range": [0.0, 10.0]},
+}
+
+
+def export_llama(base: Path, out: Path, precision: str) -> Path:
+    """The tiny Llama HF directory as a linernotes checkpoint, with a hand-made card."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
+    card = Card(
+        model_id=f"tiny-llama-{precision}",
+        base_model=str(base),
+        precision=precision,
+        architecture={"model_type": "llama"},
+        tokenizer={"class": type(tok).__name__, "vocab_size": len(tok), "eos_token": tok.eos_token},
+        tags=LLAMA_TAGS,
+    )
+    return save_checkpoint(out, model, tok, card, precision)
+
+
+def make_adapter(base: Path, out: Path, seed: int, texts: Sequence[str] = ()) -> Path:
+    """A LoRA adapter checkpoint on ``base`` with random (nonzero) weights, as training would export it."""
+    from peft import LoraConfig, get_peft_model
+
+    loaded = load_checkpoint(base, "fp32", "cpu")
+    kind = loaded.model.config.model_type
+    torch.manual_seed(seed)
+    # GPT-2's fused layers are Conv1D (weights stored transposed); dequantized int8 weights are plain Linear.
+    fused = any(type(m).__name__ == "Conv1D" for m in loaded.model.modules())
+    config = LoraConfig(
+        r=4, lora_alpha=8, init_lora_weights=False, target_modules=TARGETS[kind], fan_in_fan_out=fused
+    )
+    model = get_peft_model(loaded.model, config)
+    with torch.no_grad():  # random A and B at full scale would make noise; a tenth changes texts, not fluency
+        for param_name, param in model.named_parameters():
+            if "lora_B" in param_name:
+                param.mul_(0.1)
+    card = Card(
+        model_id=f"{out.name}-lora",
+        base_model=loaded.card.base_model,
+        precision="fp32",
+        architecture=loaded.card.architecture,
+        tokenizer=loaded.card.tokenizer,
+        tags=ADAPTER_TAGS,
+        adapter={
+            "type": "lora",
+            "base": str(base),
+            "base_model_id": loaded.card.model_id,
+            "r": 4,
+            "alpha": 8,
+        },
+    )
+    return save_checkpoint(
+        out, model, loaded.tokenizer, card, "fp32", extras=CopyGuard(build_index(texts)).save
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_fp32, tiny_checkpoint, tiny_llama_base, tmp_path_factory) -> dict[str, Path]:
+    """Base checkpoints by name: GPT-2 and Llama, each fp32 and int8."""
+    out = tmp_path_factory.mktemp("bases")
+    return {
+        "gpt2-fp32": tiny_fp32,
+        "gpt2-int8": tiny_checkpoint,
+        "llama-fp32": export_llama(tiny_llama_base, out / "llama-fp32", "fp32"),
+        "llama-int8": export_llama(tiny_llama_base, out / "llama-int8", "int8"),
+    }
+
+
+@pytest.fixture(scope="module")
+def adapters(checkpoints, tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """Two adapters ("a", "b") per base checkpoint."""
+    out = tmp_path_factory.mktemp("adapters")
+    return {
+        name: {a: make_adapter(base, out / f"{name}-{a}", seed) for a, seed in (("a", 1), ("b", 2))}
+        for name, base in checkpoints.items()
+    }
+
+
+def attached(checkpoint: Path, paths: dict[str, Path], **config) -> Generator:
+    """A generator on ``checkpoint`` with every adapter in ``paths`` attached under its key."""
+    gen = Generator.load(checkpoint, GenerateConfig(**{**ONCE, **config}))
+    for name, path in paths.items():
+        gen.attach(name, path)
+    return gen
+
+
+def chorus(model: str | None, seed: int, limit: int = 24, guidance: float = 1.0) -> Request:
+    """A chorus request for ``model`` (an adapter's name; None: the base)."""
+    return Request(
+        "lyrics",
+        {"part": "chorus"},
+        sampling=Sampling(seed=seed, max_new_tokens=limit, guidance=guidance),
+        model=model,
+    )
+
+
+def outputs(results: list[Result]) -> list[tuple[str, int, str]]:
+    """What a generator wrote, comparable across generators."""
+    return [(r.text, r.tokens, r.stop) for r in results]
+
+
+def raw_outputs(gen: Generator, requests: list[Request]) -> list[Raw]:
+    """The backend's continuations of ``requests`` in one batch, before post-processing (which may empty
+    a random model's text)."""
+    prompts = [PromptText(header(r.kind, r.tags), "", header(r.kind, {})) for r in requests]
+    models = [r.model for r in requests]
+    return gen.backend.complete(prompts, [r.sampling for r in requests], models if any(models) else None)
+
+
+def mixed_requests() -> list[Request]:
+    """Adapter a, base, adapter b with the same tags and seed; then more rows leaving at other steps."""
+    rows = [chorus("a", 5), chorus(None, 5), chorus("b", 5)]
+    return rows + [chorus("b", 6, limit=12), chorus(None, 7, limit=16), chorus("a", 8, limit=7)]
+
+
+@pytest.mark.parametrize("name", ["gpt2-fp32", "gpt2-int8", "llama-fp32", "llama-int8"])
+def test_mixed_batch_rows_match_their_solo_runs(checkpoints, adapters, name):
+    gen = Generator.load(checkpoints[name], GenerateConfig(**ONCE))
+    requests = mixed_requests()
+    base_rows = [r for r in requests if r.model is None]
+    before = raw_outputs(gen, base_rows)
+    for a, path in adapters[name].items():
+        gen.attach(a, path)
+    assert gen.adapters == ["a", "b"]
+    mixed = raw_outputs(gen, requests)
+    assert mixed == [raw_outputs(gen, [r])[0] for r in requests]
+    # Base rows write what they wrote before any adapter existed, beside adapter rows or not.
+    assert [m for m, r in zip(mixed, requests, strict=True) if r.model is None] == before
+    assert raw_outputs(gen, base_rows) == before
+    # Same tags and seed, three models: three different texts.
+    assert len({mixed[0].text, mixed[1].text, mixed[2].text}) == 3
+    assert len({m.tokens for m in mixed}) > 1  # rows left the batch at different steps
+    # The generator decodes the same batch and records each text under its own model's id.
+    results = gen.generate(requests)
+    assert [r.tokens for r in results] == [m.tokens for m in mixed]
+    ids = {None: gen.model_id, **{a: read_card(path).model_id for a, path in adapters[name].items()}}
+    assert [r.model_id for r in results] == [ids[r.model] for r in requests]
+    assert [r.to_dict()["adapter"] for r in results] == [r.model for r in requests]
+
+
+def test_guided_rows_go_through_their_adapter(checkpoints, adapters):
+    gen = attached(checkpoints["gpt2-fp32"], adapters["gpt2-fp32"])
+    requests = [replace(r, sampling=replace(r.sampling, guidance=2.0)) for r in mixed_requests()]
+    requests.append(chorus("a", 5))  # unguided, beside guided rows of the same adapter
+    mixed = raw_outputs(gen, requests)
+    assert mixed == [raw_outputs(gen, [r])[0] for r in requests]
+    assert len({mixed[0].text, mixed[1].text, mixed[2].text}) == 3
+    assert mixed[0].text != mixed[-1].text  # guidance changed adapter a's text
+
+
+def test_every_forward_names_each_columns_adapter(checkpoints, adapters):
+    loaded = load_checkpoint(checkpoints["gpt2-fp32"], "fp32", "cpu")
+    backend = LocalBackend(loaded.model, loaded.tokenizer)
+    for a, path in adapters["gpt2-fp32"].items():
+        backend.attach(a, path, read_card(path))
+    calls: list[tuple[int, list[str] | None]] = []
+
+    def record(_module, args, kwargs):
+        calls.append((kwargs["input_ids"].shape[0], kwargs.get("adapter_names")))
+
+    prompts = [PromptText("<|lyrics|> part: chorus\n", "", "<|lyrics|>\n")] * 4
+    params = [Sampling(seed=n, max_new_tokens=6 + 4 * n, guidance=2.0 if n % 2 else 1.0) for n in range(4)]
+    handle = backend.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        backend.complete(prompts, params, ["a", None, "b", "a"])
+        first = calls[0][1]
+        backend.complete(prompts, params)  # no adapter asked for: still named, as base rows
+    finally:
+        handle.remove()
+    assert calls and all(names is not None and len(names) == rows for rows, names in calls)
+    slot_a, slot_b = first[0], first[2]
+    # Rows in order, then the unconditioned partners of the guided rows (1 and 3), with their row's adapter.
+    assert first == [slot_a, BASE, slot_b, slot_a, BASE, slot_a] and slot_a != slot_b
+    assert {n for _, names in calls for n in names} == {slot_a, slot_b, BASE}
+    assert calls[-1][1] == [BASE] * calls[-1][0]
+    # Detaching the last adapter gives back the plain model: forwards as before, without the argument.
+    backend.detach("a")
+    backend.detach("b")
+    assert type(backend.model) is type(loaded.model) and not backend.lora
+
+
+def test_next_token_logprobs_through_an_adapter(checkpoints, adapters):
+    loaded = load_checkpoint(checkpoints["gpt2-fp32"], "fp32", "cpu")
+    backend = LocalBackend(loaded.model, loaded.tokenizer)
+    ids = loaded.tokenizer("<|lyrics|> part: chorus\n", add_special_tokens=False)["input_ids"]
+    bare = loaded.tokenizer("<|lyrics|>\n", add_special_tokens=False)["input_ids"]
+    prompt = Prompt(ids, len(ids), bare)
+    plain = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad)
+    backend.attach("a", adapters["gpt2-fp32"]["a"], read_card(adapters["gpt2-fp32"]["a"]))
+    (slot,) = backend.lora.row_names(["a"])
+    as_base = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad, BASE)
+    through = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad, slot)
+    assert torch.allclose(as_base, plain, atol=1e-6) and not torch.allclose(through, plain, atol=1e-3)
+
+
+def test_tags_are_checked_against_the_adapters_card(checkpoints, adapters):
+    gen = attached(checkpoints["llama-fp32"], {"a": adapters["llama-fp32"]["a"]})
+    hook = Request("lyrics", {"part": "HOOK", "artist": "guild house band"}, model="a")
+    assert gen.prepare(hook).tags == {"part": "hook", "artist": "Guild House Band"}  # the adapter's spelling
+    with pytest.raises(TagError, match="part 'hook' is not one this model knows; it knows: verse, chorus"):
+        gen.prepare(replace(hook, tags={"part": "hook"}, model=None))
+    with pytest.raises(TagError, match="artist 'Guild House Band' is not one this model knows"):
+        gen.prepare(replace(hook, tags={"part": "chorus", "artist": "Guild House Band"}, model=None))
+    with pytest.raises(TagError, match="this model was not trained on reviews; it knows: lyrics"):
+        gen.prepare(Request("review", {"genre": "Metal", "score": 5}, model="a"))
+    with pytest.raises(TagError, match=r"no adapter named 'zz' is attached to this model \(attached: a\)"):
+        gen.generate([chorus("zz", 1)])
+
+
+def test_each_adapters_copy_guard_checks_its_own_text(checkpoints, adapters, tmp_path):
+    gen = attached(checkpoints["gpt2-fp32"], {"a": adapters["gpt2-fp32"]["a"]})
+    request = chorus("a", 11, limit=60)
+    (first,) = gen.generate([request])
+    assert first.ok and len(words(first.text)) >= 8
+    # The same weights, uploaded with data holding exactly that text.
+    copied = tmp_path / "copied"
+    shutil.copytree(adapters["gpt2-fp32"]["a"], copied)
+    CopyGuard(build_index([first.text])).save(copied)
+    gen.attach("c", copied)
+    c, a, base = gen.generate([replace(request, model="c"), request, replace(request, model=None)])
+    assert not c.ok and c.text == "" and "reproduced training text" in c.error
+    assert (a.ok, a.text) == (True, first.text)  # adapter a's own data never held it
+    assert "reproduced" not in (base.error or "")  # nor did the base's
+    gen.attach("a", copied)  # attaching a name again replaces the adapter, its guard included
+    (again,) = gen.generate([request])
+    assert not again.ok and "reproduced training text" in again.error
+    assert gen.adapters == ["a", "c"] and len(gen.backend.model.peft_config) == 2  # the old weights went
+
+
+def test_adapter_text_is_also_checked_against_the_bases_data(checkpoints, adapters):
+    gen = attached(checkpoints["gpt2-fp32"], {"a": adapters["gpt2-fp32"]["a"]})
+    request = chorus("a", 11, limit=60)
+    (first,) = gen.generate([request])
+    assert first.ok
+    # An adapter starts from the base, which saw the base's corpus: text from it is refused too.
+    gen.guard = CopyGuard(build_index([first.text]))
+    (again,) = gen.generate([request])
+    assert not again.ok and "reproduced training text" in again.error
+
+
+def test_only_adapters_of_this_base_attach(checkpoints, adapters):
+    gen = Generator.load(checkpoints["gpt2-int8"], GenerateConfig(**ONCE))
+    foreign = adapters["gpt2-fp32"]["a"]
+    with pytest.raises(CheckpointError) as e:
+        gen.attach("a", foreign)
+    want = (str(foreign), read_card(foreign).adapter["base_model_id"], gen.model_id)
+    assert all(s in str(e.value) for s in want) and want[1] != want[2]
+    with pytest.raises(CheckpointError, match="is not a LoRA adapter checkpoint"):
+        gen.attach("a", checkpoints["gpt2-int8"])
+    assert gen.adapters == []
+    # A generator serving an unmerged adapter checkpoint takes no further adapters.
+    unmerged = Generator.load(foreign, GenerateConfig(**ONCE))
+    with pytest.raises(CheckpointError, match="itself an unmerged LoRA adapter checkpoint"):
+        unmerged.attach("b", adapters["gpt2-fp32"]["b"])
+
+
+def test_detached_adapter_is_refused(checkpoints, adapters):
+    gen = attached(checkpoints["gpt2-fp32"], adapters["gpt2-fp32"])
+    gen.detach("a")
+    assert gen.adapters == ["b"]
+    with pytest.raises(TagError, match=r"no adapter named 'a' is attached to this model \(attached: b\)"):
+        gen.generate([chorus(None, 1), chorus("a", 1)])
+    assert gen.generate([chorus("b", 1)])[0].model_id == read_card(adapters["gpt2-fp32"]["b"]).model_id
+    gen.detach("b")
+    with pytest.raises(TagError, match=r"no adapter named 'b' is attached to this model \(attached: none\)"):
+        gen.detach("b")
+    assert gen.generate([chorus(None, 1)])[0].model_id == gen.model_id
+    assert not gen.backend.lora and "Peft" not in type(gen.backend.model).__name__
+
+
+def test_openai_backend_asks_for_each_adapter_by_its_served_name(checkpoints, adapters):
+    base, paths = checkpoints["gpt2-fp32"], adapters["gpt2-fp32"]
+    served = {read_card(p).model_id: p for p in paths.values()}  # vllm serve --lora-modules NAME=PATH ...
+    local = attached(base, paths)
+    requests = mixed_requests()
+    with CompletionServer(base, served) as server:
+        remote = attached(base, paths, backend="openai", backend_url=server.url)
+        results = remote.generate(requests)
+        asked = sorted((r["seed"], r["model"]) for r in server.requests)
+        server.adapters.discard(read_card(paths["b"]).model_id)  # as if vLLM had unloaded b
+        with pytest.raises(GenerationError, match="404"):
+            remote.generate([chorus("b", 1)])
+    assert asked == sorted((r.request.sampling.seed, r.model_id) for r in results)
+    assert [r.model_id for r in results] == [r.model_id for r in local.generate(requests)]
+    assert outputs(results) == outputs(local.generate(requests))
+
+
+def test_a_broken_adapter_leaves_the_model_as_it_was(checkpoints, adapters, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(adapters["gpt2-fp32"]["b"], broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    gen = Generator.load(checkpoints["gpt2-fp32"], GenerateConfig(**ONCE))
+    before = raw_outputs(gen, [chorus(None, 3)])
+    with pytest.raises(CheckpointError, match="broken: adapter weights could not be loaded"):
+        gen.attach("b", broken)
+    assert gen.adapters == [] and not any("lora" in n for n, _ in gen.backend.model.named_modules())
+    assert raw_outputs(gen, [chorus(None, 3)]) == before
+    gen.attach("a", adapters["gpt2-fp32"]["a"])
+    written = raw_outputs(gen, [chorus("a", 3), chorus(None, 3)])
+    with pytest.raises(CheckpointError, match="adapter weights could not be loaded"):
+        gen.attach("a", broken)  # a failed replacement: the adapter it would replace keeps serving
+    assert gen.adapters == ["a"] and len(gen.backend.model.peft_config) == 1
+    assert raw_outputs(gen, [chorus("a", 3), chorus(None, 3)]) == written
