@@ -54,9 +54,11 @@ class Admin:
         load: Callable[[str], Generator],
         after_reload: Callable[[Card], Awaitable[None]],
         is_owner: Callable[[Any], Awaitable[bool]],
+        in_use: Callable[[], list[tuple[str, Card]]] = list,
     ) -> None:
         self.config, self.db, self.worker = config, db, worker
         self._load, self._after_reload, self._is_owner = load, after_reload, is_owner
+        self._in_use = in_use  # server models some server uses: warmed after the bot's own
         self._warming = asyncio.Lock()
 
     async def warm(self) -> int:
@@ -66,7 +68,9 @@ class Admin:
         the cache's depth, so two at once would both fill the same shortfall.
         """
         async with self._warming:
-            return await warm_as_configured(self.config, self.db, self.worker, limit=self.config.warm_limit)
+            return await warm_as_configured(
+                self.config, self.db, self.worker, limit=self.config.warm_limit, adapters=self._in_use()
+            )
 
     async def may_reload(self, user: Any) -> bool:
         """Whether ``user`` may swap the model: an owner of the application, or a configured operator."""

@@ -85,7 +85,10 @@ class LinernotesBot(commands.AutoShardedBot):
             await self.models.start()
         router = self.models.route if self.models else None
         self.requests = RequestHandler(self.db, self.worker, self.config, router)
-        self.admin = Admin(self.config, self.db, self.worker, self._load, self._after_reload, self.is_owner)
+        in_use = self.models.in_use if self.models else list
+        self.admin = Admin(
+            self.config, self.db, self.worker, self._load, self._after_reload, self.is_owner, in_use
+        )
         self.add_dynamic_items(AnotherButton)
         await self._install_commands(self.worker.generator.card)
         if self.config.warm_interval > 0 and self.scheduler is None:

@@ -134,6 +134,11 @@ class ServerModels:
             return base
         return Route(name, card)
 
+    def in_use(self) -> list[tuple[str, Card]]:
+        """The attached adapters some server uses (name, card): what the warm-up fills besides the bot's own."""
+        names = sorted(set(self._active.values()))
+        return [(n, self._cards[n]) for n in names if n in self._cards]
+
     # --- /model train -------------------------------------------------------------------------
 
     async def submit(

@@ -1,18 +1,21 @@
 """Pre-warming: keep every cache key at its target depth, deepest for the keys people ask for most.
 
 The same function serves the scheduled job, ``/warm`` and ``linernotes warm``; all of them hand their
-batches to the one generation worker at background priority, so people's requests go first.
+batches to the one generation worker at background priority, so people's requests go first. Each
+model is warmed on its own keys (the cache is keyed by model id): the bot's own first, then each server
+model in use, within one run's limit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.cache import Key, base_keys, parse_key
 from bot.config import BotConfig, sampling_for
 from bot.storage import Database
+from data.errors import TagError
 from model.card import Card
 from model.generator import Request
 from model.sampling import Sampling
@@ -40,9 +43,11 @@ async def plan(
     hot = []
     for key in await db.hot_keys(hot_keys):
         try:
-            hot.append(parse_key(key))
-        except ValueError:
+            parsed = parse_key(key)
+            card.check_request(parsed.kind, parsed.tags)  # a server model may not know every hot key
+        except (ValueError, TagError):
             continue
+        hot.append(parsed)
     targets: dict[str, tuple[Key, int]] = {}
     for key in hot:
         targets[key.key] = (key, hot_per_key)
@@ -65,16 +70,18 @@ async def warm(
     sampling: Sampling | None = None,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    model: str | None = None,
 ) -> int:
-    """Generate until every key reaches its depth (at most ``limit`` generations this run, most
-    wanted keys first, so one run never holds the worker for long); returns how many were stored."""
+    """Generate until every key of ``card``'s model (an attached adapter's name, or None: the checkpoint
+    itself) reaches its depth (at most ``limit`` generations this run, most wanted keys first, so one run
+    never holds the worker for long); returns how many were stored."""
     todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys)
     base = sampling or Sampling(guidance=card.generation.get("guidance", 1.0))
     # Breadth first: one generation for each short key (most wanted first), then a second, and so on,
     # so a run cut short by ``limit`` leaves the most keys answerable rather than a few keys deep.
     rounds = max((n for _, n in todo.missing), default=0)
     requests = [
-        (key, Request(key.kind, key.tags, sampling=base))
+        (key, Request(key.kind, key.tags, sampling=base, model=model))
         for depth in range(rounds)
         for key, n in todo.missing
         if depth < n
@@ -100,18 +107,29 @@ async def warm_as_configured(
     worker: GenerationWorker,
     limit: int | None,
     progress: Callable[[int, int], None] | None = None,
+    adapters: Sequence[tuple[str, Card]] = (),
 ) -> int:
-    """``warm`` with the bot's settings: the scheduled job, ``/warm`` and ``linernotes warm`` alike."""
-    return await warm(
-        db,
-        worker,
-        worker.generator.card,
-        step=config.score_bucket,
-        per_key=config.per_key,
-        hot_per_key=config.hot_per_key,
-        hot_keys=config.hot_keys,
-        batch=config.warm_batch,
-        limit=limit,
-        sampling=sampling_for(config, worker.generator.card),
-        progress=progress,
-    )
+    """``warm`` with the bot's settings, for the bot's own model and then each server model in use
+    (``adapters``: attached name and card), sharing ``limit``: the scheduled job, ``/warm`` and
+    ``linernotes warm`` alike."""
+    stored = 0
+    sampling = sampling_for(config, worker.generator.card)  # an adapter samples as its base does
+    models = [(None, worker.generator.card), *adapters]
+    for n, (model, card) in enumerate(models):
+        # An equal share of what is left for each model still to warm, so no model waits for all the others.
+        left = None if limit is None else -(-(limit - stored) // (len(models) - n))
+        stored += await warm(
+            db,
+            worker,
+            card,
+            step=config.score_bucket,
+            per_key=config.per_key,
+            hot_per_key=config.hot_per_key,
+            hot_keys=config.hot_keys,
+            batch=config.warm_batch,
+            limit=left,
+            sampling=sampling,
+            progress=progress if model is None else None,
+            model=model,
+        )
+    return stored

@@ -98,6 +98,17 @@ async def test_upload_train_use_and_delete(simcord_env, server):
     assert f"id `{model.model_id}`" in listed.response.content
     assert "← in use" in listed.response.content
 
+    # The warm-up fills the server's model's keys too (an equal share of the run's limit each).
+    simcord_env.bot.config.warm_limit = 4
+    assert await simcord_env.bot.warm_now() == 4
+    depth = await db.depth(model.model_id)
+    base = simcord_env.bot.requests.card.model_id
+    assert sum(depth.values()) == 2 and sum((await db.depth(base)).values()) == 2
+    key = next(iter(depth))
+    hit = await alice.slash(channel, "lyrics", part=key.split("|")[1])
+    assert (await db.get(footer_id(hit.response))).model_id == model.model_id
+    assert sum((await db.depth(model.model_id)).values()) == 1  # served from the cache
+
     # Its ratings export on their own, as that server's retraining data.
     await alice.react(mine.response, "👍")
     await eve.react(theirs.response, "👍")
@@ -106,9 +117,10 @@ async def test_upload_train_use_and_delete(simcord_env, server):
     assert model.model_id in (out / "rated.jsonl").read_text()
 
     gone = await dana.slash(channel, "model delete", name="harbor")
-    assert gone.response.content.startswith("Deleted **Harbor**: its upload, its adapter and the 1 text it")
+    assert gone.response.content.startswith("Deleted **Harbor**: its upload, its adapter and the 3 texts")
     assert await models_of(simcord_env, guild) == [] and not Path(model.path).exists()
-    assert await db.get(footer_id(mine.response)) is None  # its text went with it, ratings too
+    assert await db.get(footer_id(mine.response)) is None  # its texts went with it, ratings too
+    assert await db.depth(model.model_id) == {}
     assert (await export_feedback(simcord_env.bot.config.database, out, model.model_id))["rated"] == 0
     again = await alice.slash(channel, "lyrics", part="chorus")
     assert (await db.get(footer_id(again.response))).model_id == simcord_env.bot.requests.card.model_id
