@@ -1,8 +1,9 @@
 """``linernotes demo``: the whole product offline in one command.
 
-bundled corpus -> prepared splits -> a small GPT-2 trained from scratch -> int8 checkpoint -> warmed
-cache -> the real bot (``create_bot``) in a simulated Discord (SimCord) -> a short session -> ratings ->
-training data. Model and database are kept in the demo home, so a second run starts in seconds.
+bundled corpus -> prepared splits -> the pretrained offline base fine-tuned (a merged LoRA) -> int8
+checkpoint -> warmed cache -> the real bot (``create_bot``) in a simulated Discord (SimCord) -> a short
+session -> ratings -> training data -> a server manager uploads songs and the server gets its own
+model. Model, database and server models are kept in the demo home, so a second run starts in seconds.
 """
 
 from __future__ import annotations
@@ -190,10 +191,38 @@ async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
         await members[who].react(results[which].response, emoji)
         say(f"{who} reacted {emoji} to #{gid}")
     say("")
+    await server_model(env, bot, guild, channel)
     await slash(env, members["bob"], channel, "stats", {})
     if interactive:
         await shell(env, members, channel, lines)
     await where_ratings_landed(bot, database)
+
+
+async def server_model(env, bot, guild, channel) -> None:
+    """A server manager uploads a small song file; the server's own model then writes a chorus. A later
+    run finds that model ready (the simulated server is the same each run) and only asks."""
+    import discord
+
+    import data
+
+    if bot.models is None:
+        return
+    role = guild.create_role("managers", permissions=discord.Permissions(manage_guild=True))
+    carol = guild.add_member(env.create_user("carol"), roles=[role])
+    ready = [m for m, _, usable in await bot.models.listing(guild.id) if m.status == "ready" and usable]
+    if ready:
+        say(f"carol uploaded {ready[0].upload} on an earlier run; this server's model is ready.\n")
+        await slash(env, carol, channel, "model list", {})
+    else:
+        say(
+            "carol manages the server: she uploads a file of her own songs and the bot trains this server's "
+            "model from it in the background (a few minutes on a CPU).\n"
+        )
+        upload = Path(data.__file__).parent / "upload_sample" / "harbor_lights.txt"
+        await slash(
+            env, carol, channel, "model train", {"name": "Harbor", "file": (upload.name, upload.read_bytes())}
+        )
+    await slash(env, carol, channel, "lyrics", {"part": "chorus"})
 
 
 async def uncached_review(bot: LinernotesBot, wanted: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +245,9 @@ async def uncached_review(bot: LinernotesBot, wanted: dict[str, Any]) -> dict[st
 
 async def slash(env, member, channel, name: str, options: dict[str, Any]):
     """Run one slash command as ``member`` and print it as chat."""
-    shown = " ".join(f'{k}:"{v}"' if " " in str(v) else f"{k}:{v}" for k, v in options.items())
+    # An attachment is (file name, bytes): shown by its name, as Discord's client shows it.
+    values = {k: v[0] if isinstance(v, tuple) else v for k, v in options.items()}
+    shown = " ".join(f'{k}:"{v}"' if " " in str(v) else f"{k}:{v}" for k, v in values.items())
     before = len(env.http_requests)
     started = time.time()
     result = await member.slash(channel, name, **options)

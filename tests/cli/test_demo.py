@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import shutil
 import sys
@@ -35,6 +36,7 @@ def run_demo(monkeypatch, capsys):
     """Run ``linernotes demo`` in this process, with ``stdin`` typed into it; returns (exit code, stdout)."""
     # The tiny test model writes short texts: let the bot serve any length (a LINERNOTES_* bot setting).
     monkeypatch.setenv("LINERNOTES_MIN_CHARS", "1")
+    monkeypatch.setenv("LINERNOTES_ADAPTER_STEPS", "4")  # the server model's training: seconds, not minutes
     # The demo quiets library loggers for its own narration; give other tests their levels back.
     names = ("linernotes", "bot", "model", "training", "data", "apscheduler", "simcord", "discord")
     for name in names:
@@ -59,6 +61,13 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     assert "deferred at once" in out  # a miss, acknowledged before it was written
     assert "reacted 👍 to #" in out and "reacted 👎 to #" in out
     assert "linernotes stats" in out and "Ratings: 👍 4 · 👎 1" in out
+    # A manager uploads songs; the server's own model trains and then writes its chorus.
+    assert "carol › /model train name:Harbor file:harbor_lights.txt" in out
+    assert "📥 **Harbor** from `harbor_lights.txt`: kept 24 sections" in out and "✅ **Harbor** is ready" in out
+    trained = (home / "server-models").rglob("checkpoint/card.json")
+    (adapter,) = [json.loads(card.read_text())["model_id"] for card in trained]
+    chorus = out.split("carol › /lyrics part:chorus")[1].split("alice ›")[0]
+    assert f"· {adapter} ·" in chorus  # the footer names the model that wrote it: the server's
     # Interactive part: the same answers and refusals the real bot and Discord client give.
     assert 'alice › /lyrics part:verse seed:"a line of my own"' in out
     assert "Discord won't send that: Option 'genre' of 'review' only allows" in out
@@ -69,8 +78,9 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     assert "no member 'carol'" in out and "bob › /stats" in out
     assert "Ratings landed in" in out and "linernotes feedback export --db" in out
     assert (home / "feedback" / "rated.jsonl").is_file()
-    code, again = run_demo(home)  # a second run reuses model and database
+    code, again = run_demo(home)  # a second run reuses model, database and the server's model
     assert code == 0 and "Using the model trained on an earlier run" in again
+    assert "carol uploaded harbor_lights.txt on an earlier run" in again and "/model train" not in again
     # Jazz 3.5 is cached now, so the script's miss moves to a Jazz score nothing answers yet.
     bob = again.split("bob › /review genre:Jazz score:")[1].split("\n")
     assert bob[0] != "3.5" and "deferred at once" in bob[1]
