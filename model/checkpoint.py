@@ -224,15 +224,21 @@ def _hub_base(path: Path, card: Card, want: str, dev: torch.device) -> Any:
 def _checkpoint_base(path: Path, adapter: dict[str, Any], want: str, dev: torch.device) -> Any:
     """The linernotes checkpoint an adapter was trained on, at ``want``; refused when it is gone or holds
     another model now (a re-export of the base changes its weights, so the adapter no longer fits)."""
-    base, expected = Path(adapter["base"]), adapter["base_model_id"]
+    base = Path(adapter["base"])
+    require_base(path, base, adapter["base_model_id"])
+    return load_checkpoint(base, want, str(dev)).model
+
+
+def require_base(owner: Path, base: Path, model_id: str) -> None:
+    """Raise unless ``base`` is a checkpoint still holding ``model_id``, the model ``owner`` (an adapter or
+    its run) was trained on."""
     if not is_checkpoint(base):
         raise CheckpointError(
-            f"{path}: is a LoRA adapter for checkpoint {base} (model {expected}), which is missing"
+            f"{owner}: was trained on checkpoint {base} (model {model_id}), which is missing"
         )
     found = read_card(base).model_id
-    if found != expected:
+    if found != model_id:
         raise CheckpointError(
-            f"{path}: is a LoRA adapter for model {expected}, but its base {base} now holds {found}; "
-            "train the adapter again on that checkpoint"
+            f"{owner}: was trained on model {model_id}, but its base {base} now holds {found}; "
+            "train it again on that checkpoint"
         )
-    return load_checkpoint(base, want, str(dev)).model

@@ -12,8 +12,8 @@ from typing import Any
 
 from data.errors import CheckpointError, ConfigError
 from data.splits import iter_split
-from model.card import PRECISIONS, Card, read_card
-from model.checkpoint import is_checkpoint, quiet_transformers, save_checkpoint
+from model.card import PRECISIONS, Card
+from model.checkpoint import quiet_transformers, require_base, save_checkpoint
 from model.copyguard import FILE as GUARD_FILE
 from model.copyguard import CopyGuard, build_index
 from model.copyguard import N as GUARD_N
@@ -70,17 +70,8 @@ def adapter_base(run: Path, name: str, trained_on: str | None) -> dict[str, str]
     if trained_on is None:
         return {"base": name}
     path = Path(name).resolve()
-    if not is_checkpoint(path):
-        raise CheckpointError(
-            f"{run}: was trained on checkpoint {path} (model {trained_on}), which is missing"
-        )
-    now = read_card(path).model_id
-    if now != trained_on:
-        raise CheckpointError(
-            f"{run}: was trained on model {trained_on}, but its base {path} now holds {now}; "
-            "train again on that checkpoint"
-        )
-    return {"base": str(path), "base_model_id": now}
+    require_base(run, path, trained_on)
+    return {"base": str(path), "base_model_id": trained_on}
 
 
 def check_guidance(guidance: float) -> None:
