@@ -103,9 +103,9 @@ class ServerModels:
                 log.error(
                     "server model %s (server %s) could not be attached: %s", model.name, model.guild_id, e
                 )
-        actives = await self.registry.actives()
-        by_id = {int(n.removeprefix("server-")): n for n in self._cards}
-        self._active = {g: by_id[m] for g, m in actives.items() if m in by_id}
+        ready = {m.id: m.adapter_name for m in await self.registry.with_status("ready")}
+        attached = {i: name for i, name in ready.items() if name in self._cards}
+        self._active = {g: attached[m] for g, m in (await self.registry.actives()).items() if m in attached}
 
     async def close(self) -> None:
         """Stop the running job and fail the queued ones (a restart cannot resume them)."""

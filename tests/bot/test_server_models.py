@@ -126,7 +126,7 @@ async def test_upload_train_use_and_delete(simcord_env, server):
     assert (await db.get(footer_id(again.response))).model_id == simcord_env.bot.requests.card.model_id
 
 
-async def test_two_servers_never_get_each_others_text(simcord_env, server):
+async def test_two_servers_never_get_each_others_text(simcord_env, server, tmp_path, bot_settings):
     guild, channel, alice, _ = server
     other = simcord_env.create_guild("Elsewhere")
     elsewhere = other.create_text_channel("general")
@@ -147,6 +147,17 @@ async def test_two_servers_never_get_each_others_text(simcord_env, server):
         r = await eve.slash(elsewhere, "lyrics", part="chorus")
         assert (await bot.db.get(footer_id(r.response))).model_id == b.model_id
     assert (await bot.db.get(footer_id(first.response))).model_id == a.model_id
+
+    # After a restart each server still gets its own model.
+    await bot.close()
+    new = create_bot(bot.config.checkpoint, tmp_path / "bot.sqlite3", **bot_settings)
+    try:
+        await simcord_env.restart_bot(new)
+        for member, where, model in ((alice, channel, a), (eve, elsewhere, b)):
+            r = await member.slash(where, "lyrics", part="verse")
+            assert (await new.db.get(footer_id(r.response))).model_id == model.model_id
+    finally:
+        await new.close()
 
 
 async def test_only_managers_may_train(simcord_env, server):
