@@ -77,6 +77,7 @@ class ServerModels:
         self._task: asyncio.Task | None = None
         self._cards: dict[str, Card] = {}  # attached adapter name -> its card
         self._active: dict[int, str] = {}  # server id -> the adapter name it uses
+        self._submitting: set[int] = set()  # servers whose upload is being checked and prepared
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -154,11 +155,12 @@ class ServerModels:
         returns it, what preparing kept, and how many jobs are ahead of it."""
         name = check_name(name)
         safe = check_upload(filename, size, self.config.upload_limit)
-        await self._check_room(guild_id)
-        data = await read()
-        safe = check_upload(filename, len(data), self.config.upload_limit)  # the size Discord gave may lie
+        self._claim(guild_id)  # before any await: a second upload from this server now waits its turn
         folder = self.root / str(guild_id) / uuid.uuid4().hex[:12]
         try:
+            await self._check_room(guild_id)
+            data = await read()
+            safe = check_upload(filename, len(data), self.config.upload_limit)  # Discord's size may lie
             upload = store_upload(data, safe, folder / "upload")
             prepared = await asyncio.to_thread(prepare_upload, upload, folder / "prepared")
             base_id = self.worker.generator.card.model_id
@@ -168,19 +170,27 @@ class ServerModels:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # an upload that is refused is not kept
             raise
+        finally:
+            self._submitting.discard(guild_id)
         ahead = len(self._queue) + (self._running is not None)
         self._queue.append(Job(model, notify))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run_queue(), name="linernotes-training")
         return model, prepared, ahead
 
-    async def _check_room(self, guild_id: int) -> None:
-        """Refuse before downloading: a job already here, the server's quota, a full queue."""
+    def _claim(self, guild_id: int) -> None:
+        """Mark this server as uploading, or refuse: it has a job, or another upload is being prepared."""
         for job in [*self._queue, *([self._running] if self._running else [])]:
             if job.model.guild_id == guild_id:
                 raise ModelError(
                     f"This server's model {job.model.name!r} is still training; wait for it or /model cancel."
                 )
+        if guild_id in self._submitting:
+            raise ModelError("This server's last upload is still being prepared; try again in a moment.")
+        self._submitting.add(guild_id)
+
+    async def _check_room(self, guild_id: int) -> None:
+        """Refuse before downloading: the server's quota, a full queue."""
         if await self.registry.live_count(guild_id) >= self.config.models_per_server:
             raise ModelError(
                 f"This server has {self.config.models_per_server} models, its limit; /model delete one first."

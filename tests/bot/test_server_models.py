@@ -13,7 +13,7 @@ import simcord
 
 from bot import create_bot
 from bot.feedback import export_feedback
-from bot.registry import ModelRegistry
+from bot.registry import ModelError, ModelRegistry
 from bot.storage import Database
 from tests.bot.helpers import footer_id
 from tests.conftest import REPO
@@ -56,6 +56,14 @@ async def emit(env, member, channel, command: str, **options):
         return await member.slash(channel, command, **options)
     finally:
         env._settle_internal = settle
+
+
+async def never_read() -> bytes:
+    raise AssertionError("a refused upload must not be downloaded")
+
+
+async def never_told(text: str) -> None:
+    raise AssertionError(f"nothing to tell: {text}")
 
 
 async def until_training(env, guild, timeout: float = 60) -> None:
@@ -199,6 +207,10 @@ async def test_cancel_stops_the_child_and_deletes_the_upload(simcord_env, server
     await emit(simcord_env, dana, channel, "model train", name="harbor", file=upload())
     await until_training(simcord_env, guild)
     (model,) = await models_of(simcord_env, guild)
+    # A second upload from the server is refused before anything is downloaded. (Asked of the service
+    # directly: a command would settle, and settling waits for the training to end.)
+    with pytest.raises(ModelError, match="'harbor' is still training; wait for it or /model cancel"):
+        await simcord_env.bot.models.submit(guild.id, "other", "x.txt", 10, never_read, never_told)
     r = await dana.slash(channel, "model cancel")
     assert r.response.content == "Cancelled training **harbor**; its upload was deleted."
     assert await models_of(simcord_env, guild) == [] and not Path(model.path).exists()
