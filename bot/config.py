@@ -62,7 +62,7 @@ class BotConfig:
     upload_limit: int = 2_000_000  # bytes per uploaded lyrics file
     models_per_server: int = 3
     training_queue: int = 8  # training jobs waiting at most (one runs at a time)
-    adapter_steps: int = 60  # optimizer steps per adapter at most (about 3.5 s each on 2 CPU cores)
+    adapter_steps: int = 48  # optimizer steps per adapter at most (about 3.5 s each on 2 CPU cores)
 
     def __post_init__(self) -> None:
         for name in (
