@@ -75,9 +75,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # A server's lyrics upload (about 10 songs: ~60 sections after preparing, 3-7k tokens, 12-28 blocks of
     # 256) as an adapter over the bot's checkpoint (given per job as the base), in about 3.5 CPU minutes: a
     # step of 4 x 256 costs ~3.5 s on 2 cores, and every upload meets the 48-step cap (16 passes of 3-7
-    # steps). bench/server_models.py measured 8 passes (24-56 steps): the artist's own adapter ranked first
-    # on 76% of held-out sections, with the smallest upload (ABBA, 24 steps) the least its own (65%); hence
-    # the cap, not the passes, decides. lr 1e-3 is the demo's, measured on this base at
+    # steps). bench/server_models.py: with 8 passes (24-56 steps) the artist's own adapter ranked first on
+    # 76% of held-out sections; with 16 (48 steps each) on 77%, and the first answer came within 188-232 s
+    # of the upload (target 300 s). lr 1e-3 is the demo's, measured on this base at
     # the same LoRA scale (alpha / r = 2). Several passes over a few songs overfit at some point: best/
     # is chosen on validation every 8 steps (a forward pass over a few blocks, ~1 s), and there is no
     # early stop, which a validation split of one or two songs would trigger on noise. r = 8 on every
