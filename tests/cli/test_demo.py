@@ -63,7 +63,9 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     assert "linernotes stats" in out and "Ratings: 👍 4 · 👎 1" in out
     # A manager uploads songs; the server's own model trains and then writes its chorus.
     assert "carol › /model train name:Harbor file:harbor_lights.txt" in out
-    assert "📥 **Harbor** from `harbor_lights.txt`: kept 24 sections" in out and "✅ **Harbor** is ready" in out
+    assert (
+        "📥 **Harbor** from `harbor_lights.txt`: kept 24 sections" in out and "✅ **Harbor** is ready" in out
+    )
     trained = (home / "server-models").rglob("checkpoint/card.json")
     (adapter,) = [json.loads(card.read_text())["model_id"] for card in trained]
     chorus = out.split("carol › /lyrics part:chorus")[1].split("alice ›")[0]
