@@ -79,6 +79,11 @@ class ServerModels:
         self._active: dict[int, str] = {}  # server id -> the adapter name it uses
         self._submitting: set[int] = set()  # servers whose upload is being checked and prepared
 
+    @property
+    def _jobs(self) -> list[Job]:
+        """The running job, then the queued ones."""
+        return [*([self._running] if self._running else []), *self._queue]
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -95,6 +100,7 @@ class ServerModels:
         """Attach the ready adapters trained on the model now served (after start-up or a reload)."""
         base_id = self.worker.generator.card.model_id
         self._cards.clear()  # after a reload the generator is a new one, holding no adapter yet
+        attached: dict[int, str] = {}  # row id -> adapter name
         for model in await self.registry.with_status("ready"):
             if model.base_model_id != base_id:
                 continue  # trained on another model: listed as unusable until retrained
@@ -104,13 +110,13 @@ class ServerModels:
                 log.error(
                     "server model %s (server %s) could not be attached: %s", model.name, model.guild_id, e
                 )
-        ready = {m.id: m.adapter_name for m in await self.registry.with_status("ready")}
-        attached = {i: name for i, name in ready.items() if name in self._cards}
+            else:
+                attached[model.id] = model.adapter_name
         self._active = {g: attached[m] for g, m in (await self.registry.actives()).items() if m in attached}
 
     async def close(self) -> None:
         """Stop the running job and fail the queued ones (a restart cannot resume them)."""
-        jobs = [*([self._running] if self._running else []), *self._queue]
+        jobs = self._jobs
         self._queue.clear()
         for job in jobs:
             job.cancelled = True
@@ -180,7 +186,7 @@ class ServerModels:
 
     def _claim(self, guild_id: int) -> None:
         """Mark this server as uploading, or refuse: it has a job, or another upload is being prepared."""
-        for job in [*self._queue, *([self._running] if self._running else [])]:
+        for job in self._jobs:
             if job.model.guild_id == guild_id:
                 raise ModelError(
                     f"This server's model {job.model.name!r} is still training; wait for it or /model cancel."
@@ -347,7 +353,7 @@ class ServerModels:
 
     async def _stop_job(self, guild_id: int, model_id: int | None = None) -> Job | None:
         """Take this server's job (only model ``model_id``'s, if given) out of the queue, or stop it."""
-        for job in [*self._queue, *([self._running] if self._running else [])]:
+        for job in self._jobs:
             if job.model.guild_id == guild_id and model_id in (None, job.model.id):
                 job.cancelled = True
                 if job in self._queue:

@@ -110,9 +110,8 @@ async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int) ->
     stop = asyncio.Event()
     with stop_on_signals(stop):
         say(f"Starting the bot on {checkpoint} (database {database})…")
-        bot = simulated_bot(
-            checkpoint, database, warm_limit=warm_limit or WARM_LIMIT
-        )  # 0: none before the page opens; /warm still works
+        # --warm 0: none before the page opens (the bot's own setting cannot be 0); /warm still works.
+        bot = simulated_bot(checkpoint, database, warm_limit=warm_limit or WARM_LIMIT)
         try:
             # Generous settle: a page action waits for model work on the worker thread to finish.
             async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:

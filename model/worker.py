@@ -5,9 +5,10 @@ Everything that generates (people's requests, the cache warm-up job, a checkpoin
 People's requests jump ahead of warm-up batches; each waiting job knows its position; a caller
 (a user) may hold only a few queued jobs at once. Generation requests waiting together at the same
 priority run as one batch (up to the generator's ``max_batch`` texts): a burst of people costs about
-what one batched call costs, and requests for different adapters share that batch. A job that runs past its timeout fails with
-``JobTimeout`` and its thread is abandoned (threads cannot be interrupted), so the queue moves on; a
-thread pool that was shut down or broke is replaced before the next job.
+what one batched call costs, and requests for different adapters share that batch. A job that runs
+past its timeout fails with ``JobTimeout`` and its thread is abandoned (threads cannot be
+interrupted), so the queue moves on; a thread pool that was shut down or broke is replaced before the
+next job.
 """
 
 from __future__ import annotations
