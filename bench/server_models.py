@@ -98,8 +98,9 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
 # --- style: likelihood under each adapter -----------------------------------------------------
 
 
-def body_nll(backend, header: str, body: str, adapter: str) -> float:
-    """Mean negative log-likelihood of ``body`` (and its end) after ``header``, through one adapter."""
+def body_nll(backend, header: str, body: str, adapter: str | None) -> float:
+    """Mean negative log-likelihood of ``body`` (and its end) after ``header``, through one adapter
+    (None: the bot's own model)."""
     import torch
 
     from data.format import escape_body
@@ -107,8 +108,8 @@ def body_nll(backend, header: str, body: str, adapter: str) -> float:
     head = backend.tokenizer(header, add_special_tokens=False)["input_ids"]
     tail = backend.tokenizer(escape_body(body), add_special_tokens=False)["input_ids"] + [backend.eos]
     ids = torch.tensor([head + tail])
-    with torch.inference_mode():
-        logits = backend.model(input_ids=ids, adapter_names=[adapter]).logits[0, :-1].float()
+    with torch.inference_mode(), backend.lora.routed(backend.lora.slots([adapter])):
+        logits = backend.model(input_ids=ids).logits[0, :-1].float()
     logp = torch.log_softmax(logits, dim=-1)[len(head) - 1 :]  # predictions of the body's tokens
     return -float(logp.gather(1, torch.tensor(tail)[:, None]).mean())
 
@@ -123,14 +124,13 @@ def style(checkpoint: Path, servers: list[dict]) -> dict:
     for s in servers:
         gen.attach(s["artist"], Path(s["model"].path) / "checkpoint")
     backend = gen.backend
-    slots = dict(zip(gen.adapters, backend.lora.row_names(gen.adapters), strict=True))
-    slots["base"] = "__base__"
+    names: dict[str, str | None] = {**{a: a for a in gen.adapters}, "base": None}
     right = total = 0
     confusion: dict[str, dict[str, int]] = {}
     for s in servers:
         for item in read_split(Path(s["model"].path) / "prepared", "val"):
             head = header("lyrics", {"part": item.record.tags["part"]})
-            scores = {name: body_nll(backend, head, item.record.text, slot) for name, slot in slots.items()}
+            scores = {name: body_nll(backend, head, item.record.text, a) for name, a in names.items()}
             best = min(scores, key=scores.__getitem__)
             confusion.setdefault(s["artist"], {}).setdefault(best, 0)
             confusion[s["artist"]][best] += 1
@@ -153,9 +153,7 @@ def many(checkpoint: Path, servers: list[dict], rounds: int) -> dict:
     for i in range(ADAPTERS):
         gen.attach(f"a{i}", paths[i % len(paths)])
     per_adapter = (rss_mb() - before) / ADAPTERS
-    params = sum(
-        p.numel() * p.element_size() for n, p in gen.backend.model.named_parameters() if "lora_" in n
-    )
+    params = gen.backend.lora.nbytes
     parts = ("chorus", "verse", "bridge", "chorus")
 
     def batch(mixed: bool) -> list[Request]:

@@ -5,9 +5,10 @@ stopped; everything else (tags, post-processing, copy guard, retries) is the gen
 same for both.
 
 Both serve LoRA adapters attached by name beside the base, a different one per row of a batch if
-asked (``models``): the local backend loads each adapter's weights into its model and decodes mixed
-batches with peft; the server backend asks the server for each adapter by its served name (vLLM serves
-adapters named by ``--lora-modules NAME=PATH``; we use the adapter card's ``model_id``).
+asked (``models``): the local backend loads each adapter's weights into its model's stacked LoRA layers
+(``model.lora``); the server backend asks the server for each adapter by its served name, the adapter
+card's ``model_id``, loading the adapter into the server at runtime when it does not serve that name
+already (see ``model.vllm_lora``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from pathlib import Path
 from typing import Protocol
 
 from data.errors import ConfigError, GenerationError
-from model.adapters import LoraSlots, unknown_adapter
+from model.adapters import unknown_adapter
 from model.card import Card
 from model.decode import FORBIDDEN, Prompt, Vocab, decode
+from model.lora import LoraBank, Routes
 from model.sampling import Sampling
+from model.vllm_lora import RuntimeLora
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class LocalBackend:
         self.token_text = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         self._vocab: Vocab | None = None
         self._ids: dict[str, list[int]] = {}
-        self.lora = LoraSlots()  # adapters loaded into ``model``
+        self.lora = LoraBank()  # adapters loaded into ``model``
 
     @property
     def vocab(self) -> Vocab:
@@ -103,23 +106,22 @@ class LocalBackend:
             head, body = self._encode(p.header), self._encode(p.body) if p.body else []
             bare = self._encode(p.bare_header) + body if p.bare_header else None
             token_prompts.append(Prompt(head + body, len(head), bare))
-        adapters = self._row_adapters(models or [None] * len(prompts))
-        out = decode(self.model, token_prompts, params, self.vocab, self.pad, adapters)
+        routes = self._routes(models or [None] * len(prompts))
+        out = decode(self.model, token_prompts, params, self.vocab, self.pad, routes)
         return [Raw(self.tokenizer.decode(d.ids), d.stop, len(d.ids)) for d in out]
 
-    def _row_adapters(self, models: list[str | None]) -> list[str] | None:
-        if not self.lora and all(m is None for m in models):
-            return None  # a plain model: forwards exactly as before adapters existed
-        # Every row gets a name, base rows too: without one peft would apply its active adapter to them.
-        return self.lora.row_names(models)
+    def _routes(self, models: list[str | None]) -> Routes | None:
+        if all(m is None for m in models):
+            return None  # the model's own weights on every row: forwards as before adapters existed
+        return Routes(self.lora, self.lora.slots(models))
 
     def attach(self, name: str, path: Path, card: Card) -> None:
         """Load the adapter's LoRA weights into the model as ``name`` (replacing one of that name)."""
-        self.model = self.lora.load(self.model, name, path)
+        self.lora.load(self.model, name, path)
 
     def detach(self, name: str) -> None:
         """Unload the adapter ``name``; with none left the model is the plain one again."""
-        self.model = self.lora.unload(self.model, name)
+        self.lora.unload(self.model, name)
 
 
 class OpenAIBackend:
@@ -130,9 +132,11 @@ class OpenAIBackend:
     def __init__(self, url: str, model: str, timeout: float = 60.0, concurrency: int = 16) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"backend URL must start with http:// or https://, got {url!r}")
-        self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1") else "/v1") + "/completions"
+        api = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1") else "/v1")
+        self.url = api + "/completions"
         self.model, self.timeout, self.concurrency = model, timeout, concurrency
         self.served: dict[str, str] = {}  # adapter name -> the name the server serves it by
+        self.lora = RuntimeLora(api, timeout)
 
     def complete(
         self, prompts: list[PromptText], params: list[Sampling], models: list[str | None] | None = None
@@ -152,13 +156,21 @@ class OpenAIBackend:
         return self.served[model]
 
     def attach(self, name: str, path: Path, card: Card) -> None:
-        """Ask for the adapter by its card's ``model_id``: the server must serve it under that name."""
+        """Ask for the adapter by its card's ``model_id``, loading it into the server unless it serves it."""
+        # vLLM opens the path itself, from its own working directory: never send a relative one.
+        self.lora.ensure(card.model_id, Path(path).resolve())
+        replaced = self.served.get(name)
         self.served[name] = card.model_id
+        if replaced is not None and replaced not in self.served.values():
+            self.lora.release(replaced)  # no name asks for those weights any more
 
     def detach(self, name: str) -> None:
-        """Stop asking for the adapter ``name``."""
-        if self.served.pop(name, None) is None:
+        """Stop asking for the adapter ``name``; unload it from the server if this backend loaded it."""
+        if name not in self.served:
             raise unknown_adapter(name, list(self.served))
+        model_id = self.served.pop(name)
+        if model_id not in self.served.values():  # another name may still ask for the same weights
+            self.lora.release(model_id)
 
     def _one(self, prompt: PromptText, s: Sampling, model: str) -> Raw:
         payload = {

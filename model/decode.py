@@ -13,10 +13,10 @@ across tokens; likewise for the escaped form). The masks are built once per voca
 Classifier-free guidance: a row with ``guidance != 1`` also decodes its unconditioned prompt in the
 same batch, and samples from ``uncond + s * (cond - uncond)`` (both rows then take the same token).
 
-LoRA adapters: given ``adapters`` (one peft adapter name per prompt, ``"__base__"`` for the model's own
-weights), every forward pass names each column's adapter (``adapter_names``, peft's mixed-batch
-inference), a guided row's unconditioned partner the same as its row, so rows with different adapters
-share a batch. Without ``adapters`` no forward names any (a plain model, exactly as before).
+LoRA adapters: given ``routes`` (one adapter slot per prompt, ``model.lora``), every forward pass runs
+each column through its row's adapter, a guided row's unconditioned partner through the same one as its
+row, so rows with different adapters share a batch. Without ``routes`` every row runs on the model's own
+weights.
 
 Each step does per row what these transformers logits processors do in ``generate``:
 ``ClassifierFreeGuidanceLogitsProcessor`` (unconditioned rows in the same batch), ``NoBadWordsLogitsProcessor``
@@ -29,11 +29,13 @@ has its own (seed, temperature, guidance scale), and it measured faster (``bench
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from data.format import HEADER_OPEN, escape_body
+from model.lora import Routes
 from model.sampling import Sampling, guide, sample
 
 # Text a decoded body may never contain: a header start, and its escaped form (which the finished
@@ -126,10 +128,10 @@ class _Batch:
     """The model side: left-padded columns, their KV cache, and the latest logits (columns, V)."""
 
     def __init__(
-        self, model, seqs: list[list[int]], pad: int, vocab_size: int, adapters: list[str] | None = None
+        self, model, seqs: list[list[int]], pad: int, vocab_size: int, routes: Routes | None = None
     ) -> None:
         self.model, self.vocab_size = model, vocab_size
-        self.adapters = adapters  # (columns,) peft adapter names, kept aligned with the columns; or None
+        self.routes = routes  # (columns,) adapter slots, kept aligned with the columns; or None
         self.device = next(model.parameters()).device
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -143,17 +145,14 @@ class _Batch:
         self.logits = self._forward(ids, pos)
 
     def _forward(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        # Only a model with adapters takes the argument; each forward needs it, or peft would apply its
-        # active adapter to every column.
-        per_row = {} if self.adapters is None else {"adapter_names": self.adapters}
-        out = self.model(
-            input_ids=ids.to(self.device),
-            attention_mask=self.mask.to(self.device),
-            position_ids=pos.to(self.device),
-            cache=self.cache,  # transformers >= 5.24's name (``past_key_values`` goes in 5.40)
-            use_cache=True,
-            **per_row,
-        )
+        with self.routes.applied() if self.routes is not None else nullcontext():
+            out = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=self.mask.to(self.device),
+                position_ids=pos.to(self.device),
+                cache=self.cache,  # transformers >= 5.24's name (``past_key_values`` goes in 5.40)
+                use_cache=True,
+            )
         self.cache = out.cache
         # Only ids the tokenizer knows may be sampled: embedding matrices are often padded past the vocabulary.
         return out.logits[:, -1, : self.vocab_size].float().cpu()  # (columns, V)
@@ -163,8 +162,8 @@ class _Batch:
         if len(columns) < self.mask.shape[0]:
             self.cache.batch_select_indices(torch.tensor(columns, device=self.device))
             self.mask, self.next_pos = self.mask[columns], self.next_pos[columns]
-            if self.adapters is not None:
-                self.adapters = [self.adapters[c] for c in columns]
+            if self.routes is not None:
+                self.routes = self.routes.take(columns)
         self.mask = torch.cat([self.mask, torch.ones((len(columns), 1), dtype=torch.long)], dim=1)
         self.logits = self._forward(torch.tensor(tokens)[:, None], self.next_pos[:, None])
         self.next_pos = self.next_pos + 1
@@ -176,38 +175,38 @@ def decode(
     params: list[Sampling],
     vocab: Vocab,
     pad: int,
-    adapters: list[str] | None = None,
+    routes: Routes | None = None,
 ) -> list[Decoded]:
     """Decode every prompt with its own sampling parameters (and adapter); returns one ``Decoded`` each."""
-    if adapters is not None and len(adapters) != len(prompts):
-        raise ValueError(f"{len(adapters)} adapter names for {len(prompts)} prompts")
+    if routes is not None and len(routes.slots) != len(prompts):
+        raise ValueError(f"{len(routes.slots)} adapter routes for {len(prompts)} prompts")
     if not prompts:
         return []
     with torch.inference_mode():
-        return _decode(model, prompts, params, vocab, pad, adapters)
+        return _decode(model, prompts, params, vocab, pad, routes)
 
 
 def next_token_logprobs(
-    model, prompt: Prompt, guidance: float, vocab: Vocab, pad: int, adapter: str | None = None
+    model, prompt: Prompt, guidance: float, vocab: Vocab, pad: int, routes: Routes | None = None
 ) -> torch.Tensor:
     """Log-probabilities (V,) of the token after ``prompt`` as decoding sees them before sampling filters.
 
     Guided by ``guidance`` (when ``prompt.bare_ids`` is set) and header-suppressed; temperature 1, no
-    top-k, top-p or repetition penalty; through the peft adapter ``adapter`` when given (``"__base__"``:
-    a model with adapters, without any). For tests and evaluations of conditioning strength.
+    top-k, top-p or repetition penalty; through the adapter ``routes`` gives the prompt, when given. For
+    tests and evaluations of conditioning strength.
     """
     with torch.inference_mode():
         guided = [0] if guidance != 1.0 and prompt.bare_ids is not None else []
         seqs = [prompt.ids] + [prompt.bare_ids for _ in guided]
-        adapters = None if adapter is None else [adapter] * len(seqs)
-        batch = _Batch(model, seqs, pad, len(vocab.text), adapters)
+        columns = None if routes is None else routes.take([0] * len(seqs))  # a partner as its row
+        batch = _Batch(model, seqs, pad, len(vocab.text), columns)
         row = _Row(prompt, Sampling(guidance=guidance), vocab)
         logits = _row_logits(batch.logits, [0], guided, [row], vocab)
         return torch.log_softmax(logits[0].double(), dim=-1)
 
 
 def _decode(
-    model, prompts: list[Prompt], params: list[Sampling], vocab: Vocab, pad: int, adapters: list[str] | None
+    model, prompts: list[Prompt], params: list[Sampling], vocab: Vocab, pad: int, routes: Routes | None
 ) -> list[Decoded]:
     rows = [_Row(p, s, vocab) for p, s in zip(prompts, params, strict=True)]
     # Batch columns: the live rows in order, then the unconditioned partner of each guided live row.
@@ -215,7 +214,7 @@ def _decode(
     guided = [i for i in live if params[i].guidance != 1.0 and prompts[i].bare_ids is not None]
     seqs = [p.ids for p in prompts] + [prompts[i].bare_ids for i in guided]
     # A partner column contrasts with its row's own model, so it runs through the row's adapter.
-    columns = None if adapters is None else [adapters[i] for i in live + guided]
+    columns = None if routes is None else routes.take(live + guided)
     batch = _Batch(model, seqs, pad, len(vocab.text), columns)
     for _ in range(max(s.max_new_tokens for s in params)):
         logits = _row_logits(batch.logits, live, guided, rows, vocab)  # (live, V)

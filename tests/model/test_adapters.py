@@ -14,13 +14,13 @@ import torch
 
 from data.errors import CheckpointError, GenerationError, TagError
 from data.format import header
-from model.adapters import BASE
 from model.backends import LocalBackend, PromptText, Raw
 from model.card import Card, read_card
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.copyguard import CopyGuard, build_index, words
 from model.decode import Prompt, next_token_logprobs
 from model.generator import GenerateConfig, Generator, Request, Result
+from model.lora import NO_ADAPTER, LoraBank, LoraLinear, Routes, read_lora
 from model.sampling import Sampling
 from tests.model.openai_server import CompletionServer
 
@@ -57,8 +57,11 @@ def export_llama(base: Path, out: Path, precision: str) -> Path:
     return save_checkpoint(out, model, tok, card, precision)
 
 
-def make_adapter(base: Path, out: Path, seed: int, texts: Sequence[str] = ()) -> Path:
-    """A LoRA adapter checkpoint on ``base`` with random (nonzero) weights, as training would export it."""
+def make_adapter(
+    base: Path, out: Path, seed: int, texts: Sequence[str] = (), rank: int = 4, targets: int | None = None
+) -> Path:
+    """A LoRA adapter checkpoint on ``base`` with random (nonzero) weights, as training would export it;
+    on the first ``targets`` of the architecture's projection kinds (default: all)."""
     from peft import LoraConfig, get_peft_model
 
     loaded = load_checkpoint(base, "fp32", "cpu")
@@ -67,7 +70,11 @@ def make_adapter(base: Path, out: Path, seed: int, texts: Sequence[str] = ()) ->
     # GPT-2's fused layers are Conv1D (weights stored transposed); dequantized int8 weights are plain Linear.
     fused = any(type(m).__name__ == "Conv1D" for m in loaded.model.modules())
     config = LoraConfig(
-        r=4, lora_alpha=8, init_lora_weights=False, target_modules=TARGETS[kind], fan_in_fan_out=fused
+        r=rank,
+        lora_alpha=2 * rank,
+        init_lora_weights=False,
+        target_modules=TARGETS[kind][:targets],
+        fan_in_fan_out=fused,
     )
     model = get_peft_model(loaded.model, config)
     with torch.no_grad():  # random A and B at full scale would make noise; a tenth changes texts, not fluency
@@ -85,8 +92,8 @@ def make_adapter(base: Path, out: Path, seed: int, texts: Sequence[str] = ()) ->
             "type": "lora",
             "base": str(base),
             "base_model_id": loaded.card.model_id,
-            "r": 4,
-            "alpha": 8,
+            "r": rank,
+            "alpha": 2 * rank,
         },
     )
     return save_checkpoint(
@@ -188,35 +195,51 @@ def test_guided_rows_go_through_their_adapter(checkpoints, adapters):
     assert mixed[0].text != mixed[-1].text  # guidance changed adapter a's text
 
 
-def test_every_forward_names_each_columns_adapter(checkpoints, adapters):
+def routed_columns(bank: LoraBank, columns: int) -> list[str | None]:
+    """The adapter each column of the running forward goes through, read back from the bank's plan."""
+    plan = bank.plan
+    if plan is None:
+        return [None] * columns
+    width = plan.rows.numel() // plan.groups
+    slots = list(range(len(bank))) if plan.slots is None else plan.slots.tolist()
+    keep = [1.0] * plan.rows.numel() if plan.keep is None else plan.keep.tolist()
+    out: list[str | None] = [None] * columns
+    for n, (row, kept) in enumerate(zip(plan.rows.tolist(), keep, strict=True)):
+        if kept:
+            assert out[row] is None, "a column routed twice"
+            out[row] = bank.names[slots[n // width]]
+    return out
+
+
+def test_every_forward_routes_each_column_through_its_adapter(checkpoints, adapters):
     loaded = load_checkpoint(checkpoints["gpt2-fp32"], "fp32", "cpu")
     backend = LocalBackend(loaded.model, loaded.tokenizer)
     for a, path in adapters["gpt2-fp32"].items():
         backend.attach(a, path, read_card(path))
-    calls: list[tuple[int, list[str] | None]] = []
+    calls: list[list[str | None]] = []
 
     def record(_module, args, kwargs):
-        calls.append((kwargs["input_ids"].shape[0], kwargs.get("adapter_names")))
+        calls.append(routed_columns(backend.lora, kwargs["input_ids"].shape[0]))
 
     prompts = [PromptText("<|lyrics|> part: chorus\n", "", "<|lyrics|>\n")] * 4
     params = [Sampling(seed=n, max_new_tokens=6 + 4 * n, guidance=2.0 if n % 2 else 1.0) for n in range(4)]
     handle = backend.model.register_forward_pre_hook(record, with_kwargs=True)
     try:
         backend.complete(prompts, params, ["a", None, "b", "a"])
-        first = calls[0][1]
-        backend.complete(prompts, params)  # no adapter asked for: still named, as base rows
+        first, steps = calls[0], len(calls)
+        backend.complete(prompts, params)  # no adapter asked for: every row on the model's own weights
     finally:
         handle.remove()
-    assert calls and all(names is not None and len(names) == rows for rows, names in calls)
-    slot_a, slot_b = first[0], first[2]
     # Rows in order, then the unconditioned partners of the guided rows (1 and 3), with their row's adapter.
-    assert first == [slot_a, BASE, slot_b, slot_a, BASE, slot_a] and slot_a != slot_b
-    assert {n for _, names in calls for n in names} == {slot_a, slot_b, BASE}
-    assert calls[-1][1] == [BASE] * calls[-1][0]
-    # Detaching the last adapter gives back the plain model: forwards as before, without the argument.
+    assert first == ["a", None, "b", "a", None, "a"]
+    assert {n for names in calls[:steps] for n in names} == {"a", "b", None}
+    assert all(names == [None] * len(names) for names in calls[steps:]) and len(calls) > steps
+    assert backend.lora.plan is None  # outside a batch's forwards nothing is routed
+    # Detaching the last adapter gives back the plain model: its own layers, as before any attach.
     backend.detach("a")
     backend.detach("b")
     assert type(backend.model) is type(loaded.model) and not backend.lora
+    assert not any(isinstance(m, LoraLinear) for m in backend.model.modules())
 
 
 def test_next_token_logprobs_through_an_adapter(checkpoints, adapters):
@@ -227,10 +250,11 @@ def test_next_token_logprobs_through_an_adapter(checkpoints, adapters):
     prompt = Prompt(ids, len(ids), bare)
     plain = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad)
     backend.attach("a", adapters["gpt2-fp32"]["a"], read_card(adapters["gpt2-fp32"]["a"]))
-    (slot,) = backend.lora.row_names(["a"])
-    as_base = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad, BASE)
-    through = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad, slot)
-    assert torch.allclose(as_base, plain, atol=1e-6) and not torch.allclose(through, plain, atol=1e-3)
+    as_base = Routes(backend.lora, (NO_ADAPTER,))
+    through = Routes(backend.lora, backend.lora.slots(["a"]))
+    as_base_lp = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad, as_base)
+    through_lp = next_token_logprobs(backend.model, prompt, 2.0, backend.vocab, backend.pad, through)
+    assert torch.allclose(as_base_lp, plain, atol=1e-6) and not torch.allclose(through_lp, plain, atol=1e-3)
 
 
 def test_tags_are_checked_against_the_adapters_card(checkpoints, adapters):
@@ -264,7 +288,9 @@ def test_each_adapters_copy_guard_checks_its_own_text(checkpoints, adapters, tmp
     gen.attach("a", copied)  # attaching a name again replaces the adapter, its guard included
     (again,) = gen.generate([request])
     assert not again.ok and "reproduced training text" in again.error
-    assert gen.adapters == ["a", "c"] and len(gen.backend.model.peft_config) == 2  # the old weights went
+    # The old weights went: the stacks hold two adapters' worth.
+    sizes = [read_lora(p, gen.backend.model).nbytes for p in (copied, copied)]
+    assert gen.adapters == ["a", "c"] and len(gen.backend.lora) == 2 and gen.backend.lora.nbytes == sum(sizes)
 
 
 def test_adapter_text_is_also_checked_against_the_bases_data(checkpoints, adapters):
@@ -305,7 +331,7 @@ def test_detached_adapter_is_refused(checkpoints, adapters):
     with pytest.raises(TagError, match=r"no adapter named 'b' is attached to this model \(attached: none\)"):
         gen.detach("b")
     assert gen.generate([chorus(None, 1)])[0].model_id == gen.model_id
-    assert not gen.backend.lora and "Peft" not in type(gen.backend.model).__name__
+    assert not gen.backend.lora and not any(isinstance(m, LoraLinear) for m in gen.backend.model.modules())
 
 
 def test_openai_backend_asks_for_each_adapter_by_its_served_name(checkpoints, adapters):
@@ -333,11 +359,63 @@ def test_a_broken_adapter_leaves_the_model_as_it_was(checkpoints, adapters, tmp_
     before = raw_outputs(gen, [chorus(None, 3)])
     with pytest.raises(CheckpointError, match="broken: adapter weights could not be loaded"):
         gen.attach("b", broken)
-    assert gen.adapters == [] and not any("lora" in n for n, _ in gen.backend.model.named_modules())
+    assert gen.adapters == [] and not any(isinstance(m, LoraLinear) for m in gen.backend.model.modules())
     assert raw_outputs(gen, [chorus(None, 3)]) == before
     gen.attach("a", adapters["gpt2-fp32"]["a"])
     written = raw_outputs(gen, [chorus("a", 3), chorus(None, 3)])
     with pytest.raises(CheckpointError, match="adapter weights could not be loaded"):
         gen.attach("a", broken)  # a failed replacement: the adapter it would replace keeps serving
-    assert gen.adapters == ["a"] and len(gen.backend.model.peft_config) == 1
+    assert gen.adapters == ["a"] and gen.backend.lora.names == ["a"]
     assert raw_outputs(gen, [chorus("a", 3), chorus(None, 3)]) == written
+
+
+def peft_logits(checkpoint: Path, paths: dict[str, Path], ids: torch.Tensor, rows: list[str | None]):
+    """Logits (rows, T, V) from peft's own mixed-batch inference: the reference for the stacked layers."""
+    from peft import PeftModel
+
+    model = load_checkpoint(checkpoint, "fp32" if "fp32" in checkpoint.name else "int8", "cpu").model
+    (first, path), *rest = paths.items()
+    model = PeftModel.from_pretrained(model, str(path), adapter_name=first)
+    for name, other in rest:
+        model.load_adapter(str(other), adapter_name=name)
+    with torch.inference_mode():
+        return model.eval()(input_ids=ids, adapter_names=[r or "__base__" for r in rows]).logits
+
+
+@pytest.mark.parametrize("name", ["gpt2-fp32", "gpt2-int8", "llama-fp32", "llama-int8"])
+def test_stacked_adapters_compute_what_peft_does(checkpoints, adapters, name, tmp_path):
+    # A third adapter of twice the rank on the first projection kind only: stacks pad ranks and layers.
+    paths = {**adapters[name], "c": make_adapter(checkpoints[name], tmp_path / "c", 3, rank=8, targets=1)}
+    loaded = load_checkpoint(checkpoints[name], "fp32" if "fp32" in name else "int8", "cpu")
+    backend = LocalBackend(loaded.model, loaded.tokenizer)
+    for a, path in paths.items():
+        backend.attach(a, path, read_card(path))
+    rows = ["a", None, "c", "b", "a", "c", None]
+    ids = torch.randint(0, len(loaded.tokenizer), (len(rows), 9), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(), backend.lora.routed(backend.lora.slots(rows)):
+        ours = backend.model(input_ids=ids).logits
+    reference = peft_logits(checkpoints[name], paths, ids, rows)
+    assert torch.allclose(ours, reference, atol=1e-4, rtol=1e-4)
+    # Each row differs from the plain model's exactly when it has an adapter.
+    with torch.inference_mode():
+        plain = backend.model(input_ids=ids).logits
+    assert [not torch.allclose(o, p, atol=1e-4) for o, p in zip(ours, plain, strict=True)] == [
+        r is not None for r in rows
+    ]
+    # Without c, the stacks shrink back to rank 4: exactly a's and b's weights remain.
+    backend.detach("c")
+    sizes = [read_lora(adapters[name][a], backend.model).nbytes for a in ("a", "b")]
+    assert backend.lora.nbytes == sum(sizes)
+
+
+def test_a_lora_variant_is_refused_before_the_model_changes(checkpoints, adapters, tmp_path):
+    import json
+
+    dora = tmp_path / "dora"
+    shutil.copytree(adapters["llama-fp32"]["a"], dora)
+    config = json.loads((dora / "adapter_config.json").read_text())
+    (dora / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    gen = Generator.load(checkpoints["llama-fp32"], GenerateConfig(**ONCE))
+    with pytest.raises(CheckpointError, match="dora: the adapter uses DoRA, which linernotes does not serve"):
+        gen.attach("d", dora)
+    assert gen.adapters == [] and not any(isinstance(m, LoraLinear) for m in gen.backend.model.modules())
