@@ -7,43 +7,22 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from data.errors import CheckpointError, TagError
 from data.format import header
 from model.backends import PromptText, Raw
 from model.card import read_card
-from model.checkpoint import load_checkpoint, save_checkpoint
 from model.generator import GenerateConfig, Generator, Request
 from model.sampling import Sampling
 from model.vllm_lora import message
 from tests.model.openai_server import CompletionServer
+from tests.model.test_adapters import make_adapter
 
 ONCE = {"min_chars": 1, "max_attempts": 1, "device": "cpu"}
 LOAD, UNLOAD = "/v1/load_lora_adapter", "/v1/unload_lora_adapter"
-
-
-def make_adapter(base: Path, out: Path, seed: int) -> Path:
-    """A LoRA adapter checkpoint on ``base`` with random nonzero weights, laid out as training exports one."""
-    from peft import LoraConfig, get_peft_model
-
-    loaded = load_checkpoint(base, "fp32", "cpu")
-    torch.manual_seed(seed)
-    config = LoraConfig(
-        r=4, lora_alpha=8, init_lora_weights=False, target_modules=["c_attn"], fan_in_fan_out=True
-    )
-    model = get_peft_model(loaded.model, config)
-    with torch.no_grad():  # a tenth of random B changes the text without making noise of it
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.mul_(0.1)
-    adapter = {"type": "lora", "base": str(base), "base_model_id": loaded.card.model_id, "r": 4, "alpha": 8}
-    card = replace(loaded.card, model_id=f"{out.name}-lora", adapter=adapter, copy_guard=None)
-    return save_checkpoint(out, model, loaded.tokenizer, card, "fp32")
 
 
 @pytest.fixture(scope="module")
