@@ -70,7 +70,7 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
     @check
     async def listing(interaction: discord.Interaction) -> None:
         found = await models.listing(interaction.guild_id or 0)
-        lines = [_line(m, active, usable) for m, active, usable in found]
+        lines = [_line(m, active, unusable) for m, active, unusable in found]
         text = "\n".join(lines) if lines else "This server has no models yet: /model train makes one."
         if not any(active for _, active, _ in found):
             text += "\nThis server uses the bot's own model."
@@ -90,7 +90,7 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
     return group
 
 
-def _line(model: ServerModel, active: bool, usable: bool) -> str:
+def _line(model: ServerModel, active: bool, unusable: str | None) -> str:
     """One model in /model list."""
     line = (
         f"**{model.name}** — {STATUS.get(model.status, model.status)}, {model.report.get('kept', 0)} sections"
@@ -102,6 +102,6 @@ def _line(model: ServerModel, active: bool, usable: bool) -> str:
         line += f": {model.error}"
     if model.status == "ready":
         line += f", id `{model.model_id}`"
-    if model.status == "ready" and not usable:
-        line += " (trained on another version of the bot's model: train it again)"
+    if unusable:
+        line += f" ({unusable})"
     return line + (" ← in use" if active else "")

@@ -35,6 +35,7 @@ Notify = Callable[[str], Awaitable[None]]
 NAME_MAX = 32
 INTERRUPTED = "stopped: the bot restarted before training finished; run /model train again"
 PROGRESS_EVERY = 5.0  # seconds between progress edits (Discord rate-limits message edits)
+CHECKPOINT = "checkpoint"  # the adapter checkpoint inside a model's directory
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,16 @@ class Job:
     last_note: float = field(default=0.0)
 
 
+def models_root(config: BotConfig) -> Path:
+    """Where server models' files live: ``models_dir``, else server-models/ beside the database."""
+    return Path(config.models_dir or Path(config.database).resolve().parent / "server-models")
+
+
+def new_folder(root: Path, guild_id: int) -> Path:
+    """A fresh directory for one server model (its upload, run and adapter ``CHECKPOINT``)."""
+    return root / str(guild_id) / uuid.uuid4().hex[:12]
+
+
 def check_name(name: str) -> str:
     """A model name as stored, or a ModelError saying what names may be."""
     name = name.strip()
@@ -71,7 +82,7 @@ class ServerModels:
 
     def __init__(self, config: BotConfig, registry: ModelRegistry, worker: GenerationWorker) -> None:
         self.config, self.registry, self.worker = config, registry, worker
-        self.root = Path(config.models_dir or Path(config.database).resolve().parent / "server-models")
+        self.root = models_root(config)
         self._queue: list[Job] = []
         self._running: Job | None = None
         self._task: asyncio.Task | None = None
@@ -162,7 +173,7 @@ class ServerModels:
         name = check_name(name)
         safe = check_upload(filename, size, self.config.upload_limit)
         self._claim(guild_id)  # before any await: a second upload from this server now waits its turn
-        folder = self.root / str(guild_id) / uuid.uuid4().hex[:12]
+        folder = new_folder(self.root, guild_id)
         try:
             await self._check_room(guild_id)
             data = await read()
@@ -197,10 +208,7 @@ class ServerModels:
 
     async def _check_room(self, guild_id: int) -> None:
         """Refuse before downloading: the server's quota, a full queue."""
-        if await self.registry.live_count(guild_id) >= self.config.models_per_server:
-            raise ModelError(
-                f"This server has {self.config.models_per_server} models, its limit; /model delete one first."
-            )
+        await self.registry.check_room(guild_id, self.config.models_per_server)
         if len(self._queue) >= self.config.training_queue:
             raise ModelError("The bot is training other servers' models; try again in a few minutes.")
 
@@ -281,7 +289,7 @@ class ServerModels:
 
     async def _attach(self, model: ServerModel, checkpoint: Path | None = None) -> Card:
         """Load an adapter into the generator on the worker thread; remember its card."""
-        path = checkpoint or Path(model.path) / "checkpoint"
+        path = checkpoint or Path(model.path) / CHECKPOINT
         name = model.adapter_name
         card = await self.worker.submit_call(lambda: self.worker.generator.attach(name, path))
         self._cards[name] = card
@@ -312,21 +320,32 @@ class ServerModels:
         model = await self.registry.named(guild_id, name)
         if model.status != "ready":
             raise ModelError(f"{model.name!r} is {model.status}; only a ready model can be used.")
-        if model.adapter_name not in self._cards:
-            raise ModelError(
-                f"{model.name!r} was trained on another version of the bot's model; train it again."
-            )
+        unusable = self._unusable(model)
+        if unusable:
+            raise ModelError(f"{model.name!r} cannot be used: {unusable}.")
         await self.registry.set_active(guild_id, model.id)
         self._active[guild_id] = model.adapter_name
         return f"This server now uses **{model.name}**."
 
-    async def listing(self, guild_id: int) -> list[tuple[ServerModel, bool, bool]]:
-        """This server's models, each with whether it is in use and whether it can be used."""
+    async def listing(self, guild_id: int) -> list[tuple[ServerModel, bool, str | None]]:
+        """This server's models, each with whether it is in use and why a ready one is not served (None:
+        it is, or it is not ready)."""
         active = self._active.get(guild_id)
         return [
-            (m, m.adapter_name == active, m.adapter_name in self._cards)
-            for m in await self.registry.of_server(guild_id)
+            (m, m.adapter_name == active, self._unusable(m)) for m in await self.registry.of_server(guild_id)
         ]
+
+    def _unusable(self, model: ServerModel) -> str | None:
+        """Why a ready model is not attached (None: it is, or it is not ready)."""
+        if model.status != "ready" or model.adapter_name in self._cards:
+            return None
+        if model.base_model_id != self.worker.generator.card.model_id:
+            return "it was trained on another version of the bot's model; train it again"
+        # Attached only at start-up or /reload: `linernotes models add` may have registered it since.
+        return (
+            "the bot has not loaded it (added since the bot started, or it failed to load); "
+            "it loads when the bot restarts"
+        )
 
     async def delete(self, guild_id: int, name: str) -> str:
         """Delete a model: stop its training, detach it, and remove its upload, adapter and generations."""

@@ -17,6 +17,7 @@ from bot.storage import Database
 from data.errors import LinernotesError
 
 LIVE = ("queued", "training", "ready")  # what counts against a server's quota
+STATUSES = (*LIVE, "failed")
 
 
 class ModelError(LinernotesError):
@@ -57,19 +58,29 @@ class ModelRegistry:
         self.db = db
 
     async def add(
-        self, guild_id: int, name: str, base_model_id: str, path: str, upload: str, report: dict[str, Any]
+        self,
+        guild_id: int,
+        name: str,
+        base_model_id: str,
+        path: str,
+        upload: str,
+        report: dict[str, Any],
+        adapter_id: str | None = None,
     ) -> ServerModel:
-        """Register a queued model (replacing a failed one of the same name); refuses a taken name."""
+        """Register a queued model, or a ready one when its adapter (``adapter_id``) is already complete
+        on disk (replacing a failed one of the same name); refuses a taken name."""
         now = time.time()
+        status = "queued" if adapter_id is None else "ready"  # ready in this one write, never half-registered
         await self.db.execute(
             "DELETE FROM server_models WHERE guild_id = ? AND name = ? AND status = 'failed'",
             (guild_id, name),
         )
+        row = (guild_id, name, status, base_model_id, adapter_id, path, upload, json.dumps(report))
         try:
             model_id = await self.db.execute(
-                "INSERT INTO server_models (guild_id, name, status, base_model_id, path, upload, report, "
-                "created, updated) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (guild_id, name, base_model_id, path, upload, json.dumps(report), now, now),
+                "INSERT INTO server_models (guild_id, name, status, base_model_id, model_id, path, upload, "
+                "report, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, now, now),
             )
         except sqlite3.IntegrityError:
             raise ModelError(f"This server already has a model named {name!r}; delete it first.") from None
@@ -112,6 +123,26 @@ class ModelRegistry:
             "SELECT COUNT(*) FROM server_models WHERE guild_id = ? AND status IN (?, ?, ?)", (guild_id, *LIVE)
         )
         return int(rows[0][0])
+
+    async def check_room(self, guild_id: int, limit: int) -> None:
+        """Refuse a new model when this server already has ``limit`` (its quota, ``models_per_server``)."""
+        if await self.live_count(guild_id) >= limit:
+            raise ModelError(f"This server has {limit} models, its limit; /model delete one first.")
+
+    async def by_adapter(self, adapter_id: str) -> ServerModel | None:
+        """The model (any server's) whose adapter has this model id."""
+        rows = await self.db.fetch("SELECT * FROM server_models WHERE model_id = ?", (adapter_id,))
+        return _model(rows[0]) if rows else None
+
+    async def knows_server(self, guild_id: int) -> bool:
+        """Whether the bot has ever answered in this server or holds a model or setting for it."""
+        rows = await self.db.fetch(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE guild_id = ?) "
+            "OR EXISTS (SELECT 1 FROM server_models WHERE guild_id = ?) "
+            "OR EXISTS (SELECT 1 FROM server_settings WHERE guild_id = ?)",
+            (guild_id, guild_id, guild_id),
+        )
+        return bool(rows[0][0])
 
     async def set_status(
         self,

@@ -9,9 +9,21 @@ from cli import (
     eval_cmd,
     export_cmd,
     generate_cmd,
+    models_cmd,
     playground,
     prepare_cmd,
     train_cmd,
 )
 
-MODULES = [demo, playground, prepare_cmd, train_cmd, export_cmd, generate_cmd, eval_cmd, bot_cmd, adapter_cmd]
+MODULES = [
+    demo,
+    playground,
+    prepare_cmd,
+    train_cmd,
+    export_cmd,
+    generate_cmd,
+    eval_cmd,
+    bot_cmd,
+    adapter_cmd,
+    models_cmd,
+]

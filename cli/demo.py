@@ -209,7 +209,9 @@ async def server_model(env, bot, guild, channel) -> None:
         return
     role = guild.create_role("managers", permissions=discord.Permissions(manage_guild=True))
     carol = guild.add_member(env.create_user("carol"), roles=[role])
-    ready = [m for m, _, usable in await bot.models.listing(guild.id) if m.status == "ready" and usable]
+    ready = [
+        m for m, _, unusable in await bot.models.listing(guild.id) if m.status == "ready" and not unusable
+    ]
     if ready:
         say(f"carol uploaded {ready[0].upload} on an earlier run; this server's model is ready.\n")
         await slash(env, carol, channel, "model list", {})

@@ -1,0 +1,170 @@
+"""The operator's side of server models (``linernotes models add|list``), from the database alone: no Discord,
+no loaded model.
+
+``add_adapter`` registers a LoRA adapter trained outside the bot (``linernotes adapter``, or ``linernotes
+train --lora`` then ``export``) as one server's model. It passes the checks ``/model train`` applies (name
+rules, the server's quota, a name unique in the server) and the generator's own adapter check against the
+bot's checkpoint, is copied into ``models_dir`` where a trained adapter lies, and is registered ready in one
+write. The bot attaches ready adapters when it starts (and after a /reload), so a running bot serves it from
+its next restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import BotConfig
+from bot.models import CHECKPOINT, check_name, models_root, new_folder
+from bot.registry import STATUSES, ModelError, ModelRegistry, ServerModel
+from bot.storage import Database
+from data.errors import CheckpointError, ConfigError, InputError
+from model.adapters import read_adapter_card
+from model.card import Card, read_card
+
+
+@dataclass(frozen=True)
+class Added:
+    """An adapter now registered: its model row, its card, and whether its server now uses it."""
+
+    model: ServerModel
+    card: Card
+    active: bool
+
+
+async def add_adapter(config: BotConfig, guild_id: int, name: str, source: Path, use: bool = False) -> Added:
+    """Check the adapter checkpoint at ``source`` against the bot's checkpoint and the server's limits, copy
+    it into ``models_dir`` and register it ready; the server's model with ``use``, or when it has none."""
+    if not config.server_models:
+        raise ConfigError(
+            "server models are off in the bot's settings (server_models = false); turn them on first"
+        )
+    with _about("--name"):
+        name = check_name(name)
+    base = _bot_card(config)
+    card = read_adapter_card(Path(source), base)  # the generator's own check: LoRA, trained on this base
+    db = await open_database(config.database)
+    try:
+        registry = ModelRegistry(db)
+        await _check_server(registry, guild_id, config.models_per_server)
+        await _check_unregistered(registry, card, Path(source))
+        model = await _copy_and_register(registry, config, guild_id, name, Path(source), card, base)
+        active = use or await registry.active(guild_id) is None
+        if active:
+            await registry.set_active(guild_id, model.id)
+    finally:
+        await db.close()
+    return Added(model, card, active)
+
+
+async def list_models(database: str | Path, guild_id: int | None = None) -> list[tuple[ServerModel, bool]]:
+    """Every server's models (or one server's), oldest first, each with whether its server uses it."""
+    db = await open_database(database)
+    try:
+        registry = ModelRegistry(db)
+        found = await (
+            registry.of_server(guild_id) if guild_id is not None else registry.with_status(*STATUSES)
+        )
+        actives = await registry.actives()
+    finally:
+        await db.close()
+    return [(m, actives.get(m.guild_id) == m.id) for m in found]
+
+
+async def open_database(database: str | Path) -> Database:
+    """The bot's database, open; refused when there is none (opening would create an empty one)."""
+    if not Path(database).is_file():
+        raise InputError(f"--db {database}: no such database (the bot creates it when it first starts)")
+    db = Database(database)
+    await db.open()
+    return db
+
+
+def _bot_card(config: BotConfig) -> Card:
+    """The card of the checkpoint the bot serves (its settings' ``checkpoint``)."""
+    try:
+        return read_card(Path(config.checkpoint))
+    except CheckpointError as e:  # the path may come from a settings file: say which setting it is
+        raise CheckpointError(
+            f"the bot's checkpoint (--checkpoint, or checkpoint in its settings): {e}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _about(option: str) -> Iterator[None]:
+    """Name the command-line option a ModelError (worded for /model) is about."""
+    try:
+        yield
+    except ModelError as e:
+        raise ModelError(f"{option}: {e}") from None
+
+
+async def _check_server(registry: ModelRegistry, guild_id: int, limit: int) -> None:
+    """Refuse a server the bot has no record of (a mistyped id would register a model nobody sees), and a
+    server at its quota."""
+    if not await registry.knows_server(guild_id):
+        raise ConfigError(
+            f"--guild {guild_id}: the bot has no record of this server (it never answered there); check the "
+            "id, or use one of the bot's commands there once"
+        )
+    with _about(f"--guild {guild_id}"):
+        await registry.check_room(guild_id, limit)
+
+
+async def _check_unregistered(registry: ModelRegistry, card: Card, source: Path) -> None:
+    """Refuse an adapter some server model already is: its texts are stored and cached under its id, so two
+    servers sharing one would share (and delete) each other's texts."""
+    taken = await registry.by_adapter(card.model_id)
+    if taken is not None:
+        raise ModelError(
+            f"{source}: adapter {card.model_id} is already server {taken.guild_id}'s model {taken.name!r}; "
+            "each server model needs an adapter of its own (export its run again for another copy)"
+        )
+
+
+async def _copy_and_register(
+    registry: ModelRegistry,
+    config: BotConfig,
+    guild_id: int,
+    name: str,
+    source: Path,
+    card: Card,
+    base: Card,
+) -> ServerModel:
+    """Copy the adapter where a trained one lies and register it ready; a refusal leaves no file behind."""
+    folder = new_folder(models_root(config), guild_id)
+    try:
+        # A copy, not a link: the bot owns it from now on (deleted with the model, unaffected by the original).
+        await asyncio.to_thread(shutil.copytree, source, folder / CHECKPOINT)
+        with _about("--name"):
+            return await registry.add(
+                guild_id,
+                name,
+                base.model_id,
+                str(folder),
+                str(source.resolve()),
+                _report(card, source),
+                adapter_id=card.model_id,
+            )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _report(card: Card, source: Path) -> dict[str, Any]:
+    """What /model list shows of it (examples trained on, loss against the bot's model), from its card."""
+    metrics = card.metrics
+    return {
+        "kept": sum(int(t.get("examples", 0)) for t in card.tags.values()),
+        "added_from": str(source.resolve()),
+        "training": {
+            "steps": metrics.get("steps"),
+            "val_loss": metrics.get("best_val_loss"),
+            "base_val_loss": metrics.get("start_val_loss"),
+        },
+    }

@@ -1,0 +1,100 @@
+"""``linernotes models add|list``: the operator's side of servers' own models (``/model`` is the managers').
+
+``add`` registers a LoRA adapter trained outside the bot (``linernotes adapter --work DIR`` writes
+``DIR/checkpoint``; ``linernotes export RUN`` writes one for a ``train --lora`` run) as a server's model,
+with the bot's settings (``--config``, ``LINERNOTES_*``), as ``linernotes bot`` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from data.errors import ConfigError
+
+SERVER_ID = (
+    "the server's id, a number (in Discord: Developer Mode on, right-click the server, Copy Server ID)"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``models`` parser with its ``add`` and ``list`` actions."""
+    p = sub.add_parser(
+        "models", help="servers' own models: add an adapter trained outside the bot, list them"
+    )
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    a = msub.add_parser(
+        "add", help="register a LoRA adapter checkpoint as a server's model (served once the bot restarts)"
+    )
+    a.add_argument(
+        "adapter", type=Path, metavar="PATH", help="adapter checkpoint trained on the bot's checkpoint"
+    )
+    a.add_argument("--guild", required=True, metavar="ID", help=SERVER_ID)
+    a.add_argument("--name", required=True, help="its name in /model (1-32 letters, digits, spaces, - or _)")
+    a.add_argument(
+        "--use", action="store_true", help="make it the server's model (default: only if it uses none)"
+    )
+    a.add_argument("--checkpoint", help="the bot's checkpoint (or the settings' checkpoint)")
+    a.add_argument("--db", help="the bot's database (default: the settings', else linernotes.sqlite3)")
+    a.add_argument("--config", help="the bot's TOML settings file (models_dir, models_per_server, ...)")
+    a.set_defaults(handler=run_add)
+
+    ls = msub.add_parser("list", help="every server's models (or one server's), and which one each uses")
+    ls.add_argument("--db", required=True, help="the bot's database")
+    ls.add_argument("--guild", metavar="ID", help=SERVER_ID)
+    ls.set_defaults(handler=run_list)
+
+
+def guild_id(text: str) -> int:
+    """The server id ``--guild`` gives, or a ConfigError saying what one looks like."""
+    digits = text.strip()
+    # A Discord id (a snowflake) is a positive 64-bit number; SQLite stores up to 2**63 - 1.
+    if not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63):
+        raise ConfigError(f"--guild {text!r}: not a Discord server id; give {SERVER_ID}")
+    return int(digits)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """Register the adapter and say when the bot serves it."""
+    from bot.config import load_config
+    from bot.model_admin import add_adapter
+    from bot.models import CHECKPOINT
+
+    guild = guild_id(args.guild)
+    config = load_config(args.config, os.environ, checkpoint=args.checkpoint, database=args.db)
+    added = asyncio.run(add_adapter(config, guild, args.name, args.adapter, args.use))
+    model = added.model
+    role = (
+        "now the server's model"
+        if added.active
+        else "the server keeps its current model (/model use to switch)"
+    )
+    kinds = ", ".join(added.card.kinds)
+    print(
+        f"added {model.name!r} for server {model.guild_id}: adapter {model.model_id} (knows {kinds}), {role}"
+    )
+    print(f"copied to {Path(model.path) / CHECKPOINT}")
+    # Ready adapters are attached at start-up and on /reload (ServerModels.reattach), not while running.
+    print("the bot serves it from its next start: restart a running bot (or /reload it) to load it")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print one line per model."""
+    from bot.model_admin import list_models
+
+    guild = guild_id(args.guild) if args.guild is not None else None
+    found = asyncio.run(list_models(args.db, guild))
+    for model, active in found:
+        note = f": {model.error}" if model.status == "failed" and model.error else ""
+        adapter = f", adapter {model.model_id}" if model.model_id else ""
+        print(
+            f"server {model.guild_id}: {model.name!r} {model.status}{note}{adapter}, "
+            f"on {model.base_model_id}{', in use' if active else ''}"
+        )
+    if not found:
+        print("no server models" + (f" in server {guild}" if guild is not None else ""))
+    return 0
