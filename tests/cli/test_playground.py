@@ -23,6 +23,7 @@ import pytest
 from cli.main import main
 
 CHROMIUM = Path("/usr/bin/chromium")
+HARBOR = Path(__file__).resolve().parents[2] / "data" / "upload_sample" / "harbor_lights.txt"
 STARTUP_TIMEOUT = 240  # import, model load, warm-up: slow on a busy 2-core machine
 
 
@@ -54,8 +55,9 @@ class Playground:
 
     def __init__(self, checkpoint: Path, database: Path, port: int, stderr: Path) -> None:
         linernotes = Path(sys.executable).parent / "linernotes"
-        # The tiny test model writes short texts: let the bot serve any length (a LINERNOTES_* setting).
-        env = {**os.environ, "LINERNOTES_MIN_CHARS": "1"}
+        # The tiny test model writes short texts: let the bot serve any length; a server model trains a
+        # few steps (LINERNOTES_* settings, as for the real bot).
+        env = {**os.environ, "LINERNOTES_MIN_CHARS": "1", "LINERNOTES_ADAPTER_STEPS": "4"}
         self.database = database
         args = ["playground", str(checkpoint), "--port", str(port), "--db", str(database), "--warm", "1"]
         self.stderr = stderr
@@ -221,6 +223,46 @@ def test_review_rate_and_switch_member_in_the_page(chromium, playground, browser
     subprocess.run(export, check=True, capture_output=True, timeout=120)
     rated = [json.loads(line) for line in (exported / "rated.jsonl").read_text().splitlines()]
     assert any(r["group"] == f"feedback#{gid}" and r["votes"] == {"up": 2, "down": 0} for r in rated), rated
+
+
+def test_a_manager_uploads_songs_and_the_server_writes_in_their_style(chromium, playground, browser):
+    from playwright.sync_api import expect
+
+    url = playground.wait_for_url(STARTUP_TIMEOUT)
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(url)
+    composer = page.locator("#channel-composer-input")
+    expect(composer).to_be_visible(timeout=30_000)
+    # alice manages the server: /model train with a file chosen in the page, as from a Discord client.
+    composer.click()
+    composer.type("/model train")
+    page.locator(".command-entry", has_text="/model train").first.click()
+    page.locator("input.command-file-input[data-option='file']").set_input_files(HARBOR)
+    name = page.locator("input.command-option-input[data-option='name']")
+    name.click()
+    name.type("Harbor")
+    name.press("Enter")
+    # The answer shows "alice used /model" (the subcommand is not shown): find it by the file it names.
+    trained = page.locator("article.channel-message", has_text="harbor_lights.txt").last
+    expect(trained).to_contain_text("kept 24 sections", timeout=60_000)
+    expect(trained).to_contain_text("Harbor is ready", timeout=240_000)  # the training child's run
+    composer.click()
+    composer.type("/model list")
+    page.locator(".command-entry", has_text="/model list").first.click()
+    page.get_by_role("button", name="Send").click()
+    listed = page.locator("article.channel-message", has_text="← in use").last
+    expect(listed).to_contain_text("Harbor", timeout=60_000)
+    model_id = listed.locator("code").last.inner_text()
+    # Her next chorus comes from the server's model: its id is in the answer's footer.
+    composer.click()
+    composer.type("/lyrics")
+    page.locator(".command-entry", has_text="/lyrics").first.click()
+    page.locator(".command-suggestion[data-value='chorus']").click()
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator("article.channel-message", has_text="alice used /lyrics").last
+    expect(answer.locator(".embed-footer")).to_contain_text(model_id, timeout=60_000)
+    code, out = playground.stop()
+    assert code == 0, out + playground.stderr_tail()
 
 
 def _viewer_id(page, name: str) -> str:
