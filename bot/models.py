@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import BotConfig
+from bot.config import BotConfig, sampling_for
 from bot.registry import ModelError, ModelRegistry, ServerModel
 from bot.trainer import TrainingProcess
 from bot.uploads import Prepared, check_upload, prepare_upload, store_upload
@@ -301,7 +301,10 @@ class ServerModels:
         if "lyrics" not in card.tags or not parts:
             return []
         part = "chorus" if "chorus" in parts else parts[0]
-        (result,) = await self.worker.submit([Request("lyrics", {"part": part}, model=adapter)], INTERACTIVE)
+        # Sampled as the server's /lyrics will be: the bot's guidance (an adapter samples as its base does).
+        sampling = sampling_for(self.config, self.worker.generator.card)
+        request = Request("lyrics", {"part": part}, sampling=sampling, model=adapter)
+        (result,) = await self.worker.submit([request], INTERACTIVE)
         return [line for line in result.text.splitlines() if line.strip()][:2] if result.ok else []
 
     async def _fail(self, model: ServerModel, error: str) -> None:
