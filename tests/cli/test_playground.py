@@ -171,10 +171,7 @@ def test_review_rate_and_switch_member_in_the_page(chromium, playground, browser
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.2", port), timeout=5).close()
 
-    page = browser.new_page(viewport={"width": 1000, "height": 700})
-    page.goto(url)
-    composer = page.locator("#channel-composer-input")
-    expect(composer).to_be_visible(timeout=30_000)
+    page, composer = open_page(browser, url)
     # /review through the composer: the command picker, the genre picker, the score typed.
     composer.click()
     composer.type("/")
@@ -229,14 +226,9 @@ def test_a_manager_uploads_songs_and_the_server_writes_in_their_style(chromium, 
     from playwright.sync_api import expect
 
     url = playground.wait_for_url(STARTUP_TIMEOUT)
-    page = browser.new_page(viewport={"width": 1000, "height": 700})
-    page.goto(url)
-    composer = page.locator("#channel-composer-input")
-    expect(composer).to_be_visible(timeout=30_000)
+    page, composer = open_page(browser, url)
     # alice manages the server: /model train with a file chosen in the page, as from a Discord client.
-    composer.click()
-    composer.type("/model train")
-    page.locator(".command-entry", has_text="/model train").first.click()
+    draft(page, composer, "/model train")
     page.locator("input.command-file-input[data-option='file']").set_input_files(HARBOR)
     name = page.locator("input.command-option-input[data-option='name']")
     name.click()
@@ -246,23 +238,37 @@ def test_a_manager_uploads_songs_and_the_server_writes_in_their_style(chromium, 
     trained = page.locator("article.channel-message", has_text="harbor_lights.txt").last
     expect(trained).to_contain_text("kept 24 sections", timeout=60_000)
     expect(trained).to_contain_text("Harbor is ready", timeout=240_000)  # the training child's run
-    composer.click()
-    composer.type("/model list")
-    page.locator(".command-entry", has_text="/model list").first.click()
+    draft(page, composer, "/model list")
     page.get_by_role("button", name="Send").click()
     listed = page.locator("article.channel-message", has_text="← in use").last
     expect(listed).to_contain_text("Harbor", timeout=60_000)
     model_id = listed.locator("code").last.inner_text()
     # Her next chorus comes from the server's model: its id is in the answer's footer.
-    composer.click()
-    composer.type("/lyrics")
-    page.locator(".command-entry", has_text="/lyrics").first.click()
+    draft(page, composer, "/lyrics")
     page.locator(".command-suggestion[data-value='chorus']").click()
     page.get_by_role("button", name="Send").click()
     answer = page.locator("article.channel-message", has_text="alice used /lyrics").last
     expect(answer.locator(".embed-footer")).to_contain_text(model_id, timeout=60_000)
     code, out = playground.stop()
     assert code == 0, out + playground.stderr_tail()
+
+
+def open_page(browser, url: str) -> tuple[object, object]:
+    """The playground's page open in ``browser``, and its message composer once it shows."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(url)
+    composer = page.locator("#channel-composer-input")
+    expect(composer).to_be_visible(timeout=30_000)
+    return page, composer
+
+
+def draft(page, composer, command: str) -> None:
+    """Pick ``command`` in the composer's command list, as typing it and clicking its entry does."""
+    composer.click()
+    composer.type(command)
+    page.locator(".command-entry", has_text=command).first.click()
 
 
 def _viewer_id(page, name: str) -> str:
