@@ -16,17 +16,23 @@ the adapters train one after another in the bot's child process. Measured in one
   requests spread over the 20 against 64 requests to one adapter, rounds interleaved (A B A B), medians
   (target: mixed within 1.3x).
 
+With ``--sweep SETTINGS ...`` (JSON objects of recipe settings, ``{}`` for the recipe as it is) it runs
+only the style test, once per setting, on adapters trained by the bot's training function
+(``training.server.train_adapter``) outside the bot, with those settings replaced.
+
 Usage::
 
     python bench/server_models.py [--checkpoint .linernotes/demo/checkpoint] [--rounds 3]
+    python bench/server_models.py --sweep '{}' '{"lr": 5e-4}' '{"tag_dropout": 0.5}'
 
-Ends with ``RESULT upload_to_answer_s <s> target <= 300``.
+Ends with ``RESULT upload_to_answer_s <s> target <= 300`` (a sweep: ``RESULT style_best ...``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -41,6 +47,7 @@ SONGS = SHARED / "corpora" / "genius-lyrics-100artists" / "jsons"
 ARTISTS = ("ABBA", "Ed_Sheeran", "DJ_Khaled")  # three distinct styles, ~60-70 sections each
 TURNAROUND_TARGET, STYLE_TARGET, MEMORY_TARGET, MIXED_TARGET = 300.0, 0.8, 10.0, 1.3
 ADAPTERS, REQUESTS = 20, 64
+STEPS = 48  # one-token steps per row in the forward-only comparison
 
 
 def rss_mb() -> float:
@@ -139,6 +146,29 @@ def style(checkpoint: Path, servers: list[dict]) -> dict:
     return {"share": right / max(total, 1), "n": total, "confusion": confusion}
 
 
+def sweep(checkpoint: Path, tmp: Path, settings: list[dict]) -> list[dict]:
+    """The style test for each recipe setting: the three uploads trained as the bot's child trains them."""
+    from types import SimpleNamespace
+
+    from bot.uploads import prepare_upload
+    from training.server import train_adapter
+
+    out = []
+    for n, override in enumerate(settings):
+        servers = []
+        for artist in ARTISTS:
+            work = tmp / f"sweep{n}" / artist  # laid out as a bot's model: prepared/, checkpoint/
+            prepare_upload(SONGS / f"{artist}.json", work / "prepared")
+            rest = {k: v for k, v in override.items() if k != "max_steps"}  # the step cap is an argument
+            train_adapter(
+                work / "prepared", checkpoint, work, override.get("max_steps"), lambda _: None, **rest
+            )
+            servers.append({"artist": artist, "model": SimpleNamespace(path=str(work))})
+        out.append({"settings": override, **style(checkpoint, servers)})
+        print(f"{json.dumps(override)}: {out[-1]['share']:.0%} of {out[-1]['n']}; {out[-1]['confusion']}")
+    return out
+
+
 # --- many adapters on one base ----------------------------------------------------------------
 
 
@@ -169,18 +199,38 @@ def many(checkpoint: Path, servers: list[dict], rounds: int) -> dict:
 
     times: dict[str, list[float]] = {"single": [], "mixed": []}
     tokens: dict[str, list[int]] = {"single": [], "mixed": []}
+    steps: dict[str, list[float]] = {"single": [], "mixed": []}
     for _ in range(rounds):
         for side in ("single", "mixed"):  # A B A B: a busy moment slows both sides alike
             started = time.perf_counter()
             results = gen.generate(batch(side == "mixed"))
             times[side].append(time.perf_counter() - started)
             tokens[side].append(sum(r.tokens for r in results))
+            models = [r.model for r in batch(side == "mixed")]
+            steps[side].append(step_seconds(gen.backend, models, STEPS))
     return {
         "per_adapter_mb": per_adapter,
         "lora_mb": params / 1e6 / ADAPTERS,
         "times": times,
         "tokens": tokens,
+        "steps": steps,
     }
+
+
+def step_seconds(backend, models: list[str | None], steps: int) -> float:
+    """Seconds for one batch's prompt and ``steps`` one-token steps, a row per entry of ``models``, every
+    row to the end: what the adapters cost, apart from how long each one's texts run."""
+    import torch
+
+    shape = (len(models), 24)  # a header and a seed line's worth of prompt
+    ids = torch.randint(0, len(backend.tokenizer), shape, generator=torch.Generator().manual_seed(0))
+    started = time.perf_counter()
+    with torch.inference_mode(), backend.lora.routed(backend.lora.slots(models)):
+        out = backend.model(input_ids=ids, use_cache=True)
+        for _ in range(steps):
+            token = out.logits[:, -1:].argmax(-1)  # (rows, 1)
+            out = backend.model(input_ids=token, cache=out.cache, use_cache=True)
+    return time.perf_counter() - started
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -215,6 +265,12 @@ def report(bot: dict, styled: dict, loaded: dict) -> None:
         f"time, {per_token:.2f}x the time per new token (target <= {MIXED_TARGET:g}x; per-round s: "
         f"{loaded['times']})"
     )
+    step = {k: statistics.median(v) for k, v in loaded["steps"].items()}
+    print(
+        f"forwards alone ({REQUESTS} rows, {STEPS} one-token steps each, no row stopping early): one adapter "
+        f"{step['single']:.2f} s, {ADAPTERS} adapters {step['mixed']:.2f} s: {step['mixed'] / step['single']:.2f}x "
+        f"(per-round s: {loaded['steps']})"
+    )
     print(f"RESULT upload_to_answer_s {first['seconds']:.0f} target <= {TURNAROUND_TARGET:.0f}")
 
 
@@ -222,6 +278,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=str(REPO / ".linernotes" / "demo" / "checkpoint"))
     p.add_argument("--rounds", type=int, default=3, help="rounds of the 64-request comparison")
+    p.add_argument(
+        "--sweep", nargs="+", type=json.loads, metavar="JSON", help="only the style test, per recipe setting"
+    )
     a = p.parse_args()
     checkpoint = Path(a.checkpoint)
     if not (checkpoint / "card.json").is_file():
@@ -233,6 +292,12 @@ def main() -> None:
 
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
+        if a.sweep:
+            best = max(sweep(checkpoint, Path(tmp), a.sweep), key=lambda r: r["share"])
+            print(
+                f"RESULT style_best {best['share']:.2f} target >= {STYLE_TARGET} ({json.dumps(best['settings'])})"
+            )
+            return
         bot = asyncio.run(through_the_bot(checkpoint, Path(tmp)))
         styled = style(checkpoint, bot["servers"])
         loaded = many(checkpoint, bot["servers"], a.rounds)

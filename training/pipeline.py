@@ -77,8 +77,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # step of 4 x 256 costs ~3.5 s on 2 cores, and every upload meets the 48-step cap (16 passes of 3-7
     # steps). bench/server_models.py: with 8 passes (24-56 steps) the artist's own adapter ranked first on
     # 76% of held-out sections; with 16 (48 steps each) on 77%, and the first answer came within 188-232 s
-    # of the upload (target 300 s). lr 1e-3 is the demo's, measured on this base at
-    # the same LoRA scale (alpha / r = 2). Several passes over a few songs overfit at some point: best/
+    # of the upload (target 300 s). lr 1e-3 is the demo's, measured on this base at the same LoRA scale
+    # (alpha / r = 2); at 48 steps lr 5e-4 ranked 76%, 2e-3 69%, and tag dropout 0.5 (the artist is the
+    # same in most uploads) 74%: none beat it. Several passes over a few songs overfit at some point: best/
     # is chosen on validation every 8 steps (a forward pass over a few blocks, ~1 s), and there is no
     # early stop, which a validation split of one or two songs would trigger on noise. r = 8 on every
     # projection of the 135M base is ~9.8 MB fp32 (the target is <= 10 MB per adapter). Tag dropout as in

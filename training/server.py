@@ -91,11 +91,16 @@ class _Reporter:
 
 
 def train_adapter(
-    prepared: Path, base: Path, work: Path, max_steps: int | None, on_event: Callable[[Event], None]
+    prepared: Path,
+    base: Path,
+    work: Path,
+    max_steps: int | None,
+    on_event: Callable[[Event], None],
+    **overrides: Any,
 ) -> Event:
     """Train the ``server`` recipe's LoRA adapter on the prepared upload ``prepared`` over the linernotes
     checkpoint ``base``, in ``work``, for the recipe's epochs but at most ``max_steps`` steps (None: the
-    recipe's cap); returns the ``done`` event."""
+    recipe's cap); ``overrides`` replace recipe settings (a benchmark's sweep). Returns the ``done`` event."""
     base, work = Path(base).resolve(), Path(work)
     check_base(base)
     stage(Path(prepared), work / "prepared")
@@ -107,7 +112,7 @@ def train_adapter(
     try:
         built = build(
             [work / "prepared"], work, RECIPE, precision="fp32", say=log.info,
-            on_start=reporter.start, on_step=reporter.step, base=str(base), max_steps=cap,
+            on_start=reporter.start, on_step=reporter.step, base=str(base), max_steps=cap, **overrides,
         )  # fmt: skip
         done = done_event(built.checkpoint, built.card.model_id, built.summary, reporter.seconds())
         reported = True  # before telling: once "done" may have been read, the checkpoint must stay
