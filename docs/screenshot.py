@@ -1,10 +1,12 @@
-"""Regenerate ``docs/playground.png``: the README's picture of the playground, from today's code and model.
+"""Regenerate the README's pictures of the playground, from today's code and model.
 
-Starts ``linernotes playground`` on the demo's checkpoint (run ``make demo`` first), asks for
-``/review genre:Metal score:7.5`` through the page as alice, rates it, and screenshots the page with
-Debian's chromium driven by playwright (the same tools as tests/cli/test_playground.py)::
+Starts ``linernotes playground`` on the demo's checkpoint (run ``make demo`` first) and, through the page
+as alice, asks for ``/review genre:Metal score:7.5`` and rates it (``docs/playground.png``); then uploads
+``data/upload_sample/harbor_lights.txt`` with ``/model train``, waits for the server's model and asks it
+for a chorus (``docs/playground-upload.png``). Debian's chromium driven by playwright, the same tools as
+tests/cli/test_playground.py::
 
-    .venv/bin/python docs/screenshot.py [--checkpoint .linernotes/demo/checkpoint] [--out docs/playground.png]
+    .venv/bin/python docs/screenshot.py [--checkpoint .linernotes/demo/checkpoint] [--out docs]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+HARBOR = REPO / "data" / "upload_sample" / "harbor_lights.txt"
 URL = re.compile(r"http://127\.0\.0\.1:\d+/#\S+")
 
 
@@ -38,7 +41,7 @@ def start(checkpoint: Path, database: Path, log: Path) -> tuple[subprocess.Popen
 
 
 def shoot(url: str, out: Path) -> None:
-    """Run /review in the page as alice, rate it, and save the screenshot."""
+    """Run /review in the page as alice and rate it; then her upload and the server model's chorus."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -49,9 +52,7 @@ def shoot(url: str, out: Path) -> None:
         page.goto(url)
         composer = page.locator("#channel-composer-input")
         expect(composer).to_be_visible(timeout=60_000)
-        composer.click()
-        composer.type("/review")
-        page.locator(".command-entry", has_text="/review").first.click()
+        draft(page, composer, "/review")
         page.locator(".command-suggestion[data-value='Metal']").click()
         score = page.locator("input.command-option-input[data-option='score']")
         score.click()
@@ -61,15 +62,38 @@ def shoot(url: str, out: Path) -> None:
         expect(message.locator(".embed-title")).to_have_text("Metal · 7.5/10", timeout=300_000)
         message.locator(".reaction-chip", has_text="👍").click()
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(out))
+        page.screenshot(path=str(out / "playground.png"))
+
+        draft(page, composer, "/model train")
+        page.locator("input.command-file-input[data-option='file']").set_input_files(HARBOR)
+        name = page.locator("input.command-option-input[data-option='name']")
+        name.click()
+        name.type("Harbor")
+        name.press("Enter")
+        trained = page.locator("article.channel-message", has_text="harbor_lights.txt").last
+        expect(trained).to_contain_text("Harbor is ready", timeout=900_000)
+        draft(page, composer, "/lyrics")
+        page.locator(".command-suggestion[data-value='chorus']").click()
+        page.get_by_role("button", name="Send").click()
+        answer = page.locator("article.channel-message", has_text="alice used /lyrics").last
+        expect(answer.locator(".embed-footer")).to_contain_text("run-fp32", timeout=300_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "playground-upload.png"))
         browser.close()
+
+
+def draft(page, composer, command: str) -> None:
+    """Pick ``command`` in the composer's command list, as typing it and clicking its entry does."""
+    composer.click()
+    composer.type(command)
+    page.locator(".command-entry", has_text=command).first.click()
 
 
 def main() -> None:
     """Parse flags, start the playground, take the picture, stop the playground."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default=str(REPO / ".linernotes" / "demo" / "checkpoint"))
-    p.add_argument("--out", default=str(REPO / "docs" / "playground.png"))
+    p.add_argument("--out", default=str(REPO / "docs"), help="directory for the pictures")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start(
@@ -84,7 +108,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    print(f"wrote {args.out}")
+    print(f"wrote playground.png and playground-upload.png in {args.out}")
 
 
 if __name__ == "__main__":
