@@ -44,6 +44,8 @@ def shoot(url: str, out: Path) -> None:
     """Run /review in the page as alice and rate it; then her upload and the server model's chorus."""
     from playwright.sync_api import expect, sync_playwright
 
+    from tests.cli.test_playground import draft, upload  # the browser test's own page steps
+
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
@@ -64,13 +66,7 @@ def shoot(url: str, out: Path) -> None:
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "playground.png"))
 
-        draft(page, composer, "/model train")
-        page.locator("input.command-file-input[data-option='file']").set_input_files(HARBOR)
-        name = page.locator("input.command-option-input[data-option='name']")
-        name.click()
-        name.type("Harbor")
-        name.press("Enter")
-        trained = page.locator("article.channel-message", has_text="harbor_lights.txt").last
+        trained = upload(page, composer, HARBOR, "Harbor")
         expect(trained).to_contain_text("Harbor is ready", timeout=900_000)
         draft(page, composer, "/lyrics")
         page.locator(".command-suggestion[data-value='chorus']").click()
@@ -82,19 +78,13 @@ def shoot(url: str, out: Path) -> None:
         browser.close()
 
 
-def draft(page, composer, command: str) -> None:
-    """Pick ``command`` in the composer's command list, as typing it and clicking its entry does."""
-    composer.click()
-    composer.type(command)
-    page.locator(".command-entry", has_text=command).first.click()
-
-
 def main() -> None:
     """Parse flags, start the playground, take the picture, stop the playground."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default=str(REPO / ".linernotes" / "demo" / "checkpoint"))
     p.add_argument("--out", default=str(REPO / "docs"), help="directory for the pictures")
     args = p.parse_args()
+    sys.path.insert(0, str(REPO))  # the browser test's page steps (tests/cli/test_playground.py)
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start(
             Path(args.checkpoint), Path(tmp) / "screenshot.sqlite3", Path(tmp) / "playground.log"

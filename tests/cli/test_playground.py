@@ -228,14 +228,7 @@ def test_a_manager_uploads_songs_and_the_server_writes_in_their_style(chromium, 
     url = playground.wait_for_url(STARTUP_TIMEOUT)
     page, composer = open_page(browser, url)
     # alice manages the server: /model train with a file chosen in the page, as from a Discord client.
-    draft(page, composer, "/model train")
-    page.locator("input.command-file-input[data-option='file']").set_input_files(HARBOR)
-    name = page.locator("input.command-option-input[data-option='name']")
-    name.click()
-    name.type("Harbor")
-    name.press("Enter")
-    # The answer shows "alice used /model" (the subcommand is not shown): find it by the file it names.
-    trained = page.locator("article.channel-message", has_text="harbor_lights.txt").last
+    trained = upload(page, composer, HARBOR, "Harbor")
     expect(trained).to_contain_text("kept 24 sections", timeout=60_000)
     expect(trained).to_contain_text("Harbor is ready", timeout=240_000)  # the training child's run
     draft(page, composer, "/model list")
@@ -269,6 +262,18 @@ def draft(page, composer, command: str) -> None:
     composer.click()
     composer.type(command)
     page.locator(".command-entry", has_text=command).first.click()
+
+
+def upload(page, composer, path: Path, name: str):
+    """Run ``/model train`` with ``path`` chosen as its file; the bot's answer (a locator)."""
+    draft(page, composer, "/model train")
+    page.locator("input.command-file-input[data-option='file']").set_input_files(path)
+    field = page.locator("input.command-option-input[data-option='name']")
+    field.click()
+    field.type(name)
+    field.press("Enter")
+    # The answer shows "alice used /model" (the subcommand is not shown): find it by the file it names.
+    return page.locator("article.channel-message", has_text=path.name).last
 
 
 def _viewer_id(page, name: str) -> str:
