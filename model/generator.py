@@ -23,7 +23,7 @@ from typing import Any
 from data.errors import ConfigError, TagError
 from data.format import escape_body, header
 from model.adapters import Adapter, read_adapter_card, unknown_adapter
-from model.backends import Backend, LocalBackend, OpenAIBackend, PromptText, Raw
+from model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
 from model.card import Card
 from model.checkpoint import load_checkpoint
 from model.copyguard import CopyCheck, CopyGuard
@@ -193,7 +193,10 @@ class Generator:
 
     def generate(self, requests: list[Request]) -> list[Result]:
         """Finished texts for every request, in order; unacceptable drafts are retried with new seeds."""
-        prepared = [self.prepare(r) for r in requests]
+        return self.generate_prepared([self.prepare(r) for r in requests])
+
+    def generate_prepared(self, prepared: list[Request]) -> list[Result]:
+        """``generate`` for requests already through ``prepare`` (a batch gathered from several callers)."""
         results: list[Result] = []
         for start in range(0, len(prepared), self.config.max_batch):
             results.extend(self._generate_batch(prepared[start : start + self.config.max_batch]))
@@ -209,7 +212,7 @@ class Generator:
                 replace(requests[i].sampling, seed=requests[i].sampling.seed + attempt - 1) for i in pending
             ]
             prompts = [self._prompt(requests[i]) for i in pending]
-            raws = self._complete(prompts, params, [requests[i].model for i in pending])
+            raws = self.backend.complete(prompts, params, [requests[i].model for i in pending])
             retry = []
             for i, raw, p in zip(pending, raws, params, strict=True):
                 result = self._finish(requests[i], raw.text, raw.stop, raw.tokens, attempt, p)
@@ -221,14 +224,6 @@ class Generator:
             if not pending:
                 break
         return [done[i] for i in range(len(requests))]
-
-    def _complete(
-        self, prompts: list[PromptText], params: list[Sampling], models: list[str | None]
-    ) -> list[Raw]:
-        if all(m is None for m in models):
-            # Asked as before adapters existed, so backends that take two arguments keep working.
-            return self.backend.complete(prompts, params)
-        return self.backend.complete(prompts, params, models)
 
     def _prompt(self, r: Request) -> PromptText:
         body = escape_body(r.seed_line) + "\n" if r.seed_line else ""

@@ -275,7 +275,7 @@ def _generate_together(jobs: list[_Job]) -> list[list[Result] | Exception]:
         else:
             outcomes.append([])
             accepted.extend(prepared)
-    results = iter(generator.generate(accepted) if accepted else [])
+    results = iter(generator.generate_prepared(accepted))
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, list):
             outcome.extend(next(results) for _ in job.requests or [])

@@ -40,8 +40,11 @@ class Recording:
         return getattr(self.inner, name)  # card, config, prepare: the real generator's
 
     def generate(self, requests):
+        return self.generate_prepared([self.inner.prepare(r) for r in requests])  # as Generator does
+
+    def generate_prepared(self, requests):
         self.order.append([r.tags.get("part") for r in requests])
-        return self.inner.generate(requests)
+        return self.inner.generate_prepared(requests)
 
 
 async def test_worker_queue_caps_priority_and_positions(tiny_fp32):

@@ -29,9 +29,12 @@ class Stuck:
         return getattr(self.inner, name)  # card, config, prepare: the real generator's
 
     def generate(self, requests):
+        return self.generate_prepared([self.inner.prepare(r) for r in requests])  # as Generator does
+
+    def generate_prepared(self, requests):
         if any(r.seed_line == "hang" for r in requests):
             self.release.wait(12)
-        return self.inner.generate(requests)
+        return self.inner.generate_prepared(requests)
 
 
 def job(part: str = "verse", seed_line: str | None = None) -> list[Request]:

@@ -117,7 +117,7 @@ class Scripted:
     def __init__(self, first: str) -> None:
         self.calls, self.first = [], first
 
-    def complete(self, prompts, params):
+    def complete(self, prompts, params, models=None):
         self.calls.append([p.seed for p in params])
         text = (
             self.first
