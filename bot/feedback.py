@@ -18,21 +18,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bot.storage import Database
-from data.errors import InputError
+from bot.storage import existing
 
 
 async def export_feedback(database: str | Path, out: str | Path, model: str | None = None) -> dict[str, int]:
     """Write the three files (only generations of model id ``model``, when given: a server's model's
     ratings are its retraining data); returns how many lines each got."""
-    if not Path(database).is_file():
-        raise InputError(f"--db {database}: no such database")
-    db = Database(database)
-    await db.open()
-    try:
+    async with existing(database) as db:
         rated = await db.rated()
-    finally:
-        await db.close()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [_row(r) for r in rated if model is None or r["model_id"] == model]

@@ -22,8 +22,8 @@ from typing import Any
 from bot.config import BotConfig
 from bot.models import CHECKPOINT, check_name, models_root, new_folder
 from bot.registry import STATUSES, ModelError, ModelRegistry, ServerModel
-from bot.storage import Database
-from data.errors import CheckpointError, ConfigError, InputError
+from bot.storage import existing
+from data.errors import CheckpointError, ConfigError
 from model.adapters import read_adapter_card
 from model.card import Card, read_card
 
@@ -48,8 +48,7 @@ async def add_adapter(config: BotConfig, guild_id: int, name: str, source: Path,
         name = check_name(name)
     base = _bot_card(config)
     card = read_adapter_card(Path(source), base)  # the generator's own check: LoRA, trained on this base
-    db = await open_database(config.database)
-    try:
+    async with existing(config.database) as db:
         registry = ModelRegistry(db)
         await _check_server(registry, guild_id, config.models_per_server)
         await _check_unregistered(registry, card, Path(source))
@@ -57,32 +56,18 @@ async def add_adapter(config: BotConfig, guild_id: int, name: str, source: Path,
         active = use or await registry.active(guild_id) is None
         if active:
             await registry.set_active(guild_id, model.id)
-    finally:
-        await db.close()
     return Added(model, card, active)
 
 
 async def list_models(database: str | Path, guild_id: int | None = None) -> list[tuple[ServerModel, bool]]:
     """Every server's models (or one server's), oldest first, each with whether its server uses it."""
-    db = await open_database(database)
-    try:
+    async with existing(database) as db:
         registry = ModelRegistry(db)
         found = await (
             registry.of_server(guild_id) if guild_id is not None else registry.with_status(*STATUSES)
         )
         actives = await registry.actives()
-    finally:
-        await db.close()
     return [(m, actives.get(m.guild_id) == m.id) for m in found]
-
-
-async def open_database(database: str | Path) -> Database:
-    """The bot's database, open; refused when there is none (opening would create an empty one)."""
-    if not Path(database).is_file():
-        raise InputError(f"--db {database}: no such database (the bot creates it when it first starts)")
-    db = Database(database)
-    await db.open()
-    return db
 
 
 def _bot_card(config: BotConfig) -> Card:

@@ -16,6 +16,8 @@ import os
 import secrets
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import aiosqlite
 
 from bot.migrations import MIGRATIONS
-from data.errors import LinernotesError
+from data.errors import InputError, LinernotesError
 from model.generator import Result
 
 log = logging.getLogger(__name__)
@@ -481,3 +483,17 @@ def _generation(row: aiosqlite.Row) -> Generation:
         row["text"],
         row["model_id"],
     )
+
+
+@asynccontextmanager
+async def existing(database: str | Path) -> AsyncIterator[Database]:
+    """The bot's database at ``database``, open for an operator's command and closed after; refused when
+    there is none (opening would create an empty one)."""
+    if not Path(database).is_file():
+        raise InputError(f"--db {database}: no such database (the bot creates it when it first starts)")
+    db = Database(database)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()

@@ -150,19 +150,11 @@ def run_warm(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     """Print the operator's totals: every server, every generation."""
-    from bot.storage import Database
-    from data.errors import InputError
-
-    if not os.path.isfile(args.db):
-        raise InputError(f"--db {args.db}: no such database")
+    from bot.storage import existing
 
     async def read() -> dict[str, int]:
-        db = Database(args.db)
-        await db.open()
-        try:
+        async with existing(args.db) as db:
             return await db.totals()
-        finally:
-            await db.close()
 
     t = asyncio.run(read())
     print(f"{t['generations']} generations, {t['served']} answers served, {t['up']} 👍 and {t['down']} 👎")

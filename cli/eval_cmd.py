@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from data.cliconfig import add_flags, from_args
-from data.errors import ConfigError, InputError
+from data.errors import ConfigError
 from training.eval.config import EvalConfig
 
 
@@ -31,18 +31,11 @@ def _config(args: argparse.Namespace, checkpoint: str, out: Path) -> EvalConfig:
 
 def from_database(path: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """Rated generations and cached texts per key, read from the bot's database."""
-    from bot.storage import Database
-
-    if not Path(path).is_file():
-        raise InputError(f"--db {path}: no such database")
+    from bot.storage import existing
 
     async def read() -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-        db = Database(path)
-        await db.open()
-        try:
+        async with existing(path) as db:
             return await db.rated(), await db.texts_by_key()
-        finally:
-            await db.close()
 
     return asyncio.run(read())
 
