@@ -290,8 +290,8 @@ class LoraBank:
     @contextmanager
     def routed(self, slots: Sequence[int]) -> Iterator[None]:
         """Forwards inside run row ``i`` through the adapter in ``slots[i]``."""
-        stacks = [m.a for m in self._layers.values() if m.a is not None]
-        device = stacks[0].device if stacks else torch.device("cpu")
+        # Every stack lives where its model does: the first one says where (called on every forward).
+        device = next((m.a.device for m in self._layers.values() if m.a is not None), torch.device("cpu"))
         self.plan = _Plan.build(slots, len(self._names), device)
         try:
             yield
