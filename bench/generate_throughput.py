@@ -47,8 +47,8 @@ SAMPLE = REPO / "data" / "sample"
 
 def requests(tmp: Path) -> list[str]:
     """64 mixed prompts the checkpoint knows: 32 reviews (genre x score), 32 lyrics parts."""
-    from data.format import prompt
-    from model.card import read_card
+    from linernotes.data.format import prompt
+    from linernotes.model.card import read_card
 
     card = read_card(tmp / "fp32")
     genres, parts = card.values("review", "genre"), card.values("lyrics", "part")
@@ -60,8 +60,8 @@ def requests(tmp: Path) -> list[str]:
 
 def training_run(arg: str | None, work: Path) -> Path:
     """The fine-tuned run to export: ``--run``, else the demo's, else one trained here by the pipeline."""
-    from cli.demo import RECIPE, demo_home
-    from training.pipeline import build
+    from linernotes.cli.demo import RECIPE, demo_home
+    from linernotes.training.pipeline import build
 
     for run in ([Path(arg)] if arg else []) + [demo_home(None) / "run", work / "run"]:
         if (run / "run.json").is_file():
@@ -74,9 +74,9 @@ def training_run(arg: str | None, work: Path) -> Path:
 def build_checkpoints(run: Path, tmp: Path) -> None:
     """``run`` exported merged as fp32 and as int8 linernotes checkpoints (the bot's load path), and the
     bundled corpus prepared (the copy guard's and the memory check's texts)."""
-    from data.config import DataConfig
-    from data.prepare import prepare
-    from training.export import export, read_run
+    from linernotes.data.config import DataConfig
+    from linernotes.data.prepare import prepare
+    from linernotes.training.export import export, read_run
 
     prepare(DataConfig(sources=[str(SAMPLE)], out=str(tmp / "data")))
     lora = bool(read_run(run)["config"].get("lora"))
@@ -91,9 +91,9 @@ def fixed_length(backend) -> None:
 
 
 def side_ours(tmp: Path, n_tokens: int, fixed: bool) -> dict:
-    from model.backends import LocalBackend, PromptText
-    from model.checkpoint import load_checkpoint
-    from model.sampling import Sampling
+    from linernotes.model.backends import LocalBackend, PromptText
+    from linernotes.model.checkpoint import load_checkpoint
+    from linernotes.model.sampling import Sampling
 
     loaded = load_checkpoint(tmp / "fp32", "fp32", "cpu")
     backend = LocalBackend(loaded.model, loaded.tokenizer)
@@ -181,9 +181,9 @@ def side_pipeline(tmp: Path, n_tokens: int, fixed: bool, n_requests: int) -> dic
 
 
 def side_load(tmp: Path, precision: str, n_tokens: int, fixed: bool) -> dict:
-    from model.backends import LocalBackend, PromptText
-    from model.checkpoint import load_checkpoint
-    from model.sampling import Sampling
+    from linernotes.model.backends import LocalBackend, PromptText
+    from linernotes.model.checkpoint import load_checkpoint
+    from linernotes.model.sampling import Sampling
 
     start = time.perf_counter()
     loaded = load_checkpoint(tmp / precision, precision, "cpu")
@@ -215,10 +215,10 @@ def side_memory(tmp: Path, calls: int) -> dict:
     """RSS across many small generate calls with a tiny model (the property, not the speed)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from data.splits import read_split
-    from model.backends import LocalBackend, PromptText
-    from model.sampling import Sampling
-    from training.setup import train_tokenizer
+    from linernotes.data.splits import read_split
+    from linernotes.model.backends import LocalBackend, PromptText
+    from linernotes.model.sampling import Sampling
+    from linernotes.training.setup import train_tokenizer
 
     # A small corpus vocabulary: this checks our code for leaks, and a 49k vocabulary only slows it.
     tok = train_tokenizer([i.record.text for i in read_split(tmp / "data", "train")], 8192)
@@ -240,8 +240,8 @@ def side_memory(tmp: Path, calls: int) -> dict:
 
 
 def side_guard(tmp: Path) -> dict:
-    from data.splits import read_split
-    from model.copyguard import CopyGuard, build_index
+    from linernotes.data.splits import read_split
+    from linernotes.model.copyguard import CopyGuard, build_index
 
     texts = [i.record.text for i in read_split(tmp / "data", "train")]
     start = time.perf_counter()

@@ -47,16 +47,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data.splits import read_split  # noqa: E402
-from model.bases import resolve_base  # noqa: E402
-from model.card import read_card  # noqa: E402
-from training.eval.adherence import LabelAdherence  # noqa: E402
-from training.eval.config import EvalConfig  # noqa: E402
-from training.eval.fluency import load_scorer, perplexity_of  # noqa: E402
-from training.eval.result import AtScale, EvalReport  # noqa: E402
-from training.eval.run import evaluate  # noqa: E402
-from training.export import read_run  # noqa: E402
-from training.pipeline import build, prepare_once, reexport, steps_for_budget, train_config  # noqa: E402
+from linernotes.data.splits import read_split  # noqa: E402
+from linernotes.model.bases import resolve_base  # noqa: E402
+from linernotes.model.card import read_card  # noqa: E402
+from linernotes.training.eval.adherence import LabelAdherence  # noqa: E402
+from linernotes.training.eval.config import EvalConfig  # noqa: E402
+from linernotes.training.eval.fluency import load_scorer, perplexity_of  # noqa: E402
+from linernotes.training.eval.result import AtScale, EvalReport  # noqa: E402
+from linernotes.training.eval.run import evaluate  # noqa: E402
+from linernotes.training.export import read_run  # noqa: E402
+from linernotes.training.pipeline import build, prepare_once, reexport, steps_for_budget, train_config  # noqa: E402
 
 SHARED = Path(os.environ.get("LINERNOTES_SHARED") or REPO.parent / "shared")
 CORPUS = SHARED / "corpora" / "genius-lyrics-100artists"

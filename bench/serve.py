@@ -40,7 +40,7 @@ MISS_TARGETS = {"lyrics": 10.0, "review": 20.0}  # seconds, p50, answered in ful
 
 def build_checkpoint(tmp: Path) -> Path:
     """The tiny recipe on the bundled corpus, exported in int8."""
-    from training.pipeline import build
+    from linernotes.training.pipeline import build
 
     built = build([REPO / "data" / "sample"], tmp, "tiny", precision="int8", steps=60)
     assert built.checkpoint is not None
@@ -106,9 +106,9 @@ def pct(values: list[float], q: float) -> float:
 
 async def stock(bot, genre: str, n: int, texts: int = 16) -> None:
     """At least ``n`` cached generations for one review key: ``texts`` real ones, stored repeatedly."""
-    from bot.cache import key_for
-    from model.generator import Request
-    from model.sampling import Sampling
+    from linernotes.bot.cache import key_for
+    from linernotes.model.generator import Request
+    from linernotes.model.sampling import Sampling
 
     key = key_for("review", bot.requests.card.check_request("review", {"genre": genre, "score": 7.5}), 0.5)
     requests = [
@@ -150,7 +150,7 @@ async def burst(env, guild, genre: str, n: int, acked: dict[int, float], round_n
 async def measure_misses(bot, channel, members, n: int) -> dict[str, list[float]]:
     """Seconds per cache miss, from the command to the edited answer: ``n`` seeded choruses and ``n``
     reviews of keys with nothing cached, alternating."""
-    from cli.demo import uncached_review
+    from linernotes.cli.demo import uncached_review
 
     genres = bot.requests.card.values("review", "genre")
     lo, hi = bot.requests.card.score_range()
@@ -172,7 +172,7 @@ async def measure_misses(bot, channel, members, n: int) -> dict[str, list[float]
 async def measure(checkpoint: Path, database: Path, hits: int, misses: int, rounds: int) -> dict:
     import simcord
 
-    from bot import create_bot
+    from linernotes.bot import create_bot
 
     bot = create_bot(checkpoint, database, warm_interval=0, cooldown=0, per_key=1, shard_count=1, min_chars=1)
     out: dict = {"bursts": {n: [] for n in BURSTS}}

@@ -66,8 +66,8 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
     import discord
     import simcord
 
-    from bot import create_bot
-    from bot.registry import ModelRegistry
+    from linernotes.bot import create_bot
+    from linernotes.bot.registry import ModelRegistry
 
     bot = create_bot(
         checkpoint, tmp / "bench.sqlite3", warm_interval=0, cooldown=0, shard_count=1,
@@ -110,7 +110,7 @@ def body_nll(backend, header: str, body: str, adapter: str | None) -> float:
     (None: the bot's own model)."""
     import torch
 
-    from data.format import escape_body
+    from linernotes.data.format import escape_body
 
     head = backend.tokenizer(header, add_special_tokens=False)["input_ids"]
     tail = backend.tokenizer(escape_body(body), add_special_tokens=False)["input_ids"] + [backend.eos]
@@ -123,9 +123,9 @@ def body_nll(backend, header: str, body: str, adapter: str | None) -> float:
 
 def style(checkpoint: Path, servers: list[dict]) -> dict:
     """Share of held-out sections whose own server's adapter gives them the highest likelihood."""
-    from data.format import header
-    from data.splits import read_split
-    from model.generator import GenerateConfig, Generator
+    from linernotes.data.format import header
+    from linernotes.data.splits import read_split
+    from linernotes.model.generator import GenerateConfig, Generator
 
     gen = Generator.load(checkpoint, GenerateConfig())
     for s in servers:
@@ -150,8 +150,8 @@ def sweep(checkpoint: Path, tmp: Path, settings: list[dict]) -> list[dict]:
     """The style test for each recipe setting: the three uploads trained as the bot's child trains them."""
     from types import SimpleNamespace
 
-    from bot.uploads import prepare_upload
-    from training.server import train_adapter
+    from linernotes.bot.uploads import prepare_upload
+    from linernotes.training.server import train_adapter
 
     out = []
     for n, override in enumerate(settings):
@@ -174,8 +174,8 @@ def sweep(checkpoint: Path, tmp: Path, settings: list[dict]) -> list[dict]:
 
 def many(checkpoint: Path, servers: list[dict], rounds: int) -> dict:
     """Memory of 20 attached adapters; 64 requests over all of them against 64 to one, interleaved."""
-    from model.generator import GenerateConfig, Generator, Request
-    from model.sampling import Sampling
+    from linernotes.model.generator import GenerateConfig, Generator, Request
+    from linernotes.model.sampling import Sampling
 
     gen = Generator.load(checkpoint, GenerateConfig())
     paths = [Path(s["model"].path) / "checkpoint" for s in servers]

@@ -154,8 +154,8 @@ class Gate:
 
 def tokenizer_for(data: Path, tmp: Path) -> Path:
     """One tokenizer every side uses: byte-level BPE trained on the training split."""
-    from data.splits import read_split
-    from training.setup import train_tokenizer
+    from linernotes.data.splits import read_split
+    from linernotes.training.setup import train_tokenizer
 
     path = tmp / "tokenizer"
     if not path.exists():
@@ -178,8 +178,8 @@ def encoded(data: Path, tmp: Path):
     """The tokenizer and the training split encoded as our packer sees it (header, body)."""
     from transformers import AutoTokenizer
 
-    from data.splits import read_split
-    from training.packing import encode
+    from linernotes.data.splits import read_split
+    from linernotes.training.packing import encode
 
     tok = AutoTokenizer.from_pretrained(tokenizer_for(data, tmp))
     tok.pad_token = tok.eos_token
@@ -195,10 +195,10 @@ def block_count(blocks: list) -> Count:
 
 def run_ours(data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tuple[dict, Callable]:
     """Our trainer as `linernotes train` runs it, with the bench's model and tokenizer."""
-    import training.loop as loop
-    import training.setup as setup
-    from training.config import TrainConfig
-    from training.loop import Trainer
+    import linernotes.training.loop as loop
+    import linernotes.training.setup as setup
+    from linernotes.training.config import TrainConfig
+    from linernotes.training.loop import Trainer
 
     tok, _ = encoded(data, tmp)
     # Same model and tokenizer as the other sides: bypass building a fresh small model.
@@ -254,7 +254,7 @@ def padded_rows(examples: list, eos: int) -> tuple[list[Row], int]:
 
 def chunk_rows(examples: list, eos: int) -> tuple[list[Row], int]:
     """Each example as our packer chunks it (at most 256 tokens, header repeated): nothing truncated."""
-    from training.packing import segments
+    from linernotes.training.packing import segments
 
     rows = [
         {"input_ids": ids, "useful": len(ids) - n_head}
@@ -484,8 +484,8 @@ def best_separate(results: dict[str, dict]) -> tuple[str, float] | None:
 
 def prepared(source: Path, out: Path) -> Path:
     """``source`` prepared as `linernotes prepare` does it (default settings)."""
-    from data.config import DataConfig
-    from data.prepare import prepare
+    from linernotes.data.config import DataConfig
+    from linernotes.data.prepare import prepare
 
     prepare(DataConfig(sources=[str(source)], out=str(out)))
     return out

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.app import LinernotesBot
+    from linernotes.bot.app import LinernotesBot
 
 
 def create_bot(checkpoint: Any, database: Any, **settings: Any) -> LinernotesBot:
     """An unstarted bot (see ``bot.app.create_bot``); importing ``bot`` alone loads no Discord or model code."""
-    from bot.app import create_bot as build
+    from linernotes.bot.app import create_bot as build
 
     return build(checkpoint, database, **settings)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.config import BotConfig
-from bot.storage import Database, Scope
-from bot.warm import warm_as_configured
-from data.errors import LinernotesError
-from model.card import Card
-from model.generator import Generator
-from model.worker import GenerationWorker
+from linernotes.bot.config import BotConfig
+from linernotes.bot.storage import Database, Scope
+from linernotes.bot.warm import warm_as_configured
+from linernotes.common.errors import LinernotesError
+from linernotes.model.card import Card
+from linernotes.model.generator import Generator
+from linernotes.model.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
 RELOAD_REFUSED = "Reload refused: only the bot's operators may reload, and only a checkpoint from its checkpoint directory."

@@ -16,18 +16,18 @@ import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
-from bot import commands as slash
-from bot.admin import Admin
-from bot.config import BotConfig, generate_config
-from bot.errors import report
-from bot.models import ServerModels
-from bot.registry import ModelRegistry
-from bot.serve import RequestHandler
-from bot.storage import Database
-from bot.views import AnotherButton
-from model.card import Card
-from model.generator import Generator
-from model.worker import GenerationWorker
+from linernotes.bot import commands as slash
+from linernotes.bot.admin import Admin
+from linernotes.bot.config import BotConfig, generate_config
+from linernotes.bot.errors import report
+from linernotes.bot.models import ServerModels
+from linernotes.bot.registry import ModelRegistry
+from linernotes.bot.serve import RequestHandler
+from linernotes.bot.storage import Database
+from linernotes.bot.views import AnotherButton
+from linernotes.model.card import Card
+from linernotes.model.generator import Generator
+from linernotes.model.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
 WARM_JOB = "linernotes-warm"

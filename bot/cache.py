@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model.card import Card
+from linernotes.model.card import Card
 
 
 @dataclass(frozen=True)

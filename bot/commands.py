@@ -12,14 +12,14 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.admin import Admin
-from bot.embeds import permalink, stats_embed
-from bot.model_commands import model_group
-from bot.models import ServerModels
-from bot.serve import RequestHandler
-from bot.storage import Scope
-from model.card import Card
-from model.seedline import sanitize_seed
+from linernotes.bot.admin import Admin
+from linernotes.bot.embeds import permalink, stats_embed
+from linernotes.bot.model_commands import model_group
+from linernotes.bot.models import ServerModels
+from linernotes.bot.serve import RequestHandler
+from linernotes.bot.storage import Scope
+from linernotes.model.card import Card
+from linernotes.model.seedline import sanitize_seed
 
 log = logging.getLogger(__name__)
 MAX_CHOICES = 25

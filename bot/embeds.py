@@ -6,9 +6,9 @@ from typing import Any
 
 import discord
 
-from bot.admin import Stats
-from bot.safety import clean
-from bot.storage import Generation
+from linernotes.bot.admin import Stats
+from linernotes.bot.safety import clean
+from linernotes.bot.storage import Generation
 
 TITLE_LIMIT = 256
 

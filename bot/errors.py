@@ -7,8 +7,8 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.storage import StorageError
-from data.errors import LinernotesError
+from linernotes.bot.storage import StorageError
+from linernotes.common.errors import LinernotesError
 
 log = logging.getLogger(__name__)
 OOPS = "Something went wrong on our side; it has been logged. Please try again."

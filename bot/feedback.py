@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bot.storage import existing
+from linernotes.bot.storage import existing
 
 
 async def export_feedback(database: str | Path, out: str | Path, model: str | None = None) -> dict[str, int]:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.config import BotConfig
-from bot.models import CHECKPOINT, check_name, models_root, new_folder
-from bot.registry import STATUSES, ModelError, ModelRegistry, ServerModel
-from bot.storage import existing
-from data.errors import CheckpointError, ConfigError
-from model.adapters import read_adapter_card
-from model.card import Card, read_card
+from linernotes.bot.config import BotConfig
+from linernotes.bot.models import CHECKPOINT, check_name, models_root, new_folder
+from linernotes.bot.registry import STATUSES, ModelError, ModelRegistry, ServerModel
+from linernotes.bot.storage import existing
+from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.model.adapters import read_adapter_card
+from linernotes.model.card import Card, read_card
 
 
 @dataclass(frozen=True)

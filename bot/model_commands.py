@@ -10,8 +10,8 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.models import NAME_MAX, ServerModels
-from bot.registry import ServerModel
+from linernotes.bot.models import NAME_MAX, ServerModels
+from linernotes.bot.registry import ServerModel
 
 log = logging.getLogger(__name__)
 STATUS = {"queued": "⏳ queued", "training": "🏋️ training", "ready": "✅ ready", "failed": "❌ failed"}

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import BotConfig, sampling_for
-from bot.registry import ModelError, ModelRegistry, ServerModel
-from bot.trainer import TrainingProcess
-from bot.uploads import Prepared, check_upload, prepare_upload, store_upload
-from data.errors import LinernotesError
-from model.card import Card
-from model.generator import Request
-from model.worker import INTERACTIVE, GenerationWorker
+from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.registry import ModelError, ModelRegistry, ServerModel
+from linernotes.bot.trainer import TrainingProcess
+from linernotes.bot.uploads import Prepared, check_upload, prepare_upload, store_upload
+from linernotes.common.errors import LinernotesError
+from linernotes.model.card import Card
+from linernotes.model.generator import Request
+from linernotes.model.worker import INTERACTIVE, GenerationWorker
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], Awaitable[None]]

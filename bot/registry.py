@@ -13,8 +13,8 @@ from typing import Any
 
 import aiosqlite
 
-from bot.storage import Database
-from data.errors import LinernotesError
+from linernotes.bot.storage import Database
+from linernotes.common.errors import LinernotesError
 
 LIVE = ("queued", "training", "ready")  # what counts against a server's quota
 STATUSES = (*LIVE, "failed")

@@ -6,7 +6,7 @@ import re
 
 import discord
 
-from model.seedline import strip_invisible
+from linernotes.model.seedline import strip_invisible
 
 _INVITE = re.compile(
     r"(?:https?://)?(?:www\.)?(?:discord(?:app)?\.(?:gg|com/invite|io|me|li)|dsc\.gg)/[\w-]+", re.IGNORECASE

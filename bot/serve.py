@@ -18,16 +18,16 @@ from typing import Any
 
 import discord
 
-from bot.cache import Key, key_for
-from bot.config import BotConfig, sampling_for
-from bot.embeds import generation_embed
-from bot.models import Route
-from bot.storage import Database, Generation
-from bot.views import another_view
-from data.errors import GenerationError, LinernotesError
-from model.generator import Request, Result
-from model.sampling import Sampling
-from model.worker import INTERACTIVE, GenerationWorker
+from linernotes.bot.cache import Key, key_for
+from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.embeds import generation_embed
+from linernotes.bot.models import Route
+from linernotes.bot.storage import Database, Generation
+from linernotes.bot.views import another_view
+from linernotes.common.errors import GenerationError, LinernotesError
+from linernotes.model.generator import Request, Result
+from linernotes.model.sampling import Sampling
+from linernotes.model.worker import INTERACTIVE, GenerationWorker
 
 log = logging.getLogger(__name__)
 Router = Callable[[int | None, str], Route]

@@ -24,9 +24,9 @@ from typing import Any
 
 import aiosqlite
 
-from bot.migrations import MIGRATIONS
-from data.errors import InputError, LinernotesError
-from model.generator import Result
+from linernotes.bot.migrations import MIGRATIONS
+from linernotes.common.errors import InputError, LinernotesError
+from linernotes.model.generator import Result
 
 log = logging.getLogger(__name__)
 

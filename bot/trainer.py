@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-COMMAND = (sys.executable, "-m", "cli.main", "adapter")
+COMMAND = (sys.executable, "-m", "linernotes", "adapter")
 NICE = 19  # the lowest priority: people's requests on the generation thread come first
 STOP_GRACE = 10.0  # seconds a stopped run gets to exit before it is killed
 

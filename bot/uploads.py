@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.config import DataConfig
-from data.errors import InputError, LinernotesError
-from data.prepare import prepare
+from linernotes.common.errors import InputError, LinernotesError
+from linernotes.data.config import DataConfig
+from linernotes.data.prepare import prepare
 
 SUFFIXES = (".txt", ".json")  # lyrics with [Section] headers, songs text, Genius JSON
 # Splits are per song: at 0.2, ten songs leave the validation split empty 11% of the time (0.8^10), and

@@ -6,7 +6,7 @@ from typing import Protocol, cast
 
 import discord
 
-from bot.errors import report
+from linernotes.bot.errors import report
 
 
 class ServesAnother(Protocol):

@@ -12,14 +12,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.cache import Key, base_keys, parse_key
-from bot.config import BotConfig, sampling_for
-from bot.storage import Database
-from data.errors import TagError
-from model.card import Card
-from model.generator import Request
-from model.sampling import Sampling
-from model.worker import BACKGROUND, GenerationWorker
+from linernotes.bot.cache import Key, base_keys, parse_key
+from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.storage import Database
+from linernotes.common.errors import TagError
+from linernotes.model.card import Card
+from linernotes.model.generator import Request
+from linernotes.model.sampling import Sampling
+from linernotes.model.worker import BACKGROUND, GenerationWorker
 
 log = logging.getLogger(__name__)
 

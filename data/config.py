@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from data.cliconfig import flag
-from data.errors import ConfigError
-from data.format import KINDS
-from data.readers import FORMATS
+from linernotes.common.errors import ConfigError
+from linernotes.common.flags import flag
+from linernotes.data.format import KINDS
+from linernotes.data.readers import FORMATS
 
 
 def parse_mapping(pairs: list[str] | str | None) -> dict[str, str]:

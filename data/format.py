@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from data.errors import FormatError
+from linernotes.common.errors import FormatError
 
 FORMAT_VERSION = 1
 END = "<|endoftext|>"

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.clean import clean_text, clean_value, dedupe_key, exact_key
-from data.config import DataConfig
-from data.dedupe import THRESHOLD, NearDuplicates
-from data.errors import InputError
-from data.format import FORMAT_VERSION, Record
-from data.readers import Item, ReaderOptions, ReadReport, detect, expand_sources
-from data.splits import SPLITS, assign_split, write_split
-from data.stats import TokenCounter, tag_counts
+from linernotes.common.errors import InputError
+from linernotes.data.clean import clean_text, clean_value, dedupe_key, exact_key
+from linernotes.data.config import DataConfig
+from linernotes.data.dedupe import THRESHOLD, NearDuplicates
+from linernotes.data.format import FORMAT_VERSION, Record
+from linernotes.data.readers import Item, ReaderOptions, ReadReport, detect, expand_sources
+from linernotes.data.splits import SPLITS, assign_split, write_split
+from linernotes.data.stats import TokenCounter, tag_counts
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from data.errors import FormatError, InputError
-from data.format import make_record
-from data.readers.base import Item
+from linernotes.common.errors import FormatError, InputError
+from linernotes.data.format import make_record
+from linernotes.data.readers.base import Item
 
 SPLITS = ("train", "val", "test")
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from data.readers.base import Item
+from linernotes.data.readers.base import Item
 
 log = logging.getLogger(__name__)
 FREE_TEXT = ("title", "headline")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import CheckpointError, TagError
-from model.card import Card, read_card
-from model.copyguard import CopyGuard
+from linernotes.common.errors import CheckpointError, TagError
+from linernotes.model.card import Card, read_card
+from linernotes.model.copyguard import CopyGuard
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from data.errors import ConfigError, GenerationError
-from model.adapters import unknown_adapter
-from model.card import Card
-from model.decode import FORBIDDEN, Prompt, Vocab, decode
-from model.lora import LoraBank, Routes
-from model.sampling import Sampling
-from model.vllm_lora import RuntimeLora
+from linernotes.common.errors import ConfigError, GenerationError
+from linernotes.model.adapters import unknown_adapter
+from linernotes.model.card import Card
+from linernotes.model.decode import FORBIDDEN, Prompt, Vocab, decode
+from linernotes.model.lora import LoraBank, Routes
+from linernotes.model.sampling import Sampling
+from linernotes.model.vllm_lora import RuntimeLora
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.errors import CheckpointError, TagError
-from data.format import FORMAT_VERSION, KINDS, normalize_tags
+from linernotes.common.errors import CheckpointError, TagError
+from linernotes.data.format import FORMAT_VERSION, KINDS, normalize_tags
 
 CARD_FILE = "card.json"
 CARD_VERSION = 1

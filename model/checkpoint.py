@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from data.errors import CheckpointError, ConfigError
-from model.card import CARD_FILE, PRECISIONS, Card, read_card, write_card
+from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.model.card import CARD_FILE, PRECISIONS, Card, read_card, write_card
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def _load_adapter(path: Path, card: Card, want: str, dev: torch.device) -> Any:
 
 def _hub_base(path: Path, card: Card, want: str, dev: torch.device) -> Any:
     """An adapter's base named like ``--base``: a hub name, a Hugging Face directory or an offline base."""
-    from model.bases import resolve_base
+    from linernotes.model.bases import resolve_base
 
     base = resolve_base(card.adapter["base"]) if card.adapter else ""
     base_card = Card(**{**card.__dict__, "precision": "fp32", "adapter": None})

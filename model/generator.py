@@ -20,16 +20,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from data.errors import ConfigError, TagError
-from data.format import escape_body, header
-from model.adapters import Adapter, read_adapter_card, unknown_adapter
-from model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
-from model.card import Card
-from model.checkpoint import load_checkpoint
-from model.copyguard import CopyCheck, CopyGuard
-from model.postprocess import EMBED_LIMIT, acceptable, finish
-from model.sampling import Sampling
-from model.seedline import sanitize_seed
+from linernotes.common.errors import ConfigError, TagError
+from linernotes.data.format import escape_body, header
+from linernotes.model.adapters import Adapter, read_adapter_card, unknown_adapter
+from linernotes.model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
+from linernotes.model.card import Card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.model.copyguard import CopyCheck, CopyGuard
+from linernotes.model.postprocess import EMBED_LIMIT, acceptable, finish
+from linernotes.model.sampling import Sampling
+from linernotes.model.seedline import sanitize_seed
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Generator:
         config = config or GenerateConfig()
         path = Path(path)
         if config.backend == "openai":
-            from model.card import read_card
+            from linernotes.model.card import read_card
 
             card = read_card(path)
             backend: Backend = OpenAIBackend(config.backend_url or "", config.backend_model or card.model_id)

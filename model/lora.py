@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from data.errors import CheckpointError
-from model.adapters import unknown_adapter
+from linernotes.common.errors import CheckpointError
+from linernotes.model.adapters import unknown_adapter
 
 NO_ADAPTER = -1  # a row's slot when it runs on the model's own weights
 _PREFIX = "base_model.model."  # how peft names the wrapped model in a saved adapter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from data.format import HEADER_OPEN, unescape_body
+from linernotes.data.format import HEADER_OPEN, unescape_body
 
 EMBED_LIMIT = 4096  # characters in a Discord embed description
 MIN_CHARS = {"review": 120, "product": 60, "lyrics": 30}

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from data.errors import ConfigError
+from linernotes.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from data.format import END, HEADER_OPEN
+from linernotes.data.format import END, HEADER_OPEN
 
 SEED_LIMIT = 200  # characters
 _MARKERS = re.compile(r"<\|\w{1,40}\|>")  # "<|endoftext|>", "<|review|>": whole markers go

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import CheckpointError
+from linernotes.common.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.errors import LinernotesError
-from model.generator import Generator, Request, Result
+from linernotes.common.errors import LinernotesError
+from linernotes.model.generator import Generator, Request, Result
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def tiny_config(data: Path, out: Path, **kw):
     """A tiny from-scratch run on the bundled corpus (the pipeline's ``tiny`` recipe): seconds on a CPU."""
-    from training.pipeline import train_config
+    from linernotes.training.pipeline import train_config
 
     return train_config("tiny", data, out, **kw)
 
@@ -33,7 +33,7 @@ def tiny_config(data: Path, out: Path, **kw):
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample corpus, prepared once per session."""
-    from training.pipeline import prepare_once
+    from linernotes.training.pipeline import prepare_once
 
     out = tmp_path_factory.mktemp("tiny") / "prepared"
     prepare_once([SAMPLE], out, {}, lambda _: None)
@@ -43,7 +43,7 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(sample_data: Path) -> Path:
     """A tiny model trained once per session on the sample corpus (beside its prepared data)."""
-    from training.pipeline import build
+    from linernotes.training.pipeline import build
 
     return build([SAMPLE], sample_data.parent, "tiny", precision=None, sample_every=40).run
 
@@ -51,7 +51,7 @@ def tiny_run(sample_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny run exported as the product ships it: int8."""
-    from training.export import export
+    from linernotes.training.export import export
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny-int8"
     export(tiny_run, out, "int8")
@@ -61,7 +61,7 @@ def tiny_checkpoint(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def tiny_fp32(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny run exported in fp32 (fast to load; for generation tests)."""
-    from training.export import export
+    from linernotes.training.export import export
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny-fp32"
     export(tiny_run, out, "fp32")
@@ -85,7 +85,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 @pytest.fixture(scope="session")
 def tiny_llama_base(tiny_llama: tuple, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny GGUF converted into a Hugging Face directory by the product's own path (``--base X.gguf``)."""
-    from model.bases import convert_once
+    from linernotes.model.bases import convert_once
 
     out = tmp_path_factory.mktemp("bases") / "tiny-llama"
     return convert_once(tiny_llama[2], out, lambda _: None)

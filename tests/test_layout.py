@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 
-# What each package may import (besides itself); only the CLI imports bot. The benchmarks are scripts
-# beside the packages and may drive any stage, but the bot only through cli.
+# Where each stage lives in the repository (installed, each is ``linernotes.<stage>``).
+FOLDERS = {
+    "common": "linernotes/common",
+    "data": "data",
+    "model": "model",
+    "training": "training",
+    "bot": "bot",
+    "cli": "linernotes/cli",
+}
+# What each stage may import (besides itself and ``common``); only the CLI imports bot. The benchmarks are
+# scripts beside the packages and may drive any stage, but the bot only through cli.
 ALLOWED = {
+    "common": set(),
     "data": set(),
     "model": {"data"},
     "training": {"model", "data"},
@@ -25,39 +37,144 @@ ALLOWED = {
 # worker under a burst; its server models from upload to answer), as tests/bot do, so they import bot
 # directly. No other script may.
 BENCH_EXTRA = {"bench/serve.py": {"bot"}, "bench/server_models.py": {"bot"}}
+# The names the stages had before they moved under ``linernotes``: importing one by its bare name would load
+# a second copy of the module from a source checkout (and fail once installed).
+BARE = {"data", "model", "training", "bot", "cli"}
 
 
-def file_imports(path: Path) -> set[str]:
-    """The project packages a file imports anywhere in it (function bodies and TYPE_CHECKING too)."""
+def _imported_modules(path: Path) -> set[str]:
+    """Every absolute module name a file imports anywhere in it (function bodies and TYPE_CHECKING too)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name.split(".")[0] for a in node.names}
+            found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
-    return found & set(ALLOWED)
+            found.add(node.module)
+    return found
 
 
-def imports(package: str) -> set[str]:
-    return set().union(*(file_imports(path) for path in (REPO / package).rglob("*.py")))
+def file_imports(path: Path) -> set[str]:
+    """The project stages a file imports: ``linernotes.model.x`` counts as ``model``."""
+    stages = set()
+    for module in _imported_modules(path):
+        parts = module.split(".")
+        if parts[0] == "linernotes" and len(parts) > 1:
+            stages.add(parts[1])
+    return stages & set(ALLOWED)
 
 
-@pytest.mark.parametrize("package", sorted(set(ALLOWED) - {"bench"}))
-def test_imports_point_one_way(package):
-    assert imports(package) - {package} <= ALLOWED[package]
+def imports(stage: str) -> set[str]:
+    return set().union(*(file_imports(path) for path in (REPO / FOLDERS[stage]).rglob("*.py")))
+
+
+@pytest.mark.parametrize("stage", sorted(FOLDERS))
+def test_imports_point_one_way(stage):
+    assert imports(stage) - {stage, "common"} <= ALLOWED[stage]
 
 
 @pytest.mark.parametrize(
     "path", sorted(p.relative_to(REPO).as_posix() for p in (REPO / "bench").glob("*.py"))
 )
 def test_benchmarks_import_the_bot_only_through_cli(path):
-    assert file_imports(REPO / path) - {"bench"} <= ALLOWED["bench"] | BENCH_EXTRA.get(path, set())
+    assert file_imports(REPO / path) - {"common"} <= ALLOWED["bench"] | BENCH_EXTRA.get(path, set())
 
 
-def module_graph(root: Path, package: str) -> dict[str, set[str]]:
-    """Each module of ``package`` under ``root`` -> the package's modules it imports, wherever the import
-    sits (TYPE_CHECKING blocks and function bodies hide a cycle from Python, not from the design)."""
-    paths = {_module(root, p): p for p in (root / package).rglob("*.py")}
+def _tracked(pattern: str = "*") -> list[str]:
+    """The checkout's files git tracks (and untracked ones it does not ignore), matching ``pattern``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", pattern],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [name for name in listed.stdout.splitlines() if (REPO / name).is_file()]
+
+
+def _python_files() -> list[Path]:
+    return [REPO / name for name in _tracked("*.py")]
+
+
+def test_nothing_imports_a_stage_by_its_bare_name():
+    bare = {
+        f"{path.relative_to(REPO)}: {module}"
+        for path in _python_files()
+        for module in _imported_modules(path)
+        if module.split(".")[0] in BARE
+    }
+    assert not bare
+
+
+def test_every_package_folder_is_installed():
+    """A package folder missing from pyproject's list would be left out of the wheel."""
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    folders = {f"linernotes.{stage}": REPO / folder for stage, folder in FOLDERS.items()}
+    found = {"linernotes"}
+    for name, folder in folders.items():
+        found |= {
+            ".".join([name, *init.parent.relative_to(folder).parts]) for init in folder.rglob("__init__.py")
+        }
+    assert listed == found
+    mapped = {name: folder for name, folder in setup["package-dir"].items()}
+    assert mapped == {f"linernotes.{s}": f for s, f in FOLDERS.items() if not f.startswith("linernotes/")}
+
+
+def test_the_wheel_holds_one_namespace_and_installs_beside_a_package_named_data(tmp_path):
+    """Built from the source tree and installed into a clean venv, it claims only ``linernotes``; another
+    project's top-level ``data`` package still imports beside it."""
+    # Built from a copy of the tracked files, so the build leaves nothing in the checkout (and sees only
+    # what a fresh clone has).
+    source = tmp_path / "source"
+    for name in _tracked():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    wheels = tmp_path / "wheels"
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(wheels),
+    ]
+    subprocess.run([*build, str(source)], check=True, cwd=tmp_path, timeout=300)
+    (wheel,) = wheels.glob("linernotes-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"linernotes"}
+    assert "linernotes/data/upload_sample/harbor_lights.txt" in names  # package data comes along
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, timeout=300
+    )
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(site) / "data").mkdir()
+    (Path(site) / "data" / "__init__.py").write_text("OTHER = 'another project'\n")
+    check = (
+        "import data, linernotes.common.errors, linernotes.data.format as f; "
+        "assert data.OTHER == 'another project'; "
+        f"assert f.__file__.startswith({site!r})"
+    )
+    subprocess.run([python, "-I", "-c", check], check=True, cwd=tmp_path, timeout=120)
+
+
+def module_graph(folder: Path, package: str) -> dict[str, set[str]]:
+    """Each module of ``package`` (whose source is ``folder``) -> the package's modules it imports, wherever
+    the import sits (TYPE_CHECKING blocks and function bodies hide a cycle from Python, not from the design)."""
+    paths = {_module(folder, package, p): p for p in folder.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
         targets = set()
@@ -72,8 +189,8 @@ def module_graph(root: Path, package: str) -> dict[str, set[str]]:
     return graph
 
 
-def _module(root: Path, path: Path) -> str:
-    parts = path.relative_to(root).with_suffix("").parts
+def _module(folder: Path, package: str, path: Path) -> str:
+    parts = (*package.split("."), *path.relative_to(folder).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -114,7 +231,7 @@ def test_cycle_finder_sees_hidden_and_relative_imports(tmp_path):
     (pkg / "views.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .app import App\n"
     )
-    graph = module_graph(tmp_path, "pkg")
+    graph = module_graph(tmp_path / "pkg", "pkg")
     assert graph == {
         "pkg": set(),
         "pkg.app": {"pkg.views", "pkg.store"},
@@ -123,25 +240,32 @@ def test_cycle_finder_sees_hidden_and_relative_imports(tmp_path):
     }
     assert find_cycle(graph) == ["pkg.app", "pkg.views", "pkg.app"]
     (pkg / "views.py").write_text("def late():\n    from pkg.store import Store\n")
-    assert find_cycle(module_graph(tmp_path, "pkg")) is None
+    assert find_cycle(module_graph(tmp_path / "pkg", "pkg")) is None
 
 
 def test_bot_has_no_import_cycle():
-    assert find_cycle(module_graph(REPO, "bot")) is None
+    assert find_cycle(module_graph(REPO / "bot", "linernotes.bot")) is None
+
+
+def test_only_the_entry_point_imports_app():
+    """bot/app.py wires everything; only the package's ``create_bot`` imports it (cli from outside)."""
+    graph = module_graph(REPO / "bot", "linernotes.bot")
+    assert len(graph) > 10
+    assert {name for name, targets in graph.items() if "linernotes.bot.app" in targets} == {"linernotes.bot"}
 
 
 @pytest.mark.parametrize(
     "module",
     [
-        "data",
-        "model",
-        "training",
-        "bot",
-        "cli.main",
-        "data.format",
-        "bot.app",
-        "training.loop",
-        "model.generator",
+        "linernotes.data",
+        "linernotes.model",
+        "linernotes.training",
+        "linernotes.bot",
+        "linernotes.cli.main",
+        "linernotes.data.format",
+        "linernotes.bot.app",
+        "linernotes.training.loop",
+        "linernotes.model.generator",
     ],
 )
 def test_importing_starts_no_work(module):

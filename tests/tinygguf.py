@@ -19,7 +19,7 @@ def tiny_llama(texts: list[str], vocab_size: int = 512) -> tuple[Any, Any]:
     """A random tiny ``LlamaForCausalLM`` (tied embeddings, grouped KV heads) and its tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from training.setup import train_tokenizer
+    from linernotes.training.setup import train_tokenizer
 
     tok = train_tokenizer(texts, vocab_size)
     torch.manual_seed(0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from data.cliconfig import flag
-from data.errors import ConfigError
+from linernotes.common.errors import ConfigError
+from linernotes.common.flags import flag
 
 # Fresh GPT-2 shapes for --from-scratch: tiny for tests and the demo, small for a real CPU run.
 SCRATCH = {

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import InputError
-from data.format import Record
-from data.splits import iter_split, read_split
-from model.card import CATEGORICAL
+from linernotes.common.errors import InputError
+from linernotes.data.format import Record
+from linernotes.data.splits import iter_split, read_split
+from linernotes.model.card import CATEGORICAL
 
 
 @dataclass

@@ -10,14 +10,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from data.errors import CheckpointError, ConfigError
-from data.splits import iter_split
-from model.card import PRECISIONS, Card
-from model.checkpoint import quiet_transformers, require_base, save_checkpoint
-from model.copyguard import FILE as GUARD_FILE
-from model.copyguard import CopyGuard, build_index
-from model.copyguard import N as GUARD_N
-from model.sampling import Sampling
+from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.data.splits import iter_split
+from linernotes.model.card import PRECISIONS, Card
+from linernotes.model.checkpoint import quiet_transformers, require_base, save_checkpoint
+from linernotes.model.copyguard import FILE as GUARD_FILE
+from linernotes.model.copyguard import CopyGuard, build_index
+from linernotes.model.copyguard import N as GUARD_N
+from linernotes.model.sampling import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _load_trained(run: Path, info: dict[str, Any], merge: bool) -> tuple[Any, An
         return AutoModelForCausalLM.from_pretrained(best, local_files_only=True), tok, None
     from peft import PeftModel
 
-    from training.setup import load_base
+    from linernotes.training.setup import load_base
 
     base_name = info["config"]["base"]
     named = adapter_base(run, base_name, info.get("base_model_id"))

@@ -24,15 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from data.errors import CheckpointError, ConfigError
-from data.format import FORMAT_VERSION
-from model.checkpoint import atomic_dir, quiet_transformers
-from training import dataset, setup
-from training.config import TrainConfig
-from training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens
-from training.runlog import MetricsLog, perplexity, plot_loss
-from training.samples import samples
-from training.state import Progress, check_resumable, load_state, save_state
+from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.data.format import FORMAT_VERSION
+from linernotes.model.checkpoint import atomic_dir, quiet_transformers
+from linernotes.training import dataset, setup
+from linernotes.training.config import TrainConfig
+from linernotes.training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens
+from linernotes.training.runlog import MetricsLog, perplexity, plot_loss
+from linernotes.training.samples import samples
+from linernotes.training.state import Progress, check_resumable, load_state, save_state
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[Progress, float], None]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from data.errors import ConfigError
-from data.format import Record, escape_body, header
+from linernotes.common.errors import ConfigError
+from linernotes.data.format import Record, escape_body, header
 
 IGNORE = -100
 

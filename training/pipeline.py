@@ -20,14 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.config import DataConfig
-from data.errors import ConfigError
-from data.prepare import prepare
-from model.card import Card
-from training.config import TrainConfig
+from linernotes.common.errors import ConfigError
+from linernotes.data.config import DataConfig
+from linernotes.data.prepare import prepare
+from linernotes.model.card import Card
+from linernotes.training.config import TrainConfig
 
 if TYPE_CHECKING:  # the training loop imports torch: only when a build runs
-    from training.loop import StartHook, StepHook
+    from linernotes.training.loop import StartHook, StepHook
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def build(
     """Prepare ``sources`` into ``work/prepared`` (kept if there), train ``work/run`` afresh with the
     recipe, and export ``work/checkpoint`` (skipped when ``precision`` is None); ``on_start`` and
     ``on_step`` are the training loop's hooks."""
-    from training.loop import train
+    from linernotes.training.loop import train
 
     work = Path(work)
     prepared, run = work / "prepared", work / "run"
@@ -177,7 +177,7 @@ def steps_for_budget(
 ) -> int:
     """Optimizer steps of ``config`` that fit ``minutes`` of training on this machine, timed by a short
     probe run (in a temporary directory), so a time-budgeted run's cosine schedule ends with the budget."""
-    from training.loop import train
+    from linernotes.training.loop import train
 
     if probe_steps < 4:
         raise ConfigError(f"probe_steps must be at least 4 (two warm-up steps, two timed), got {probe_steps}")
@@ -208,8 +208,8 @@ def steps_for_budget(
 def reexport(work: Path, guidance: float) -> Card:
     """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and with ``guidance``
     as the card's default scale (e.g. the scale an evaluation chose)."""
-    from model.card import read_card
-    from training.export import read_run
+    from linernotes.model.card import read_card
+    from linernotes.training.export import read_run
 
     work = Path(work)
     precision = read_card(work / "checkpoint").precision
@@ -220,6 +220,6 @@ def reexport(work: Path, guidance: float) -> Card:
 def export_run(run: Path, checkpoint: Path, precision: str, lora: bool, guidance: float) -> Card:
     """Export ``run``; an adapter is merged into its base unless kept as fp32, so the bot loads one
     self-contained (int8) model."""
-    from training.export import export
+    from linernotes.training.export import export
 
     return export(run, checkpoint, precision, merge=lora and precision != "fp32", guidance=guidance)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from model.backends import LocalBackend
-from model.card import Card
-from model.generator import GenerateConfig, Generator, Request
-from model.sampling import Sampling
+from linernotes.model.backends import LocalBackend
+from linernotes.model.card import Card
+from linernotes.model.generator import GenerateConfig, Generator, Request
+from linernotes.model.sampling import Sampling
 
 
 def representative(tags: dict[str, dict[str, Any]], limit: int = 4) -> list[tuple[str, dict[str, Any]]]:

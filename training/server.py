@@ -32,13 +32,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.errors import CheckpointError, ConfigError, InputError
-from model.checkpoint import is_checkpoint
-from training.pipeline import RECIPES, build
+from linernotes.common.errors import CheckpointError, ConfigError, InputError
+from linernotes.model.checkpoint import is_checkpoint
+from linernotes.training.pipeline import RECIPES, build
 
 if TYPE_CHECKING:  # the training loop imports torch: only when a job runs
-    from training.loop import Plan
-    from training.state import Progress
+    from linernotes.training.loop import Plan
+    from linernotes.training.state import Progress
 
 log = logging.getLogger(__name__)
 RECIPE = "server"

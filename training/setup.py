@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from data.errors import ConfigError
-from data.format import END
-from model.bases import resolve_base
-from model.card import read_card
-from model.checkpoint import is_checkpoint, load_checkpoint, quiet_transformers
-from training.config import SCRATCH, TrainConfig
+from linernotes.common.errors import ConfigError
+from linernotes.data.format import END
+from linernotes.model.bases import resolve_base
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import is_checkpoint, load_checkpoint, quiet_transformers
+from linernotes.training.config import SCRATCH, TrainConfig
 
 log = logging.getLogger(__name__)
 # Attention and MLP projections LoRA adapts: GPT-2's fused Conv1D layers, then Llama's (and most

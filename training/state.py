@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.errors import CheckpointError
-from data.format import FORMAT_VERSION
-from model.checkpoint import atomic_dir
-from training.config import TrainConfig
+from linernotes.common.errors import CheckpointError
+from linernotes.data.format import FORMAT_VERSION
+from linernotes.model.checkpoint import atomic_dir
+from linernotes.training.config import TrainConfig
 
 STATE_DIR = "state"
 STATE_FILE = "state.pt"

@@ -12,9 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from data.errors import ConfigError
-from training.config import TrainConfig
-from training.loop import train
+from linernotes.common.errors import ConfigError
+from linernotes.training.config import TrainConfig
+from linernotes.training.loop import train
 
 log = logging.getLogger(__name__)
 

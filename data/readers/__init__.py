@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.errors import InputError
-from data.format import KINDS
-from data.readers import lyrics, pitchfork, product, songs
-from data.readers.base import Item, Reader, ReaderOptions, ReadReport
-from data.readers.mapped import fields_of, read_generic
-from data.readers.tables import header_of
+from linernotes.common.errors import InputError
+from linernotes.data.format import KINDS
+from linernotes.data.readers import lyrics, pitchfork, product, songs
+from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport
+from linernotes.data.readers.mapped import fields_of, read_generic
+from linernotes.data.readers.tables import header_of
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json"}
 

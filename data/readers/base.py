@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.clean import has_undecodable
-from data.errors import FormatError
-from data.format import Record, make_record
+from linernotes.common.errors import FormatError
+from linernotes.data.clean import has_undecodable
+from linernotes.data.format import Record, make_record
 
 
 @dataclass(frozen=True)

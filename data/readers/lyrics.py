@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from data.errors import FormatError, InputError
-from data.format import normalize_part
-from data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
-from data.readers.tables import open_text
+from linernotes.common.errors import FormatError, InputError
+from linernotes.data.format import normalize_part
+from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
+from linernotes.data.readers.tables import open_text
 
 # Genius boilerplate, as it appears glued to the lyrics in scraped strings.
 # Only on the first line: a lazy match across lines could swallow lyrics up to a later "Lyrics[".

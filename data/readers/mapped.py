@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from data.errors import InputError
-from data.format import check_kind
-from data.readers.base import Item, ReaderOptions, ReadReport, build_item
-from data.readers.tables import Row, header_of, iter_rows
+from linernotes.common.errors import InputError
+from linernotes.data.format import check_kind
+from linernotes.data.readers.base import Item, ReaderOptions, ReadReport, build_item
+from linernotes.data.readers.tables import Row, header_of, iter_rows
 
 Getter = str | Callable[[Row], Any]  # a column name, or a function of the row
 MISSING = {"", "NA", "N/A", "null", "None"}  # SQL NULL as tables export it

@@ -14,10 +14,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from data.errors import InputError
-from data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
-from data.readers.mapped import MISSING
-from data.readers.tables import header_of, iter_rows
+from linernotes.common.errors import InputError
+from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
+from linernotes.data.readers.mapped import MISSING
+from linernotes.data.readers.tables import header_of, iter_rows
 
 GENRES = {
     "rock": "Rock",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from data.readers.base import Item, Reader, ReaderOptions, ReadReport
-from data.readers.mapped import Getter, read_mapped
-from data.readers.tables import Row, header_of, table_kind
+from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport
+from linernotes.data.readers.mapped import Getter, read_mapped
+from linernotes.data.readers.tables import Row, header_of, table_kind
 
 
 def _first_vote(row: Row) -> object:

@@ -12,11 +12,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data.errors import FormatError
-from data.format import normalize_part
-from data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
-from data.readers.lyrics import artist_from_filename, is_sectioned_text
-from data.readers.tables import open_text
+from linernotes.common.errors import FormatError
+from linernotes.data.format import normalize_part
+from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
+from linernotes.data.readers.lyrics import artist_from_filename, is_sectioned_text
+from linernotes.data.readers.tables import open_text
 
 # Annotations some collections glue into lines: "[Chorus]", "[Chorus:]", "[Clean version:]", "[x2:]".
 _INLINE_LABEL = re.compile(r"\s*\[([^\[\]\n]{1,40})\]")

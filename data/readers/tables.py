@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data.errors import InputError
-from data.readers.base import ReadReport
+from linernotes.common.errors import InputError
+from linernotes.data.readers.base import ReadReport
 
 Row = dict[str, Any]
 # Review texts can be long: csv's default limit (131,072 characters) raised `_csv.Error` on real files,

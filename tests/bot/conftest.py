@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import create_bot
+from linernotes.bot import create_bot
 
 
 @pytest.fixture

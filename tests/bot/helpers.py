@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.cache import key_for
-from model.generator import Request
-from model.sampling import Sampling
+from linernotes.bot.cache import key_for
+from linernotes.model.generator import Request
+from linernotes.model.sampling import Sampling
 
 
 def callbacks(env) -> list[dict]:

@@ -7,7 +7,7 @@ import shutil
 import discord
 import pytest
 
-from bot.admin import RELOAD_REFUSED, ReloadRefused
+from linernotes.bot.admin import RELOAD_REFUSED, ReloadRefused
 from tests.bot.helpers import burst
 
 pytestmark = pytest.mark.simcord(settle_timeout=120)

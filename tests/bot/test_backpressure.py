@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.worker import QueueFull
+from linernotes.model.worker import QueueFull
 from tests.bot.helpers import burst
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import simcord
 
-from data.errors import TagError
+from linernotes.common.errors import TagError
 from tests.bot.helpers import callbacks, fill, footer_id
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from cli.main import main
+from linernotes.cli.main import main
 from tests.model.openai_server import CompletionServer
 
 HANG = 120  # seconds: far beyond what these take; before the fix two of them never returned
@@ -35,7 +35,7 @@ def test_a_file_that_is_not_sqlite_is_one_line_and_exit_2(command, not_a_databas
     # A fake token: the database is checked before Discord is contacted.
     env = {**os.environ, "DISCORD_TOKEN": "MTIz.fake.token", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "linernotes", *args],
         capture_output=True,
         text=True,
         timeout=HANG,
@@ -70,7 +70,7 @@ def test_warm_generates_with_the_bots_backend(tiny_fp32, tmp_path, capsys):
 
 
 def test_stats_gives_the_operator_every_servers_totals(tmp_path, capsys):
-    from bot.storage import Database
+    from linernotes.bot.storage import Database
     from tests.bot.test_storage import result
 
     async def fill(path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import discord
 import pytest
 
-from bot.config import load_config
-from cli.main import main
-from data.errors import ConfigError
+from linernotes.bot.config import load_config
+from linernotes.cli.main import main
+from linernotes.common.errors import ConfigError
 from tests.conftest import REPO
 
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from bot.feedback import export_feedback
-from cli.main import main
-from data.splits import iter_split
+from linernotes.bot.feedback import export_feedback
+from linernotes.cli.main import main
+from linernotes.data.splits import iter_split
+from linernotes.training.loop import train
 from tests.conftest import tiny_config
-from training.loop import train
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
 

@@ -6,8 +6,8 @@ Run outside SimCord: its virtual clock would fire the real-clock warm-up job dur
 
 from __future__ import annotations
 
-from bot import create_bot
-from model.generator import Request
+from linernotes.bot import create_bot
+from linernotes.model.generator import Request
 
 
 async def test_setup_and_close(tiny_fp32, tmp_path):

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 import simcord
 
-from data.errors import LinernotesError
-from model.generator import GenerateConfig, Generator, Request
-from model.sampling import Sampling
-from model.worker import BACKGROUND, INTERACTIVE, GenerationWorker, QueueFull
+from linernotes.common.errors import LinernotesError
+from linernotes.model.generator import GenerateConfig, Generator, Request
+from linernotes.model.sampling import Sampling
+from linernotes.model.worker import BACKGROUND, INTERACTIVE, GenerationWorker, QueueFull
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bot import create_bot
-from bot.registry import ModelRegistry
-from bot.storage import Database
-from cli.main import main
-from model.card import read_card
+from linernotes.bot import create_bot
+from linernotes.bot.registry import ModelRegistry
+from linernotes.bot.storage import Database
+from linernotes.cli.main import main
+from linernotes.model.card import read_card
+from linernotes.training.server import train_adapter
 from tests.bot.helpers import footer_id
 from tests.bot.test_server_models import manager
 from tests.bot.test_storage import result
-from training.server import train_adapter
 
 pytestmark = pytest.mark.simcord(settle_timeout=120)
 KNOWN, OTHER, NEW = 111, 222, 333  # servers the bot has answered in (KNOWN, OTHER) and one it never has

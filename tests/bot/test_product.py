@@ -8,8 +8,8 @@ import shutil
 import pytest
 import simcord
 
-from bot.cache import base_keys, key_for, parse_key
-from model.card import read_card
+from linernotes.bot.cache import base_keys, key_for, parse_key
+from linernotes.model.card import read_card
 from tests.bot.helpers import callbacks, fill, footer_id
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)

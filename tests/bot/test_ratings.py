@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.storage import Database
+from linernotes.bot.storage import Database
 from tests.bot.helpers import footer_id
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)

@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from bot.safety import clean
-from model.seedline import sanitize_seed, strip_invisible
+from linernotes.bot.safety import clean
+from linernotes.model.seedline import sanitize_seed, strip_invisible
 from tests.bot.helpers import footer_id
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)

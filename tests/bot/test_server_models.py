@@ -11,10 +11,10 @@ import discord
 import pytest
 import simcord
 
-from bot import create_bot
-from bot.feedback import export_feedback
-from bot.registry import ModelError, ModelRegistry
-from bot.storage import Database
+from linernotes.bot import create_bot
+from linernotes.bot.feedback import export_feedback
+from linernotes.bot.registry import ModelError, ModelRegistry
+from linernotes.bot.storage import Database
 from tests.bot.helpers import footer_id
 from tests.conftest import REPO
 

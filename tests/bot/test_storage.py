@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from bot.migrations import MIGRATIONS
-from bot.storage import Database, StorageError
-from model.generator import Request, Result
-from model.sampling import Sampling
+from linernotes.bot.migrations import MIGRATIONS
+from linernotes.bot.storage import Database, StorageError
+from linernotes.model.generator import Request, Result
+from linernotes.model.sampling import Sampling
 
 
 def result(text: str, tags: dict | None = None, seed: int = 1) -> Result:

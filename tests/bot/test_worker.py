@@ -9,9 +9,9 @@ import threading
 import pytest
 import simcord
 
-from model.generator import GenerateConfig, Generator, Request
-from model.sampling import Sampling
-from model.worker import GenerationWorker, JobTimeout
+from linernotes.model.generator import GenerateConfig, Generator, Request
+from linernotes.model.sampling import Sampling
+from linernotes.model.worker import GenerationWorker, JobTimeout
 from tests.bot.helpers import footer_id
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
@@ -87,7 +87,7 @@ async def test_the_user_is_told_when_their_job_times_out(simcord_env, server, ca
     _, channel, alice, bob = server
     bot = simcord_env.bot
     bot.worker.generator = Stuck(bot.worker.generator)
-    with caplog.at_level(logging.ERROR, logger="model.worker"):
+    with caplog.at_level(logging.ERROR, logger="linernotes.model.worker"):
         r = await alice.slash(channel, "lyrics", part="verse", seed="hang")
     assert r.response.content.startswith("⚠️ That took too long") and not r.response.embeds
     assert "ran past its 5 s timeout" in caplog.text

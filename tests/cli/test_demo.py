@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.chat import parse_line
-from cli.main import main
+from linernotes.cli.chat import parse_line
+from linernotes.cli.main import main
 
 TYPED = """\
 help

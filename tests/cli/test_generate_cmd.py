@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import shutil
 
-from cli.main import main
+from linernotes.cli.main import main
 
 
 def test_pickled_weights_are_refused_with_one_line(tiny_fp32, tmp_path, capsys):

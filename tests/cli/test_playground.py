@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from linernotes.cli.main import main
 
 CHROMIUM = Path("/usr/bin/chromium")
 HARBOR = Path(__file__).resolve().parents[2] / "data" / "upload_sample" / "harbor_lights.txt"
@@ -28,9 +28,11 @@ STARTUP_TIMEOUT = 240  # import, model load, warm-up: slow on a busy 2-core mach
 
 
 def test_missing_extra_says_how_to_install(monkeypatch, capsys, tmp_path):
-    import cli.playground
+    import linernotes.cli.playground
 
-    monkeypatch.setattr(cli.playground, "find_spec", lambda name: None if name == "linkify_it" else True)
+    monkeypatch.setattr(
+        linernotes.cli.playground, "find_spec", lambda name: None if name == "linkify_it" else True
+    )
     assert main(["playground", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "linkify_it" in err and "pip install 'linernotes[playground]'" in err

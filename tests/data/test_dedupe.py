@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data.config import DataConfig
-from data.dedupe import NearDuplicates, jaccard, shingles
-from data.prepare import NEAR, prepare, summary
+from linernotes.data.config import DataConfig
+from linernotes.data.dedupe import NearDuplicates, jaccard, shingles
+from linernotes.data.prepare import NEAR, prepare, summary
 
 CHORUS = "We ride the midnight highway, hearts on fire tonight\nNo one's gonna stop us, we were born to fight"
 # One word changed in twenty-one: 18 of 22 word pairs shared.

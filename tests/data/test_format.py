@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data.errors import FormatError
-from data.format import (
+from linernotes.common.errors import FormatError
+from linernotes.data.format import (
     END,
     HEADER_OPEN,
     PARTS,

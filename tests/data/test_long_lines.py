@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cli.main import main
+from linernotes.cli.main import main
 
 LONG = 140_000
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from data.config import DataConfig
-from data.errors import ConfigError, InputError
-from data.prepare import prepare, summary
-from data.splits import assign_split, read_split
+from linernotes.cli.main import main
+from linernotes.common.errors import ConfigError, InputError
+from linernotes.data.config import DataConfig
+from linernotes.data.prepare import prepare, summary
+from linernotes.data.splits import assign_split, read_split
 
 
 def write_reviews(path: Path, rows: list[tuple[str, str, float]]) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import InputError
-from data.readers import ReaderOptions, ReadReport, detect
+from linernotes.common.errors import InputError
+from linernotes.data.readers import ReaderOptions, ReadReport, detect
 
 
 def read(path: Path, kind=None, fmt=None, **opts):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from data.config import DataConfig
-from data.errors import InputError
-from data.prepare import prepare
+from linernotes.common.errors import InputError
+from linernotes.data.config import DataConfig
+from linernotes.data.prepare import prepare
 from tests.conftest import REPO
 from tests.data import corpora
 from tests.data.corpora import shared

@@ -16,10 +16,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from model.backends import LocalBackend, PromptText
-from model.card import read_card
-from model.checkpoint import load_checkpoint
-from model.sampling import Sampling
+from linernotes.model.backends import LocalBackend, PromptText
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.model.sampling import Sampling
 
 LORA_ROUTES = ("/v1/load_lora_adapter", "/v1/unload_lora_adapter")
 NO_ROUTE = (404, {"detail": "Not Found"})  # FastAPI's answer for a route the app does not have

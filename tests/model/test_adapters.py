@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.errors import CheckpointError, GenerationError, TagError
-from data.format import header
-from model.backends import LocalBackend, PromptText, Raw
-from model.card import Card, read_card
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.copyguard import CopyGuard, build_index, words
-from model.decode import Prompt, next_token_logprobs
-from model.generator import GenerateConfig, Generator, Request, Result
-from model.lora import NO_ADAPTER, LoraBank, LoraLinear, Routes, read_lora
-from model.sampling import Sampling
+from linernotes.common.errors import CheckpointError, GenerationError, TagError
+from linernotes.data.format import header
+from linernotes.model.backends import LocalBackend, PromptText, Raw
+from linernotes.model.card import Card, read_card
+from linernotes.model.checkpoint import load_checkpoint, save_checkpoint
+from linernotes.model.copyguard import CopyGuard, build_index, words
+from linernotes.model.decode import Prompt, next_token_logprobs
+from linernotes.model.generator import GenerateConfig, Generator, Request, Result
+from linernotes.model.lora import NO_ADAPTER, LoraBank, LoraLinear, Routes, read_lora
+from linernotes.model.sampling import Sampling
 from tests.model.openai_server import CompletionServer
 
 # One attempt per request, so a text is one decode and runs can be compared exactly.

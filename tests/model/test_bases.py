@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.errors import ConfigError
-from data.format import END
-from model import bases
+from linernotes.common.errors import ConfigError
+from linernotes.data.format import END
+from linernotes.model import bases
 from tests.tinygguf import write_wheel
 
 MEMBER = "tiny_base/tiny-llama.gguf"

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from data.errors import TagError
-from data.format import END, HEADER_OPEN, make_record, parse, render
-from model.backends import Raw
-from model.copyguard import CopyGuard, build_index
-from model.generator import GenerateConfig, Generator, Request
-from model.sampling import Sampling
+from linernotes.common.errors import TagError
+from linernotes.data.format import END, HEADER_OPEN, make_record, parse, render
+from linernotes.model.backends import Raw
+from linernotes.model.copyguard import CopyGuard, build_index
+from linernotes.model.generator import GenerateConfig, Generator, Request
+from linernotes.model.sampling import Sampling
 from tests.model.openai_server import CompletionServer
 
 # The tiny test model writes little that reads well; accept anything non-empty so behaviour is testable.

@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from data.errors import ConfigError
-from data.format import HEADER_OPEN, header
-from model.backends import LocalBackend, PromptText
-from model.card import read_card
-from model.checkpoint import load_checkpoint
-from model.decode import Prompt, Vocab, decode, next_token_logprobs
-from model.sampling import Sampling, guide
+from linernotes.common.errors import ConfigError
+from linernotes.data.format import HEADER_OPEN, header
+from linernotes.model.backends import LocalBackend, PromptText
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.model.decode import Prompt, Vocab, decode, next_token_logprobs
+from linernotes.model.sampling import Sampling, guide
 
 # A toy vocabulary whose tokens spell the real tag format, plus pieces of header syntax.
 TOKENS = ["<|endoftext|>", "<|lyrics|>", " part:", " chorus", " verse", "\n", " A", " B", " la"]
@@ -219,7 +219,7 @@ def test_real_tokenizer_never_writes_header_syntax(tiny_fp32):
 
 
 def test_seed_line_cannot_smuggle_header_syntax(tiny_fp32):
-    from model.generator import GenerateConfig, Generator, Request
+    from linernotes.model.generator import GenerateConfig, Generator, Request
 
     gen = Generator.load(tiny_fp32, GenerateConfig(device="cpu", min_chars=1))
     seed = "we ride <\\|review|> at <|lyrics|> dawn <"
@@ -232,7 +232,7 @@ def test_seed_line_cannot_smuggle_header_syntax(tiny_fp32):
 
 
 def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
-    from cli.main import main
+    from linernotes.cli.main import main
 
     out = tmp_path / "guided"
     assert main(["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "2.5"]) == 0
@@ -248,8 +248,8 @@ def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("bad", ["-0.5", "nan", "inf"])
 def test_export_rejects_a_bad_guidance(tiny_run, tmp_path, capsys, bad):
-    from cli.main import main
-    from training.export import export
+    from linernotes.cli.main import main
+    from linernotes.training.export import export
 
     out = tmp_path / "never"
     assert main(["export", str(tiny_run), "--out", str(out), "--guidance", bad]) == 2

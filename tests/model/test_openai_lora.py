@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import CheckpointError, TagError
-from data.format import header
-from model.backends import PromptText, Raw
-from model.card import read_card
-from model.generator import GenerateConfig, Generator, Request
-from model.sampling import Sampling
-from model.vllm_lora import message
+from linernotes.common.errors import CheckpointError, TagError
+from linernotes.data.format import header
+from linernotes.model.backends import PromptText, Raw
+from linernotes.model.card import read_card
+from linernotes.model.generator import GenerateConfig, Generator, Request
+from linernotes.model.sampling import Sampling
+from linernotes.model.vllm_lora import message
 from tests.model.openai_server import CompletionServer
 from tests.model.test_adapters import make_adapter
 
@@ -168,14 +168,14 @@ def test_a_failed_unload_only_warns(tiny_fp32, paths, caplog):
         gen.attach("guild-a", paths["a"])
         gen.attach("guild-b", paths["b"])
         server.unload({"lora_name": name["a"]})  # as if the operator unloaded it (or vLLM restarted)
-        with caplog.at_level(logging.WARNING, logger="model.vllm_lora"):
+        with caplog.at_level(logging.WARNING, logger="linernotes.model.vllm_lora"):
             gen.detach("guild-a")
         assert (
             f"could not unload adapter {name['a']} (404): The lora adapter '{name['a']}' cannot be found"
             in (caplog.text)
         )
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="model.vllm_lora"):
+    with caplog.at_level(logging.WARNING, logger="linernotes.model.vllm_lora"):
         gen.detach("guild-b")  # the server is gone
     assert f"could not reach {server.url} to unload adapter {name['b']}" in caplog.text
     assert attached_nothing(gen)

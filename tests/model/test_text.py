@@ -2,8 +2,8 @@
 
 import pytest
 
-from model.postprocess import finish, fit, whole_sentences
-from model.seedline import sanitize_seed
+from linernotes.model.postprocess import finish, fit, whole_sentences
+from linernotes.model.seedline import sanitize_seed
 
 
 def test_cut_reviews_end_at_a_full_sentence():

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.format import END, HEADER_OPEN
-from model.card import read_card
-from model.checkpoint import load_checkpoint
-from model.generator import GenerateConfig, Generator, Request
-from model.sampling import Sampling
+from linernotes.data.format import END, HEADER_OPEN
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.model.generator import GenerateConfig, Generator, Request
+from linernotes.model.sampling import Sampling
+from linernotes.training.export import export
+from linernotes.training.loop import train
+from linernotes.training.packing import collate, encode, pack, segments
 from tests.conftest import tiny_config
 from tests.model.openai_server import CompletionServer
-from training.export import export
-from training.loop import train
-from training.packing import collate, encode, pack, segments
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_packed_rows_match_unpacked_examples_on_llama(tiny_llama_base, sample_da
     """Block-diagonal masks and per-example positions give each packed example its solo logits."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.dataset import load
+    from linernotes.training.dataset import load
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_base, local_files_only=True).eval()
     tok = AutoTokenizer.from_pretrained(tiny_llama_base, local_files_only=True)
@@ -119,8 +119,8 @@ def test_llama_through_the_openai_backend(llama_run, tmp_path):
 
 
 def test_llama_evaluates(llama_run, sample_data, tmp_path):
-    from training.eval.config import EvalConfig
-    from training.eval.run import evaluate
+    from linernotes.training.eval.config import EvalConfig
+    from linernotes.training.eval.run import evaluate
 
     export(llama_run, tmp_path / "ck", "fp32")
     out = tmp_path / "report"

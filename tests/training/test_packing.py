@@ -3,10 +3,19 @@
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from data.format import make_record
-from training.loop import LMLoss
-from training.packing import IGNORE, Encoded, collate, encode, epoch_blocks, pack, segments, useful_tokens
-from training.setup import train_tokenizer
+from linernotes.data.format import make_record
+from linernotes.training.loop import LMLoss
+from linernotes.training.packing import (
+    IGNORE,
+    Encoded,
+    collate,
+    encode,
+    epoch_blocks,
+    pack,
+    segments,
+    useful_tokens,
+)
+from linernotes.training.setup import train_tokenizer
 
 EOS = 0
 

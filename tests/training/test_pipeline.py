@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import ConfigError
-from model.card import read_card
-from model.checkpoint import load_checkpoint
+from linernotes.common.errors import ConfigError
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.training.pipeline import RECIPES, build, reexport, steps_for_budget, train_config
 from tests.conftest import SAMPLE
-from training.pipeline import RECIPES, build, reexport, steps_for_budget, train_config
 
 
 def test_demo_recipe_end_to_end_on_a_gguf_base(tiny_llama, tmp_path):

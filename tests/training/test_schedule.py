@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from training.config import TrainConfig
-from training.loop import lr_schedule
+from linernotes.training.config import TrainConfig
+from linernotes.training.loop import lr_schedule
 
 
 def old_curve(step: int, warm: int, total: int, floor: float) -> float:

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 import torch
 
-from cli.main import main
-from data.errors import CheckpointError, ConfigError
-from model.card import read_card
-from model.checkpoint import load_checkpoint
+from linernotes.cli.main import main
+from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.training.export import export
+from linernotes.training.loop import train
+from linernotes.training.pipeline import RECIPES, train_config
+from linernotes.training.server import exit_with, sigterm_exits, train_adapter
+from linernotes.training.setup import add_lora, load_base
 from tests.conftest import REPO
-from training.export import export
-from training.loop import train
-from training.pipeline import RECIPES, train_config
-from training.server import exit_with, sigterm_exits, train_adapter
-from training.setup import add_lora, load_base
 
 PROMPT = "<|lyrics|> part: chorus\n"
 
@@ -180,7 +180,7 @@ def test_sigterm_stops_the_job_and_leaves_no_checkpoint(sample_data, tiny_checkp
 
 def test_cli_job_prints_json_lines_and_exits_0(sample_data, tiny_checkpoint, tmp_path):
     argv = [
-        sys.executable, "-m", "cli.main", "adapter", "--data", str(sample_data), "--base", str(tiny_checkpoint),
+        sys.executable, "-m", "linernotes", "adapter", "--data", str(sample_data), "--base", str(tiny_checkpoint),
         "--work", str(tmp_path / "work"), "--max-steps", "2", "--exit-with", str(os.getpid()),
     ]  # fmt: skip
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ)

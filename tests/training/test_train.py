@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.errors import CheckpointError, ConfigError, InputError
-from model.card import read_card
-from model.checkpoint import load_checkpoint
+from linernotes.common.errors import CheckpointError, ConfigError, InputError
+from linernotes.model.card import read_card
+from linernotes.model.checkpoint import load_checkpoint
+from linernotes.training.config import TrainConfig
+from linernotes.training.export import export
+from linernotes.training.loop import train
+from linernotes.training.sweep import parse_sizes, sweep
 from tests.conftest import tiny_config
-from training.config import TrainConfig
-from training.export import export
-from training.loop import train
-from training.sweep import parse_sizes, sweep
 
 
 def losses(run: Path) -> list[tuple[int, float]]:
@@ -152,7 +152,7 @@ def test_export_is_atomic(tiny_run, tmp_path):
     def full_disk(directory):
         raise OSError(28, "No space left on device")
 
-    from model.checkpoint import save_checkpoint
+    from linernotes.model.checkpoint import save_checkpoint
 
     loaded = load_checkpoint(out, "fp32")
     with pytest.raises(OSError, match="No space left"):

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr
 
-from data.format import Record
-from training.eval.conditions import Sample
-from training.eval.judges import Judge
-from training.eval.stats import Proportion, above, proportion
+from linernotes.data.format import Record
+from linernotes.training.eval.conditions import Sample
+from linernotes.training.eval.judges import Judge
+from linernotes.training.eval.stats import Proportion, above, proportion
 
 
 @dataclass(frozen=True)

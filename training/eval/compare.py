@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from training.eval.adherence import LabelAdherence
-from training.eval.result import EvalReport
+from linernotes.training.eval.adherence import LabelAdherence
+from linernotes.training.eval.result import EvalReport
 
 HIGHER, LOWER = "higher", "lower"
 

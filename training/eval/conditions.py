@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from model.card import Card
-from model.generator import Generator, Request, Result
-from model.sampling import Sampling
+from linernotes.model.card import Card
+from linernotes.model.generator import Generator, Request, Result
+from linernotes.model.sampling import Sampling
 
 
 @dataclass(frozen=True)

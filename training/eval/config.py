@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from data.cliconfig import flag
-from data.errors import ConfigError
-from model.card import PRECISIONS
+from linernotes.common.errors import ConfigError
+from linernotes.common.flags import flag
+from linernotes.model.card import PRECISIONS
 
 
 @dataclass(frozen=True)

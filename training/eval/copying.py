@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.copyguard import CopyGuard, N, ngram_hashes, words
+from linernotes.model.copyguard import CopyGuard, N, ngram_hashes, words
 
 NAN = float("nan")
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from model.copyguard import words
+from linernotes.model.copyguard import words
 
 
 def _ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:

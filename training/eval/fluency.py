@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from training.eval.likelihood import Sequence, nll_scorer
+from linernotes.training.eval.likelihood import Sequence, nll_scorer
 
 
 def load_scorer(model_dir: str | Path) -> tuple[Any, Any]:
     """The model (fp32, eval mode) and tokenizer of ``model_dir`` or a base name (resolved offline)."""
-    from training.setup import load_base
+    from linernotes.training.setup import load_base
 
     model, tokenizer = load_base(str(model_dir))
     return model.to(torch.float32).eval(), tokenizer

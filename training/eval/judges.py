@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from data.format import Record
+from linernotes.data.format import Record
 
 log = logging.getLogger(__name__)
 JUDGE_VERSION = 1

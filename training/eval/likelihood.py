@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from scipy.stats import binomtest
 
-from data.format import Record, escape_body, header
-from training.eval.stats import NAN, wilson
-from training.packing import encode, segments
+from linernotes.data.format import Record, escape_body, header
+from linernotes.training.eval.stats import NAN, wilson
+from linernotes.training.packing import encode, segments
 
 Sequence = tuple[list[int], int]  # (token ids, number of leading prefix ids that are not scored)
 Scorer = Callable[[list[Sequence]], list[tuple[float, int]]]

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data.errors import InputError
-from model.card import Card
-from training.eval.adherence import LabelAdherence, ScoreAdherence
-from training.eval.result import EvalReport
-from training.runlog import plot_loss
-from training.sweep import plot_sweep
+from linernotes.common.errors import InputError
+from linernotes.model.card import Card
+from linernotes.training.eval.adherence import LabelAdherence, ScoreAdherence
+from linernotes.training.eval.result import EvalReport
+from linernotes.training.runlog import plot_loss
+from linernotes.training.sweep import plot_sweep
 
 HISTORY = "metrics.jsonl"
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from training.eval.likelihood import REPORTED, band
+from linernotes.training.eval.likelihood import REPORTED, band
 
 
 @dataclass(frozen=True)

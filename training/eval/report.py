@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.eval.adherence import LabelAdherence, Regression, ScoreAdherence
-from training.eval.diversity import Diversity
-from training.eval.likelihood import TagId
-from training.eval.result import AtScale, EvalReport
-from training.eval.stats import Proportion
+from linernotes.training.eval.adherence import LabelAdherence, Regression, ScoreAdherence
+from linernotes.training.eval.diversity import Diversity
+from linernotes.training.eval.likelihood import TagId
+from linernotes.training.eval.result import AtScale, EvalReport
+from linernotes.training.eval.stats import Proportion
 
 
 def _f(value: Any, digits: int = 3) -> str:

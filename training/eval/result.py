@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from training.eval.adherence import Adherence
-from training.eval.copying import Copying
-from training.eval.diversity import Diversity, Duplicates
-from training.eval.likelihood import Perplexity, TagId
-from training.eval.ratings import Approval
+from linernotes.training.eval.adherence import Adherence
+from linernotes.training.eval.copying import Copying
+from linernotes.training.eval.diversity import Diversity, Duplicates
+from linernotes.training.eval.likelihood import Perplexity, TagId
+from linernotes.training.eval.ratings import Approval
 
 
 @dataclass(frozen=True)

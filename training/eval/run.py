@@ -11,25 +11,32 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from data.errors import InputError
-from data.format import Record
-from data.splits import read_split
-from model.card import Card
-from model.copyguard import CopyGuard, build_index, words
-from model.generator import GenerateConfig, Generator
-from model.sampling import Sampling
-from training.dataset import fingerprint
-from training.eval import plots
-from training.eval.adherence import adherence
-from training.eval.conditions import Sample, conditions, sample
-from training.eval.config import EvalConfig
-from training.eval.copying import copying
-from training.eval.diversity import diversity, duplicate_share, truncate_words
-from training.eval.judges import CLASSIFIED, load_or_fit
-from training.eval.likelihood import Perplexity, TagId, nll_scorer, perplexity, tag_id, tag_id_cases
-from training.eval.ratings import approval
-from training.eval.report import write_markdown
-from training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
+from linernotes.common.errors import InputError
+from linernotes.data.format import Record
+from linernotes.data.splits import read_split
+from linernotes.model.card import Card
+from linernotes.model.copyguard import CopyGuard, build_index, words
+from linernotes.model.generator import GenerateConfig, Generator
+from linernotes.model.sampling import Sampling
+from linernotes.training.dataset import fingerprint
+from linernotes.training.eval import plots
+from linernotes.training.eval.adherence import adherence
+from linernotes.training.eval.conditions import Sample, conditions, sample
+from linernotes.training.eval.config import EvalConfig
+from linernotes.training.eval.copying import copying
+from linernotes.training.eval.diversity import diversity, duplicate_share, truncate_words
+from linernotes.training.eval.judges import CLASSIFIED, load_or_fit
+from linernotes.training.eval.likelihood import (
+    Perplexity,
+    TagId,
+    nll_scorer,
+    perplexity,
+    tag_id,
+    tag_id_cases,
+)
+from linernotes.training.eval.ratings import approval
+from linernotes.training.eval.report import write_markdown
+from linernotes.training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
 
 log = logging.getLogger(__name__)
 

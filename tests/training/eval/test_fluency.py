@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.splits import read_split
-from training.eval.fluency import load_scorer, perplexity_under, sequences
+from linernotes.data.splits import read_split
+from linernotes.training.eval.fluency import load_scorer, perplexity_under, sequences
 
 GARBAGE = " ".join(["zq xjv qkz vvx jq", "kkq zzv xq qjx"] * 12)
 

@@ -8,18 +8,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.format import Record
-from data.splits import read_split
-from model.card import Card
-from model.copyguard import CopyGuard, build_index
-from training.dataset import fingerprint
-from training.eval import judges
-from training.eval.adherence import LabelAdherence, Regression, ScoreAdherence, adherence, confusion
-from training.eval.compare import compare
-from training.eval.conditions import Condition, Sample, conditions
-from training.eval.config import EvalConfig
-from training.eval.copying import Copying, Overlap, copying
-from training.eval.diversity import (
+from linernotes.data.format import Record
+from linernotes.data.splits import read_split
+from linernotes.model.card import Card
+from linernotes.model.copyguard import CopyGuard, build_index
+from linernotes.training.dataset import fingerprint
+from linernotes.training.eval import judges
+from linernotes.training.eval.adherence import (
+    LabelAdherence,
+    Regression,
+    ScoreAdherence,
+    adherence,
+    confusion,
+)
+from linernotes.training.eval.compare import compare
+from linernotes.training.eval.conditions import Condition, Sample, conditions
+from linernotes.training.eval.config import EvalConfig
+from linernotes.training.eval.copying import Copying, Overlap, copying
+from linernotes.training.eval.diversity import (
     Diversity,
     Duplicates,
     bleu,
@@ -28,12 +34,19 @@ from training.eval.diversity import (
     duplicate_share,
     self_bleu,
 )
-from training.eval.judges import fit_judge, load_or_fit, structure_features
-from training.eval.likelihood import Perplexity, PerplexityRow, TagId, TagIdCase, nll_scorer, tag_id
-from training.eval.ratings import Approval, approval
-from training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
-from training.eval.run import candidate_values
-from training.eval.stats import above, proportion, wilson
+from linernotes.training.eval.judges import fit_judge, load_or_fit, structure_features
+from linernotes.training.eval.likelihood import (
+    Perplexity,
+    PerplexityRow,
+    TagId,
+    TagIdCase,
+    nll_scorer,
+    tag_id,
+)
+from linernotes.training.eval.ratings import Approval, approval
+from linernotes.training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
+from linernotes.training.eval.run import candidate_values
+from linernotes.training.eval.stats import above, proportion, wilson
 
 PASSAGE = (
     "the lighthouse keeper counted every wave that broke against the northern wall until "
@@ -125,7 +138,7 @@ def test_adherence_compares_generated_with_floor_and_ceiling(sample_data: Path) 
 
 
 def _result(text: str):
-    from model.generator import Request, Result
+    from linernotes.model.generator import Request, Result
 
     return Result(Request("review", {}), text, True, 1, "end", 10, 0.0, "m")
 
@@ -169,7 +182,7 @@ def test_distinct_and_self_bleu_tell_repetition_from_variety() -> None:
 
 
 def test_scorer_matches_the_models_own_loss(tiny_fp32: Path) -> None:
-    from model.checkpoint import load_checkpoint
+    from linernotes.model.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(tiny_fp32, "fp32", "cpu")
     ids = loaded.tokenizer("<|review|> genre: Metal | score: 7.5\nHeavy riffs and thunder.")["input_ids"]

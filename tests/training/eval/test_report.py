@@ -9,13 +9,13 @@ from pathlib import Path
 import joblib
 import pytest
 
-from cli.main import main
-from data.splits import read_split
-from training.dataset import fingerprint
-from training.eval.config import EvalConfig
-from training.eval.likelihood import Perplexity, PerplexityRow
-from training.eval.result import EvalReport
-from training.eval.run import evaluate
+from linernotes.cli.main import main
+from linernotes.data.splits import read_split
+from linernotes.training.dataset import fingerprint
+from linernotes.training.eval.config import EvalConfig
+from linernotes.training.eval.likelihood import Perplexity, PerplexityRow
+from linernotes.training.eval.result import EvalReport
+from linernotes.training.eval.run import evaluate
 
 SMALL = ["--samples", "2", "--max-values", "3", "--max-new-tokens", "24", "--tag-id-examples", "12"]
 
@@ -126,7 +126,7 @@ def test_compare_says_who_wins(
         seen.append(config)
         return report if config.checkpoint == "ckpt-a" else worse
 
-    monkeypatch.setattr("training.eval.run.evaluate", fake_evaluate)
+    monkeypatch.setattr("linernotes.training.eval.run.evaluate", fake_evaluate)
     out = tmp_path / "cmp"
     argv = [
         "eval",

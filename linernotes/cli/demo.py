@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.chat import HELP, generation_id, parse_line, say, show_result
+from linernotes.cli.chat import HELP, generation_id, parse_line, say, show_result
 
 if TYPE_CHECKING:
-    from bot.app import LinernotesBot
+    from linernotes.bot.app import LinernotesBot
 
 log = logging.getLogger(__name__)
 RECIPE = "demo"  # training/pipeline.py: LoRA on the pretrained offline base
@@ -74,9 +74,9 @@ def ensure_model(home: Path) -> Path:
             f"Using the model trained on an earlier run ({checkpoint}); `linernotes demo --fresh` starts over."
         )
         return checkpoint
-    import data
-    from model.bases import resolve_base
-    from training.pipeline import RECIPES, build
+    import linernotes.data as data
+    from linernotes.model.bases import resolve_base
+    from linernotes.training.pipeline import RECIPES, build
 
     base = RECIPES[RECIPE]["base"]
 
@@ -111,8 +111,8 @@ def ensure_model(home: Path) -> Path:
 def simulated_bot(checkpoint: Path, database: Path, **settings: Any) -> LinernotesBot:
     """The real bot, unstarted, set up for a simulated Discord (the demo's and the playground's);
     ``settings`` are BotConfig fields that replace the demo's."""
-    from bot.app import LinernotesBot
-    from bot.config import load_config
+    from linernotes.bot.app import LinernotesBot
+    from linernotes.bot.config import load_config
 
     # LINERNOTES_* settings apply as for the real bot; these keep the demo small and snappy.
     # sync="always": every run is a new simulated Discord that has never seen the commands.
@@ -203,7 +203,7 @@ async def server_model(env, bot, guild, channel) -> None:
     run finds that model ready (the simulated server is the same each run) and only asks."""
     import discord
 
-    import data
+    import linernotes.data as data
 
     if bot.models is None:
         return
@@ -230,7 +230,7 @@ async def server_model(env, bot, guild, channel) -> None:
 async def uncached_review(bot: LinernotesBot, wanted: dict[str, Any]) -> dict[str, Any]:
     """``wanted``, or the nearest score of its genre with nothing cached, so every run shows a miss
     (an earlier run's warm-up fills the keys that run asked for)."""
-    from bot.cache import key_for, score_buckets
+    from linernotes.bot.cache import key_for, score_buckets
 
     card = bot.worker.generator.card
     depth = await bot.db.depth(card.model_id)
@@ -343,7 +343,7 @@ async def react(env, member, channel, emoji: str, gid_text: str) -> None:
 
 async def where_ratings_landed(bot, database: Path) -> None:
     """Show the ratings in the database and export them as training data."""
-    from bot.feedback import export_feedback
+    from linernotes.bot.feedback import export_feedback
 
     out = database.parent / "feedback"
     counts = await export_feedback(database, out)

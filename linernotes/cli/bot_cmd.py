@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 
-from data.errors import ConfigError, LinernotesError
+from linernotes.common.errors import ConfigError, LinernotesError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace, **extra):
-    from bot.config import load_config
+    from linernotes.bot.config import load_config
 
     return load_config(
         args.config,
@@ -79,7 +79,7 @@ def run_bot(args: argparse.Namespace) -> int:
     import aiohttp
     import discord
 
-    from bot.app import LinernotesBot
+    from linernotes.bot.app import LinernotesBot
 
     config = _config(args, sync=args.sync)
     token = _token()
@@ -113,11 +113,11 @@ def run_warm(args: argparse.Namespace) -> int:
     """Warm the cache once from the command line, with the bot's settings (backend included)."""
     from tqdm.auto import tqdm
 
-    from bot.config import generate_config
-    from bot.storage import Database
-    from bot.warm import warm_as_configured
-    from model.generator import Generator
-    from model.worker import GenerationWorker
+    from linernotes.bot.config import generate_config
+    from linernotes.bot.storage import Database
+    from linernotes.bot.warm import warm_as_configured
+    from linernotes.model.generator import Generator
+    from linernotes.model.worker import GenerationWorker
 
     config = _config(args, per_key=args.per_key)
 
@@ -150,7 +150,7 @@ def run_warm(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     """Print the operator's totals: every server, every generation."""
-    from bot.storage import existing
+    from linernotes.bot.storage import existing
 
     async def read() -> dict[str, int]:
         async with existing(args.db) as db:
@@ -163,7 +163,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_feedback_export(args: argparse.Namespace) -> int:
     """Export ratings."""
-    from bot.feedback import export_feedback
+    from linernotes.bot.feedback import export_feedback
 
     counts = asyncio.run(export_feedback(args.db, args.out, args.model))
     print(

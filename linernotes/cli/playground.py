@@ -18,8 +18,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from cli.chat import say
-from cli.demo import (
+from linernotes.cli.chat import say
+from linernotes.cli.demo import (
     REUSE_WARM_LIMIT,
     WARM_LIMIT,
     demo_home,
@@ -28,7 +28,7 @@ from cli.demo import (
     quiet_logging,
     simulated_bot,
 )
-from data.errors import CheckpointError, ConfigError
+from linernotes.common.errors import CheckpointError, ConfigError
 
 # What ``simcord[preview]`` adds, as SimCord checks it when a preview opens: checked up front so a
 # missing extra is reported before minutes of model building, not after.

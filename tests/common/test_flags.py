@@ -8,12 +8,12 @@ import shlex
 
 import pytest
 
-from cli import eval_cmd, prepare_cmd, train_cmd
-from cli.main import build_parser
-from data.cliconfig import add_flags, flag, from_args
-from data.config import DataConfig
-from training.config import TrainConfig
-from training.eval.config import EvalConfig
+from linernotes.cli import eval_cmd, prepare_cmd, train_cmd
+from linernotes.cli.main import build_parser
+from linernotes.common.flags import add_flags, flag, from_args
+from linernotes.data.config import DataConfig
+from linernotes.training.config import TrainConfig
+from linernotes.training.eval.config import EvalConfig
 
 
 def parse(argv: str) -> argparse.Namespace:

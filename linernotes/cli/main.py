@@ -7,8 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cli import commands
-from data.errors import LinernotesError
+from linernotes.cli import commands
+from linernotes.common.errors import LinernotesError
 
 log = logging.getLogger("linernotes")
 

@@ -12,7 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from data.errors import ConfigError
+from linernotes.common.errors import ConfigError
 
 SERVER_ID = (
     "the server's id, a number (in Discord: Developer Mode on, right-click the server, Copy Server ID)"
@@ -59,9 +59,9 @@ def guild_id(text: str) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     """Register the adapter and say when the bot serves it."""
-    from bot.config import load_config
-    from bot.model_admin import add_adapter
-    from bot.models import CHECKPOINT
+    from linernotes.bot.config import load_config
+    from linernotes.bot.model_admin import add_adapter
+    from linernotes.bot.models import CHECKPOINT
 
     guild = guild_id(args.guild)
     config = load_config(args.config, os.environ, checkpoint=args.checkpoint, database=args.db)
@@ -84,7 +84,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print one line per model."""
-    from bot.model_admin import list_models
+    from linernotes.bot.model_admin import list_models
 
     guild = guild_id(args.guild) if args.guild is not None else None
     found = asyncio.run(list_models(args.db, guild))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from data.cliconfig import add_flags, from_args
-from data.config import DataConfig
-from data.prepare import prepare, summary
+from linernotes.common.flags import add_flags, from_args
+from linernotes.data.config import DataConfig
+from linernotes.data.prepare import prepare, summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,11 +6,11 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from model.card import PRECISIONS
+from linernotes.model.card import PRECISIONS
 
 if TYPE_CHECKING:  # the model stack imports torch: only when a command runs
-    from model.generator import GenerateConfig
-    from model.sampling import Sampling
+    from linernotes.model.generator import GenerateConfig
+    from linernotes.model.sampling import Sampling
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 def sampling_from_args(args: argparse.Namespace, default_guidance: float = 1.0) -> Sampling:
     """The Sampling these flags describe."""
-    from model.sampling import Sampling
+    from linernotes.model.sampling import Sampling
 
     names = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
@@ -38,7 +38,7 @@ def sampling_from_args(args: argparse.Namespace, default_guidance: float = 1.0) 
 
 def generate_config(args: argparse.Namespace) -> GenerateConfig:
     """The GenerateConfig these flags describe."""
-    from model.generator import GenerateConfig
+    from linernotes.model.generator import GenerateConfig
 
     return GenerateConfig(
         precision=args.precision, device=args.device, backend=args.backend, backend_url=args.backend_url
@@ -74,7 +74,7 @@ TAGS = {
 
 def run(args: argparse.Namespace) -> int:
     """Generate and print."""
-    from model.generator import Generator, Request
+    from linernotes.model.generator import Generator, Request
 
     gen = Generator.load(args.checkpoint, generate_config(args))
     tags = {k: getattr(args, k) for k in TAGS[args.kind] if getattr(args, k) is not None}

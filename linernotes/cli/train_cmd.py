@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from data.cliconfig import add_flags, from_args
-from training.config import TrainConfig
+from linernotes.common.flags import add_flags, from_args
+from linernotes.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where things landed."""
-    from training.loop import train
+    from linernotes.training.loop import train
 
     config = config_from_args(args)
     try:
@@ -69,7 +69,7 @@ def register_sweep(sub: argparse._SubParsersAction) -> None:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """Run the sweep and print its table."""
-    from training.sweep import parse_sizes, sweep
+    from linernotes.training.sweep import parse_sizes, sweep
 
     rows = sweep(config_from_args(args), parse_sizes(args.sizes), args.out)
     for r in rows:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from data.errors import LinernotesError
+from linernotes.common.errors import LinernotesError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the job, printing its events; a user-fixable error becomes an ``error`` event and status 1."""
-    from training import server
+    from linernotes.training import server
 
     emit = functools.partial(write_event, sys.stdout)
     # Anything else printed on the way (a library's notice) goes to the log, not into the event stream.

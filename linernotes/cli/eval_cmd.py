@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data.cliconfig import add_flags, from_args
-from data.errors import ConfigError
-from training.eval.config import EvalConfig
+from linernotes.common.errors import ConfigError
+from linernotes.common.flags import add_flags, from_args
+from linernotes.training.eval.config import EvalConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def _config(args: argparse.Namespace, checkpoint: str, out: Path) -> EvalConfig:
 
 def from_database(path: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """Rated generations and cached texts per key, read from the bot's database."""
-    from bot.storage import existing
+    from linernotes.bot.storage import existing
 
     async def read() -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
         async with existing(path) as db:
@@ -42,8 +42,8 @@ def from_database(path: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate one checkpoint, or two and compare them."""
-    from training.eval.compare import write_comparison
-    from training.eval.run import evaluate
+    from linernotes.training.eval.compare import write_comparison
+    from linernotes.training.eval.run import evaluate
 
     if bool(args.checkpoint) == bool(args.compare):
         raise ConfigError("give one checkpoint, or --compare CKPT_A CKPT_B")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from model.card import PRECISIONS
+from linernotes.model.card import PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export and summarise the card."""
-    from training.export import export
+    from linernotes.training.export import export
 
     card = export(args.run, args.out, args.precision, args.merge, args.guidance)
     kinds = ", ".join(f"{k} ({v.get('examples', 0)} examples)" for k, v in card.tags.items())

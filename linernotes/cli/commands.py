@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli import (
+from linernotes.cli import (
     adapter_cmd,
     bot_cmd,
     demo,
