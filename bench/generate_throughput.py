@@ -93,7 +93,7 @@ def fixed_length(backend) -> None:
 def side_ours(tmp: Path, n_tokens: int, fixed: bool) -> dict:
     from linernotes.model.backends import LocalBackend, PromptText
     from linernotes.model.checkpoint import load_checkpoint
-    from linernotes.model.sampling import Sampling
+    from linernotes.model.config import Sampling
 
     loaded = load_checkpoint(tmp / "fp32", "fp32", "cpu")
     backend = LocalBackend(loaded.model, loaded.tokenizer)
@@ -183,7 +183,7 @@ def side_pipeline(tmp: Path, n_tokens: int, fixed: bool, n_requests: int) -> dic
 def side_load(tmp: Path, precision: str, n_tokens: int, fixed: bool) -> dict:
     from linernotes.model.backends import LocalBackend, PromptText
     from linernotes.model.checkpoint import load_checkpoint
-    from linernotes.model.sampling import Sampling
+    from linernotes.model.config import Sampling
 
     start = time.perf_counter()
     loaded = load_checkpoint(tmp / precision, precision, "cpu")
@@ -217,7 +217,7 @@ def side_memory(tmp: Path, calls: int) -> dict:
 
     from linernotes.data.splits import read_split
     from linernotes.model.backends import LocalBackend, PromptText
-    from linernotes.model.sampling import Sampling
+    from linernotes.model.config import Sampling
     from linernotes.training.setup import train_tokenizer
 
     # A small corpus vocabulary: this checks our code for leaks, and a 49k vocabulary only slows it.

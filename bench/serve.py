@@ -107,8 +107,8 @@ def pct(values: list[float], q: float) -> float:
 async def stock(bot, genre: str, n: int, texts: int = 16) -> None:
     """At least ``n`` cached generations for one review key: ``texts`` real ones, stored repeatedly."""
     from linernotes.bot.cache import key_for
+    from linernotes.model.config import Sampling
     from linernotes.model.generator import Request
-    from linernotes.model.sampling import Sampling
 
     key = key_for("review", bot.requests.card.check_request("review", {"genre": genre, "score": 7.5}), 0.5)
     requests = [

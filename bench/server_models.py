@@ -125,7 +125,8 @@ def style(checkpoint: Path, servers: list[dict]) -> dict:
     """Share of held-out sections whose own server's adapter gives them the highest likelihood."""
     from linernotes.data.format import header
     from linernotes.data.splits import read_split
-    from linernotes.model.generator import GenerateConfig, Generator
+    from linernotes.model.config import GenerateConfig
+    from linernotes.model.generator import Generator
 
     gen = Generator.load(checkpoint, GenerateConfig())
     for s in servers:
@@ -174,8 +175,8 @@ def sweep(checkpoint: Path, tmp: Path, settings: list[dict]) -> list[dict]:
 
 def many(checkpoint: Path, servers: list[dict], rounds: int) -> dict:
     """Memory of 20 attached adapters; 64 requests over all of them against 64 to one, interleaved."""
-    from linernotes.model.generator import GenerateConfig, Generator, Request
-    from linernotes.model.sampling import Sampling
+    from linernotes.model.config import GenerateConfig, Sampling
+    from linernotes.model.generator import Generator, Request
 
     gen = Generator.load(checkpoint, GenerateConfig())
     paths = [Path(s["model"].path) / "checkpoint" for s in servers]

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 MAX_CHOICES = 25
 SEED_MAX = 200
 HEADLINE_MAX = 100  # a product headline is a title, not a review
-GENERATION_COMMANDS = ("review", "product", "lyrics")
 
 
 def _values_option(func, name: str, values: list[str]):

@@ -17,8 +17,7 @@ from linernotes.common.errors import ConfigError
 
 if TYPE_CHECKING:  # the model stack imports torch: only when the bot or a command needs it
     from linernotes.model.card import Card
-    from linernotes.model.generator import GenerateConfig
-    from linernotes.model.sampling import Sampling
+    from linernotes.model.config import GenerateConfig, Sampling
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "LINERNOTES_"
@@ -103,7 +102,7 @@ class BotConfig:
 def generate_config(config: BotConfig) -> GenerateConfig:
     """The generator settings the bot's settings call for: the one place the bot, ``linernotes warm``
     and reloads turn one into the other."""
-    from linernotes.model.generator import GenerateConfig
+    from linernotes.model.config import GenerateConfig
 
     return GenerateConfig(
         precision=config.precision,
@@ -166,7 +165,7 @@ def load_config(
 
 def sampling_for(config: BotConfig, card: Card) -> Sampling:
     """Sampling for the bot's generations (a fresh seed each time): the guidance setting, else the card's."""
-    from linernotes.model.sampling import Sampling
+    from linernotes.model.config import Sampling
 
     guidance = config.guidance if config.guidance is not None else card.generation.get("guidance", 1.0)
     return Sampling(guidance=guidance)

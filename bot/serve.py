@@ -25,8 +25,8 @@ from linernotes.bot.models import Route
 from linernotes.bot.storage import Database, Generation
 from linernotes.bot.views import another_view
 from linernotes.common.errors import GenerationError, LinernotesError
+from linernotes.model.config import Sampling
 from linernotes.model.generator import Request, Result
-from linernotes.model.sampling import Sampling
 from linernotes.model.worker import INTERACTIVE, GenerationWorker
 
 log = logging.getLogger(__name__)

@@ -326,10 +326,6 @@ class Database:
         """Forget a delivery whose message could not be sent (the generation stays available)."""
         await self.execute("DELETE FROM deliveries WHERE id = ? AND message_id IS NULL", (delivery_id,))
 
-    async def pending_deliveries(self) -> int:
-        """Deliveries still waiting for their message (none once every send has finished or failed)."""
-        return (await self.fetch("SELECT COUNT(*) FROM deliveries WHERE message_id IS NULL"))[0][0]
-
     async def generation_for_message(self, message_id: int) -> int | None:
         """Which generation a bot message shows."""
         rows = await self.fetch("SELECT generation_id FROM deliveries WHERE message_id = ?", (message_id,))

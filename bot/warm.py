@@ -17,8 +17,8 @@ from linernotes.bot.config import BotConfig, sampling_for
 from linernotes.bot.storage import Database
 from linernotes.common.errors import TagError
 from linernotes.model.card import Card
+from linernotes.model.config import Sampling
 from linernotes.model.generator import Request
-from linernotes.model.sampling import Sampling
 from linernotes.model.worker import BACKGROUND, GenerationWorker
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from typing import Protocol
 from linernotes.common.errors import ConfigError, GenerationError
 from linernotes.model.adapters import unknown_adapter
 from linernotes.model.card import Card
+from linernotes.model.config import Sampling
 from linernotes.model.decode import FORBIDDEN, Prompt, Vocab, decode
 from linernotes.model.lora import LoraBank, Routes
-from linernotes.model.sampling import Sampling
 from linernotes.model.vllm_lora import RuntimeLora
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 from linernotes.common.errors import ConfigError
 from linernotes.data.format import END
+from linernotes.model.atomic import atomic_dir
+from linernotes.model.quiet import quiet_transformers
 
 log = logging.getLogger(__name__)
 MARK = "linernotes-base.json"  # written last into a converted directory: its presence means "complete"
@@ -124,7 +126,6 @@ def convert_once(gguf: Path, out: Path, say: Callable[[str], None]) -> Path:
     """``out`` holding ``gguf`` as a Hugging Face model directory; converted only when not there yet."""
     if (out / MARK).is_file():
         return out
-    from linernotes.model.checkpoint import atomic_dir
 
     say(f"Converting {gguf.name} into a Hugging Face model directory (once): {out}")
     atomic_dir(out, lambda tmp: convert_gguf(gguf, tmp))
@@ -137,8 +138,6 @@ def convert_gguf(gguf: Path, out: Path) -> None:
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from linernotes.model.checkpoint import quiet_transformers
 
     quiet_transformers()
     try:

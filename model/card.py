@@ -16,7 +16,8 @@ from linernotes.data.format import FORMAT_VERSION, KINDS, normalize_tags
 
 CARD_FILE = "card.json"
 CARD_VERSION = 1
-PRECISIONS = ("int8", "fp16", "bf16", "fp32")
+# How a checkpoint's weights are stored and loaded (export, generate, the bot).
+WEIGHT_PRECISIONS = ("int8", "fp16", "bf16", "fp32")
 CATEGORICAL = ("genre", "part", "artist")  # tags whose values a model knows from training (titles are free)
 
 

@@ -8,11 +8,8 @@ never leaves a half-written checkpoint under the final name.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,10 @@ import torch
 from safetensors import SafetensorError
 
 from linernotes.common.errors import CheckpointError, ConfigError
-from linernotes.model.card import CARD_FILE, PRECISIONS, Card, read_card, write_card
+from linernotes.model.atomic import atomic_dir
+from linernotes.model.bases import resolve_base
+from linernotes.model.card import CARD_FILE, WEIGHT_PRECISIONS, Card, read_card, write_card
+from linernotes.model.quiet import quiet_transformers
 
 log = logging.getLogger(__name__)
 
@@ -41,42 +41,6 @@ class Loaded:
     path: Path
 
 
-def quiet_transformers() -> None:
-    """Silence per-load progress bars and bitsandbytes' per-call float16 cast warning."""
-    from transformers.utils import logging as hf_logging
-
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # optional CPU kernels it cannot find
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", message=r"MatMul8bitLt: inputs will be cast")
-    warnings.filterwarnings("ignore", message=r"Failed to load CPU gemm_4bit_forward")
-    # An int8 GPT-2 dequantizes into Linear layers where its adapters were trained on Conv1D ones: peft
-    # says it transposes, which is right and nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r"fan_in_fan_out is set to True but the target module")
-    # Deprecation notices from inside peft/transformers about their own APIs: nothing a user can act on.
-    warnings.filterwarnings(
-        "ignore", message=r".*is_gradient_checkpointing. is deprecated", category=FutureWarning
-    )
-
-
-def atomic_dir(out: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write(tmp)`` into a temp dir beside ``out``, then swap it into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write(tmp)
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
 def save_checkpoint(
     out: Path,
     model: Any,
@@ -86,8 +50,8 @@ def save_checkpoint(
     extras: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a self-describing checkpoint; ``extras(dir)`` may add files (e.g. the copy-guard index)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in WEIGHT_PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
     quiet_transformers()
     card.precision = precision
 
@@ -137,8 +101,10 @@ def resolve_precision(stored: str, requested: str, device: torch.device) -> str:
     to ask for fp32."""
     if requested == "auto":
         return "fp32" if device.type == "cpu" and stored in ("fp16", "bf16") else stored
-    if requested not in PRECISIONS:
-        raise ConfigError(f"--precision must be auto or one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested not in WEIGHT_PRECISIONS:
+        raise ConfigError(
+            f"--precision must be auto or one of {', '.join(WEIGHT_PRECISIONS)}, got {requested!r}"
+        )
     return requested
 
 
@@ -209,7 +175,6 @@ def _load_adapter(path: Path, card: Card, want: str, dev: torch.device) -> Any:
 
 def _hub_base(path: Path, card: Card, want: str, dev: torch.device) -> Any:
     """An adapter's base named like ``--base``: a hub name, a Hugging Face directory or an offline base."""
-    from linernotes.model.bases import resolve_base
 
     base = resolve_base(card.adapter["base"]) if card.adapter else ""
     base_card = Card(**{**card.__dict__, "precision": "fp32", "adapter": None})

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 import torch
 
 from linernotes.data.format import HEADER_OPEN, escape_body
+from linernotes.model.config import Sampling
 from linernotes.model.lora import Routes
-from linernotes.model.sampling import Sampling, guide, sample
+from linernotes.model.sampling import guide, sample
 
 # Text a decoded body may never contain: a header start, and its escaped form (which the finished
 # text would show unescaped, as a header start).

@@ -26,37 +26,12 @@ from linernotes.model.adapters import Adapter, read_adapter_card, unknown_adapte
 from linernotes.model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
 from linernotes.model.card import Card
 from linernotes.model.checkpoint import load_checkpoint
+from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.copyguard import CopyCheck, CopyGuard
-from linernotes.model.postprocess import EMBED_LIMIT, acceptable, finish
-from linernotes.model.sampling import Sampling
+from linernotes.model.postprocess import acceptable, finish
 from linernotes.model.seedline import sanitize_seed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """The generation stage's settings (CLI flags, bot settings)."""
-
-    precision: str = "auto"
-    device: str = "auto"
-    backend: str = "local"  # local | openai
-    backend_url: str | None = None
-    backend_model: str | None = None  # the served model's name; default: the card's model_id
-    max_batch: int = 32
-    max_attempts: int = 3
-    copy_run: int = 12
-    copy_share: float = 0.5
-    min_chars: int | None = None  # None: per-kind default
-    limit: int = EMBED_LIMIT
-
-    def __post_init__(self) -> None:
-        if self.backend not in {"local", "openai"}:
-            raise ConfigError(f"backend must be local or openai, got {self.backend!r}")
-        if self.backend == "openai" and not self.backend_url:
-            raise ConfigError("the openai backend needs a URL (--backend-url)")
-        if self.max_batch <= 0 or self.max_attempts <= 0:
-            raise ConfigError("max_batch and max_attempts must be positive")
 
 
 @dataclass(frozen=True)

@@ -2,47 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
-
 import torch
 
-from linernotes.common.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How one request is sampled. ``seed`` makes it reproducible; ``guidance`` 1.0 is plain sampling."""
-
-    temperature: float = 0.9
-    top_k: int = 50
-    top_p: float = 0.95
-    repetition_penalty: float = 1.1
-    max_new_tokens: int = 200
-    seed: int | None = None
-    guidance: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.temperature >= 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not self.repetition_penalty >= 1:
-            raise ConfigError(f"repetition_penalty must be >= 1, got {self.repetition_penalty}")
-        if self.max_new_tokens <= 0:
-            raise ConfigError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
-        if not self.guidance >= 0:
-            raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
-
-    def with_seed(self, seed: int) -> Sampling:
-        """A copy with this seed."""
-        return replace(self, seed=seed)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready copy."""
-        return asdict(self)
+from linernotes.model.config import Sampling
 
 
 def sample(

@@ -13,7 +13,8 @@ SCRATCH = {
     "tiny": {"n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 4096},
     "small": {"n_layer": 4, "n_embd": 256, "n_head": 4, "vocab_size": 8192},
 }
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The compute dtype while training (never int8: quantisation happens at export).
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -53,7 +54,9 @@ class TrainConfig:
     grad_clip: float = field(default=1.0, metadata=flag("gradient norm clip"))
     precision: str = field(
         default="auto",
-        metadata=flag("auto: bf16/fp16 on a GPU, fp32 on a CPU; bf16 also runs on a CPU", choices=PRECISIONS),
+        metadata=flag(
+            "auto: bf16/fp16 on a GPU, fp32 on a CPU; bf16 also runs on a CPU", choices=TRAIN_PRECISIONS
+        ),
     )
     gradient_checkpointing: bool = field(
         default=False, metadata=flag("recompute activations in the backward pass (less memory)")
@@ -109,7 +112,7 @@ class TrainConfig:
             raise ConfigError(
                 f"--from-scratch must be one of {', '.join(SCRATCH)}, got {self.from_scratch!r}"
             )
-        if self.precision not in PRECISIONS:
+        if self.precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 <= self.tag_dropout < 1:
             raise ConfigError(f"--tag-dropout must be in [0, 1), got {self.tag_dropout}")

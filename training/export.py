@@ -12,12 +12,13 @@ from typing import Any
 
 from linernotes.common.errors import CheckpointError, ConfigError
 from linernotes.data.splits import iter_split
-from linernotes.model.card import PRECISIONS, Card
-from linernotes.model.checkpoint import quiet_transformers, require_base, save_checkpoint
+from linernotes.model.card import WEIGHT_PRECISIONS, Card
+from linernotes.model.checkpoint import require_base, save_checkpoint
+from linernotes.model.config import Sampling
 from linernotes.model.copyguard import FILE as GUARD_FILE
 from linernotes.model.copyguard import CopyGuard, build_index
 from linernotes.model.copyguard import N as GUARD_N
-from linernotes.model.sampling import Sampling
+from linernotes.model.quiet import quiet_transformers
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def architecture(model: Any) -> dict[str, Any]:
 
 def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, guidance: float = 1.0) -> Card:
     """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale) and copy guard."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in WEIGHT_PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
     check_guidance(guidance)
     quiet_transformers()
     run = Path(run)

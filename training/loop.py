@@ -26,7 +26,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from linernotes.common.errors import CheckpointError, ConfigError
 from linernotes.data.format import FORMAT_VERSION
-from linernotes.model.checkpoint import atomic_dir, quiet_transformers
+from linernotes.model.atomic import atomic_dir
+from linernotes.model.quiet import quiet_transformers
 from linernotes.training import dataset, setup
 from linernotes.training.config import TrainConfig
 from linernotes.training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens

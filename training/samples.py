@@ -6,8 +6,8 @@ from typing import Any
 
 from linernotes.model.backends import LocalBackend
 from linernotes.model.card import Card
-from linernotes.model.generator import GenerateConfig, Generator, Request
-from linernotes.model.sampling import Sampling
+from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.generator import Generator, Request
 
 
 def representative(tags: dict[str, dict[str, Any]], limit: int = 4) -> list[tuple[str, dict[str, Any]]]:

@@ -13,7 +13,8 @@ from linernotes.common.errors import ConfigError
 from linernotes.data.format import END
 from linernotes.model.bases import resolve_base
 from linernotes.model.card import read_card
-from linernotes.model.checkpoint import is_checkpoint, load_checkpoint, quiet_transformers
+from linernotes.model.checkpoint import is_checkpoint, load_checkpoint
+from linernotes.model.quiet import quiet_transformers
 from linernotes.training.config import SCRATCH, TrainConfig
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import torch
 
 from linernotes.common.errors import CheckpointError
 from linernotes.data.format import FORMAT_VERSION
-from linernotes.model.checkpoint import atomic_dir
+from linernotes.model.atomic import atomic_dir
 from linernotes.training.config import TrainConfig
 
 STATE_DIR = "state"

@@ -9,6 +9,7 @@ import os
 import signal
 
 from linernotes.common.errors import ConfigError, LinernotesError
+from linernotes.model.card import WEIGHT_PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ def _settings_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint directory (or LINERNOTES_CHECKPOINT)")
     p.add_argument("--db", help="SQLite database (default linernotes.sqlite3, or LINERNOTES_DATABASE)")
     p.add_argument("--config", help="TOML settings file (see bot.example.toml)")
-    p.add_argument("--precision", choices=["auto", "int8", "fp16", "bf16", "fp32"])
+    p.add_argument("--precision", choices=["auto", *WEIGHT_PRECISIONS])
     p.add_argument("--device")
 
 

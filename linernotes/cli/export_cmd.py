@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from linernotes.model.card import PRECISIONS
+from linernotes.model.card import WEIGHT_PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a run as a checkpoint (int8 by default)")
     p.add_argument("run", help="run directory from `linernotes train`")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
-    p.add_argument("--precision", choices=PRECISIONS, default="int8")
+    p.add_argument("--precision", choices=WEIGHT_PRECISIONS, default="int8")
     p.add_argument("--merge", action="store_true", help="fold a LoRA adapter into its base weights")
     p.add_argument(
         "--guidance",

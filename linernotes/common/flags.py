@@ -101,7 +101,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, exclude: Collection[st
             raise TypeError(f"{cls.__name__}.{f.name} has no flag(...) metadata: give it one or exclude it")
         hint, default = _unwrap_optional(hints[f.name]), _default(f)
         settings = _by_type(hint, default, f.metadata["positional"])
-        settings["help"] = _help(f.metadata["help"], default)
+        settings["help"] = _help(f.metadata["help"], f.metadata["argparse"].get("default", default))
         settings |= f.metadata["argparse"]
         if f.metadata["positional"]:
             parser.add_argument(f.name, **settings)
@@ -109,7 +109,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, exclude: Collection[st
         if default is _MISSING:
             settings["required"] = True
         elif "action" not in settings and "nargs" not in settings:
-            settings["default"] = default  # for --help; lists and tuples stay None until given
+            # For --help; lists and tuples stay None until given. A ``default=`` in the metadata wins: None
+            # there means "not given", for a field whose real default comes from elsewhere (a card).
+            settings.setdefault("default", default)
         parser.add_argument(_flag(f, hint), dest=f.name, **settings)
 
 

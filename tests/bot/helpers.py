@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from linernotes.bot.cache import key_for
+from linernotes.model.config import Sampling
 from linernotes.model.generator import Request
-from linernotes.model.sampling import Sampling
 
 
 def callbacks(env) -> list[dict]:

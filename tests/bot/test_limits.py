@@ -8,8 +8,8 @@ import pytest
 import simcord
 
 from linernotes.common.errors import LinernotesError
-from linernotes.model.generator import GenerateConfig, Generator, Request
-from linernotes.model.sampling import Sampling
+from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.generator import Generator, Request
 from linernotes.model.worker import BACKGROUND, INTERACTIVE, GenerationWorker, QueueFull
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)

@@ -10,8 +10,8 @@ import pytest
 
 from linernotes.bot.migrations import MIGRATIONS
 from linernotes.bot.storage import Database, StorageError
+from linernotes.model.config import Sampling
 from linernotes.model.generator import Request, Result
-from linernotes.model.sampling import Sampling
 
 
 def result(text: str, tags: dict | None = None, seed: int = 1) -> Result:

@@ -9,8 +9,8 @@ import threading
 import pytest
 import simcord
 
-from linernotes.model.generator import GenerateConfig, Generator, Request
-from linernotes.model.sampling import Sampling
+from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.generator import Generator, Request
 from linernotes.model.worker import GenerationWorker, JobTimeout
 from tests.bot.helpers import footer_id
 

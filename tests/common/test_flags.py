@@ -8,10 +8,11 @@ import shlex
 
 import pytest
 
-from linernotes.cli import eval_cmd, prepare_cmd, train_cmd
+from linernotes.cli import eval_cmd, generate_cmd, prepare_cmd, train_cmd
 from linernotes.cli.main import build_parser
 from linernotes.common.flags import add_flags, flag, from_args
 from linernotes.data.config import DataConfig
+from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.training.config import TrainConfig
 from linernotes.training.eval.config import EvalConfig
 
@@ -156,6 +157,9 @@ def test_eval_command_gives_its_config() -> None:
         ("sweep", TrainConfig, train_cmd.NOT_FLAGS | {"resume"}),
         ("prepare", DataConfig, set()),
         ("eval", EvalConfig, set()),
+        ("generate", generate_cmd.GenerateArgs, set()),
+        ("generate", Sampling, set()),
+        ("generate", GenerateConfig, {"limit"}),
     ],
 )
 def test_every_config_field_has_a_flag_or_is_excluded(command: str, cls: type, excluded: set[str]) -> None:
@@ -177,3 +181,37 @@ def test_a_field_without_flag_metadata_is_refused() -> None:
     add_flags(parser, Settings, exclude={"forgotten"})
     assert from_args(Settings, parser.parse_args(["--size", "5"])) == Settings(size=5)
     assert "how big; default 3" in parser.format_help()
+
+
+def test_generate_command_gives_its_three_configs() -> None:
+    args = parse(
+        "generate ck review --genre Metal --score 7.5 -n 3 --json --temperature 0.7 --top-k 20 --top-p 0.9 "
+        "--repetition-penalty 1.3 --max-new-tokens 64 --seed 5 --guidance 2 --precision fp32 --device cpu "
+        "--backend openai --backend-url http://box:8000/v1 --max-batch 8 --min-chars 40"
+    )
+    asked = from_args(generate_cmd.GenerateArgs, args)
+    assert asked == generate_cmd.GenerateArgs(
+        checkpoint="ck", kind="review", genre="Metal", score=7.5, n=3, json=True
+    )
+    assert from_args(Sampling, args) == Sampling(
+        temperature=0.7, top_k=20, top_p=0.9, repetition_penalty=1.3, max_new_tokens=64, seed=5, guidance=2.0
+    )
+    assert from_args(GenerateConfig, args) == GenerateConfig(
+        precision="fp32",
+        device="cpu",
+        backend="openai",
+        backend_url="http://box:8000/v1",
+        max_batch=8,
+        min_chars=40,
+    )
+
+
+def test_generate_without_guidance_leaves_it_to_the_card() -> None:
+    """An unset --guidance parses as None, so the card's scale applies; the others keep their defaults."""
+    args = parse("generate ck lyrics --part chorus")
+    assert args.guidance is None
+    assert from_args(Sampling, args, guidance=3.0) == Sampling(guidance=3.0)
+    assert from_args(GenerateConfig, args) == GenerateConfig()
+    assert "default: the checkpoint card's" in " ".join(subparser("generate").format_help().split())
+    with pytest.raises(SystemExit):
+        parse("generate ck lyrics --precision fp8")

@@ -19,7 +19,7 @@ from pathlib import Path
 from linernotes.model.backends import LocalBackend, PromptText
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import load_checkpoint
-from linernotes.model.sampling import Sampling
+from linernotes.model.config import Sampling
 
 LORA_ROUTES = ("/v1/load_lora_adapter", "/v1/unload_lora_adapter")
 NO_ROUTE = (404, {"detail": "Not Found"})  # FastAPI's answer for a route the app does not have

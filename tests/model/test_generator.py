@@ -7,9 +7,9 @@ import pytest
 from linernotes.common.errors import TagError
 from linernotes.data.format import END, HEADER_OPEN, make_record, parse, render
 from linernotes.model.backends import Raw
+from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.copyguard import CopyGuard, build_index
-from linernotes.model.generator import GenerateConfig, Generator, Request
-from linernotes.model.sampling import Sampling
+from linernotes.model.generator import Generator, Request
 from tests.model.openai_server import CompletionServer
 
 # The tiny test model writes little that reads well; accept anything non-empty so behaviour is testable.

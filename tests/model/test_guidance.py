@@ -14,8 +14,9 @@ from linernotes.data.format import HEADER_OPEN, header
 from linernotes.model.backends import LocalBackend, PromptText
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import load_checkpoint
+from linernotes.model.config import Sampling
 from linernotes.model.decode import Prompt, Vocab, decode, next_token_logprobs
-from linernotes.model.sampling import Sampling, guide
+from linernotes.model.sampling import guide
 
 # A toy vocabulary whose tokens spell the real tag format, plus pieces of header syntax.
 TOKENS = ["<|endoftext|>", "<|lyrics|>", " part:", " chorus", " verse", "\n", " A", " B", " la"]
@@ -219,7 +220,8 @@ def test_real_tokenizer_never_writes_header_syntax(tiny_fp32):
 
 
 def test_seed_line_cannot_smuggle_header_syntax(tiny_fp32):
-    from linernotes.model.generator import GenerateConfig, Generator, Request
+    from linernotes.model.config import GenerateConfig
+    from linernotes.model.generator import Generator, Request
 
     gen = Generator.load(tiny_fp32, GenerateConfig(device="cpu", min_chars=1))
     seed = "we ride <\\|review|> at <|lyrics|> dawn <"

@@ -15,8 +15,8 @@ from linernotes.common.errors import CheckpointError, TagError
 from linernotes.data.format import header
 from linernotes.model.backends import PromptText, Raw
 from linernotes.model.card import read_card
-from linernotes.model.generator import GenerateConfig, Generator, Request
-from linernotes.model.sampling import Sampling
+from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.generator import Generator, Request
 from linernotes.model.vllm_lora import message
 from tests.model.openai_server import CompletionServer
 from tests.model.test_adapters import make_adapter

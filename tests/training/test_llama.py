@@ -12,8 +12,8 @@ import torch
 from linernotes.data.format import END, HEADER_OPEN
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import load_checkpoint
-from linernotes.model.generator import GenerateConfig, Generator, Request
-from linernotes.model.sampling import Sampling
+from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.generator import Generator, Request
 from linernotes.training.export import export
 from linernotes.training.loop import train
 from linernotes.training.packing import collate, encode, pack, segments

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from linernotes.model.card import Card
+from linernotes.model.config import Sampling
 from linernotes.model.generator import Generator, Request, Result
-from linernotes.model.sampling import Sampling
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from linernotes.common.errors import ConfigError
 from linernotes.common.flags import flag
-from linernotes.model.card import PRECISIONS
+from linernotes.model.card import WEIGHT_PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class EvalConfig:
     tag_id_tokens: int = field(default=96, metadata=flag("body tokens each tag-ID candidate scores"))
     batch_size: int = field(default=16, metadata=flag("sequences per forward pass when scoring"))
     seed: int = field(default=1234, metadata=flag("first sampling seed"))
-    precision: str = field(default="auto", metadata=flag("weights as loaded", choices=["auto", *PRECISIONS]))
+    precision: str = field(
+        default="auto", metadata=flag("weights as loaded", choices=["auto", *WEIGHT_PRECISIONS])
+    )
     device: str = field(default="auto", metadata=flag("cpu, cuda, ... (auto: a GPU when there is one)"))
     sweep: str | None = field(
         default=None, metadata=flag("a `linernotes sweep` directory: plot loss against dataset size")

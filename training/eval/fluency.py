@@ -42,11 +42,3 @@ def perplexity_of(model: Any, tokenizer: Any, texts: list[str], batch_size: int,
     scored = nll_scorer(model, batch_size)(sequences(tokenizer, texts, max_tokens))
     nll, tokens = sum(n for n, _ in scored), sum(k for _, k in scored)
     return math.exp(nll / tokens) if tokens else math.nan
-
-
-def perplexity_under(
-    model_dir: str | Path, texts: list[str], batch_size: int = 8, max_tokens: int = 256
-) -> float:
-    """Token-weighted perplexity of ``texts`` (plain, no header) under the model in ``model_dir``."""
-    model, tokenizer = load_scorer(model_dir)
-    return perplexity_of(model, tokenizer, texts, batch_size, max_tokens)

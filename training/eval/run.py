@@ -15,9 +15,9 @@ from linernotes.common.errors import InputError
 from linernotes.data.format import Record
 from linernotes.data.splits import read_split
 from linernotes.model.card import Card
+from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.copyguard import CopyGuard, build_index, words
-from linernotes.model.generator import GenerateConfig, Generator
-from linernotes.model.sampling import Sampling
+from linernotes.model.generator import Generator
 from linernotes.training.dataset import fingerprint
 from linernotes.training.eval import plots
 from linernotes.training.eval.adherence import adherence

@@ -10,9 +10,15 @@ import pytest
 import torch
 
 from linernotes.data.splits import read_split
-from linernotes.training.eval.fluency import load_scorer, perplexity_under, sequences
+from linernotes.training.eval.fluency import load_scorer, perplexity_of, sequences
 
 GARBAGE = " ".join(["zq xjv qkz vvx jq", "kkq zzv xq qjx"] * 12)
+
+
+def perplexity_under(model_dir, texts, batch_size=8, max_tokens=256):
+    """Perplexity of ``texts`` under the model in ``model_dir``, loaded as the eval loads its scorer."""
+    model, tokenizer = load_scorer(model_dir)
+    return perplexity_of(model, tokenizer, texts, batch_size, max_tokens)
 
 
 def _texts(prepared: Path, split: str) -> list[str]:
