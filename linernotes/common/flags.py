@@ -88,10 +88,15 @@ def _help(text: str, default: Any) -> str:
     return f"{text}; default %(default)s"
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type, exclude: Collection[str] = ()) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser, cls: type, exclude: Collection[str] = (), layered: bool = False
+) -> None:
     """One flag per field of the dataclass ``cls``, except those in ``exclude``.
 
     Every other field must carry ``flag`` metadata: a setting is either a flag or left out on purpose.
+    ``layered``: the flags sit on top of other sources (a settings file, the environment), so an unset
+    flag parses as None, a required field may come from those sources, and a switch has both forms
+    (``--name`` / ``--no-name``).
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -103,6 +108,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, exclude: Collection[st
         settings = _by_type(hint, default, f.metadata["positional"])
         settings["help"] = _help(f.metadata["help"], f.metadata["argparse"].get("default", default))
         settings |= f.metadata["argparse"]
+        if layered:
+            _layer(parser, f, hint, settings)
+            continue
         if f.metadata["positional"]:
             parser.add_argument(f.name, **settings)
             continue
@@ -113,6 +121,20 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, exclude: Collection[st
             # there means "not given", for a field whose real default comes from elsewhere (a card).
             settings.setdefault("default", default)
         parser.add_argument(_flag(f, hint), dest=f.name, **settings)
+
+
+def _layer(
+    parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any, settings: dict[str, Any]
+) -> None:
+    """A flag whose absence means "take the value from the layers below" (None)."""
+    settings["default"] = None
+    if hint is bool:
+        settings["action"] = argparse.BooleanOptionalAction
+    if f.metadata["positional"]:
+        parser.add_argument(f.name, nargs="?", **settings)
+        return
+    name = f.metadata["flag"] or f"--{f.name.replace('_', '-')}"
+    parser.add_argument(name, dest=f.name, **settings)
 
 
 def from_args(cls: type[T], args: argparse.Namespace, **override: Any) -> T:
