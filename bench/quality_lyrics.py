@@ -294,28 +294,35 @@ def verdict(ok: bool) -> str:
 Cell = Callable[[Measured], str]
 
 
+def _tid(r: Measured, tag: str) -> str:
+    t = r.report.tag_id[f"lyrics/{tag}"]
+    return f"{pct(t.accuracy)} (n={t.n}, p={t.p_value:.2g})"
+
+
+def _adh(r: Measured, name: str) -> str:
+    a = label(r.best, name)
+    return (
+        f"{pct(a.generated.accuracy)} (floor {pct(a.floor.accuracy)}, ceiling {pct(a.ceiling.accuracy)}, "
+        f"p={a.p_above_floor:.2g})"
+    )
+
+
+def _d2(r: Measured) -> float:
+    return r.best.diversity.distinct_2
+
+
+def _ceiling_gap(r: Measured) -> float:
+    p = part(r.best)
+    return p.ceiling.accuracy - p.generated.accuracy
+
+
 def rows(results: list[Measured], real_d2: float, real_ppl: float) -> list[tuple[str, Cell, str, str, Cell]]:
     """(measure, cell per side, reference, target, pretrained verdict) for every figure."""
+    return [*_run_rows(), *_conditioning_rows(results), *_text_rows(real_d2, real_ppl)]
 
-    def tid(r: Measured, tag: str) -> str:
-        t = r.report.tag_id[f"lyrics/{tag}"]
-        return f"{pct(t.accuracy)} (n={t.n}, p={t.p_value:.2g})"
 
-    def adh(r: Measured, name: str) -> str:
-        a = label(r.best, name)
-        return (
-            f"{pct(a.generated.accuracy)} (floor {pct(a.floor.accuracy)}, ceiling {pct(a.ceiling.accuracy)}, "
-            f"p={a.p_above_floor:.2g})"
-        )
-
-    def d2(r: Measured) -> float:
-        return r.best.diversity.distinct_2
-
-    def ceiling_gap(r: Measured) -> float:
-        p = part(r.best)
-        return p.ceiling.accuracy - p.generated.accuracy
-
-    chance = next(iter(results)).report.tag_id
+def _run_rows() -> list[tuple[str, Cell, str, str, Cell]]:
+    """How each side was run."""
     return [
         ("chosen guidance", lambda r: r.chosen, "", "", lambda r: ""),
         (
@@ -325,34 +332,47 @@ def rows(results: list[Measured], real_d2: float, real_ppl: float) -> list[tuple
             "",
             lambda r: "",
         ),
+    ]
+
+
+def _conditioning_rows(results: list[Measured]) -> list[tuple[str, Cell, str, str, Cell]]:
+    """Whether the texts follow their tags: likelihood tag-ID and judged adherence."""
+    chance = next(iter(results)).report.tag_id
+    return [
         (
             "part tag-ID (likelihood)",
-            lambda r: tid(r, "part"),
+            lambda r: _tid(r, "part"),
             f"chance {pct(chance['lyrics/part'].chance, 0)}",
             ">= 60%",
             lambda r: verdict(r.report.tag_id["lyrics/part"].accuracy >= 0.60),
         ),
         (
             "artist tag-ID (likelihood)",
-            lambda r: tid(r, "artist"),
+            lambda r: _tid(r, "artist"),
             f"chance {pct(chance['lyrics/artist'].chance, 0)}",
             ">= 35%",
             lambda r: verdict(r.report.tag_id["lyrics/artist"].accuracy >= 0.35),
         ),
         (
             "part adherence (structure-aware)",
-            lambda r: adh(r, "lyrics/part"),
+            lambda r: _adh(r, "lyrics/part"),
             f"chance {pct(part(results[0].best).chance, 0)}",
             "within 5 pts of ceiling",
-            lambda r: verdict(ceiling_gap(r) <= 0.05),
+            lambda r: verdict(_ceiling_gap(r) <= 0.05),
         ),
         (
             "artist adherence",
-            lambda r: adh(r, "lyrics/artist"),
+            lambda r: _adh(r, "lyrics/artist"),
             f"chance {pct(label(results[0].best, 'lyrics/artist').chance, 0)}",
             "",
             lambda r: "",
         ),
+    ]
+
+
+def _text_rows(real_d2: float, real_ppl: float) -> list[tuple[str, Cell, str, str, Cell]]:
+    """Whether the texts are clean, original, varied and fluent."""
+    return [
         (
             "header leaks",
             lambda r: pct(r.best.header_leaks),
@@ -376,10 +396,10 @@ def rows(results: list[Measured], real_d2: float, real_ppl: float) -> list[tuple
         ),
         (
             "distinct-2",
-            lambda r: f"{d2(r):.3f} ({d2(r) / real_d2 - 1:+.1%})",
+            lambda r: f"{_d2(r):.3f} ({_d2(r) / real_d2 - 1:+.1%})",
             f"real {real_d2:.3f}",
             "within 5% of real",
-            lambda r: verdict(abs(d2(r) / real_d2 - 1) <= 0.05),
+            lambda r: verdict(abs(_d2(r) / real_d2 - 1) <= 0.05),
         ),
         (
             f"fluency: perplexity under {FLUENCY_BASE}",

@@ -122,6 +122,28 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, g
         )
     texts = [item.record.text for src in info["data"]["sources"] for item in iter_split(Path(src))]
     guard = CopyGuard(build_index(texts))
+    card = _card(run, info, model, tok, adapter, precision, merge, guidance, guard)
+    save_checkpoint(out, model, tok, card, precision, extras=guard.save)
+    log.info("exported %s (%s) to %s", card.model_id, precision, out)
+    return card
+
+
+# The run's figures a card carries; start_val_loss is, for LoRA, the base's loss the adapter is measured against.
+METRICS = ("best_val_loss", "best_val_ppl", "start_val_loss", "best_step", "steps", "tokens", "status")
+
+
+def _card(
+    run: Path,
+    info: dict[str, Any],
+    model: Any,
+    tok: Any,
+    adapter: dict[str, Any] | None,
+    precision: str,
+    merge: bool,
+    guidance: float,
+    guard: CopyGuard,
+) -> Card:
+    """The exported checkpoint's card: what it is, what it knows, how it was trained and how it samples."""
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     # Everything that changes what the model writes is in the id (the bot's cache is keyed by it), the
     # default guidance scale too: a re-export at another scale within the same second is another model.
@@ -129,7 +151,7 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, g
         f"{info['data']['hash']}:{info['steps']}:{precision}:{merge}:{guidance}:{created}".encode(),
         digest_size=4,
     ).hexdigest()
-    card = Card(
+    return Card(
         model_id=f"{run.name}-{precision}-{ident}",
         base_model=info["base"],
         precision=precision,
@@ -145,18 +167,7 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, g
         adapter=adapter,
         data=info["data"],
         training=info["config"],
-        metrics={
-            k: info.get(k)
-            for k in (
-                "best_val_loss",
-                "best_val_ppl",
-                "start_val_loss",  # LoRA: the base's validation loss, what the adapter is measured against
-                "best_step",
-                "steps",
-                "tokens",
-                "status",
-            )
-        },
+        metrics={k: info.get(k) for k in METRICS},
         generation={"sampling": Sampling(guidance=guidance).to_dict(), "guidance": float(guidance)},
         copy_guard={
             "file": GUARD_FILE,
@@ -167,6 +178,3 @@ def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, g
             "max_share": guard.max_share,
         },
     )
-    save_checkpoint(out, model, tok, card, precision, extras=guard.save)
-    log.info("exported %s (%s) to %s", card.model_id, precision, out)
-    return card
