@@ -62,6 +62,7 @@ class BotConfig:
     models_per_server: int = 3
     training_queue: int = 8  # training jobs waiting at most (one runs at a time)
     adapter_steps: int = 48  # optimizer steps per adapter at most (about 3.5 s each on 2 CPU cores)
+    train_cooldown: float = 120.0  # seconds between one server's /model train uploads (refused ones count)
 
     def __post_init__(self) -> None:
         for name in (
@@ -78,8 +79,8 @@ class BotConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")
-        if self.warm_interval < 0 or self.cooldown < 0:
-            raise ConfigError("bot settings warm_interval and cooldown must be >= 0")
+        if self.warm_interval < 0 or self.cooldown < 0 or self.train_cooldown < 0:
+            raise ConfigError("bot settings warm_interval, cooldown and train_cooldown must be >= 0")
         if self.job_timeout <= 0:
             raise ConfigError(f"bot setting job_timeout must be positive, got {self.job_timeout}")
         bad = [o for o in self.operators if not str(o).isdigit()]

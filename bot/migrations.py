@@ -100,4 +100,45 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "server models: every state of a job, and names unique by their normal form",
+        # SQLite cannot change a CHECK constraint: the table is copied. Dropping the old one sets every
+        # server's choice to NULL (ON DELETE SET NULL, and foreign keys cannot be switched off inside a
+        # transaction), so the choices are kept aside and put back. ``name_key`` is the name's normal form
+        # (bot/names.py), which SQL cannot compute: rows from before are NULL (NULLs never collide) until
+        # the bot's registry fills them in, renaming a name that collides with an older one's.
+        """
+        CREATE TABLE server_models_v5 (
+            id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            name_key TEXT,                   -- the name's normal form: unique in its server
+            status TEXT NOT NULL CHECK (
+                status IN ('queued', 'preparing', 'training', 'sampling', 'ready', 'failed')
+            ),
+            base_model_id TEXT NOT NULL,
+            model_id TEXT,
+            path TEXT NOT NULL,
+            upload TEXT NOT NULL,
+            report TEXT NOT NULL,
+            error TEXT,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        INSERT INTO server_models_v5 (id, guild_id, name, status, base_model_id, model_id, path, upload,
+                                      report, error, created, updated)
+            SELECT id, guild_id, name, status, base_model_id, model_id, path, upload, report, error,
+                   created, updated
+            FROM server_models;
+        CREATE TEMP TABLE server_settings_v4 AS SELECT guild_id, active_model FROM server_settings;
+        DROP TABLE server_models;
+        ALTER TABLE server_models_v5 RENAME TO server_models;
+        UPDATE server_settings SET active_model = (
+            SELECT k.active_model FROM server_settings_v4 k WHERE k.guild_id = server_settings.guild_id
+        );
+        DROP TABLE server_settings_v4;
+        CREATE UNIQUE INDEX server_models_by_name ON server_models (guild_id, name_key);
+        """,
+    ),
 ]

@@ -3,16 +3,18 @@ no loaded model.
 
 ``add_adapter`` registers a LoRA adapter trained outside the bot (``linernotes adapter``, or ``linernotes
 train --lora`` then ``export``) as one server's model. It passes the checks ``/model train`` applies (name
-rules, the server's quota, a name unique in the server) and the generator's own adapter check against the
-bot's checkpoint, is copied into ``models_dir`` where a trained adapter lies, and is registered ready in one
-write. The bot attaches ready adapters when it starts (and after a /reload), so a running bot serves it from
-its next restart.
+rules, the server's quota, a name unique in the server) and the one adapter check (``check_adapter``: its
+card, config and every tensor against the bot's checkpoint), takes an id no model has written under, is
+copied into ``models_dir`` where a trained adapter lies (its own files only: a symbolic link is refused),
+and is registered ready in one write. The bot attaches ready adapters when it starts (and after a
+/reload), so a running bot serves it from its next restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from linernotes.bot.models import CHECKPOINT, check_name, models_root, new_folde
 from linernotes.bot.registry import STATUSES, ModelError, ModelRegistry, ServerModel
 from linernotes.bot.storage import existing
 from linernotes.common.errors import CheckpointError, ConfigError
-from linernotes.model.adapters import read_adapter_card
+from linernotes.model.adapters import check_adapter
 from linernotes.model.card import Card, read_card
 
 
@@ -46,13 +48,15 @@ async def add_adapter(config: BotConfig, guild_id: int, name: str, source: Path,
         )
     with _about("--name"):
         name = check_name(name)
-    base = _bot_card(config)
-    card = read_adapter_card(Path(source), base)  # the generator's own check: LoRA, trained on this base
+    base, source = _bot_card(config), Path(source)
+    files = _own_files(source)  # first: nothing is read through a link
+    # The one check the bot applies at start-up too: an adapter that passes here loads there.
+    card = await asyncio.to_thread(check_adapter, source, base, Path(config.checkpoint))
     async with existing(config.database) as db:
         registry = ModelRegistry(db)
         await _check_server(registry, guild_id, config.models_per_server)
-        await _check_unregistered(registry, card, Path(source))
-        model = await _copy_and_register(registry, config, guild_id, name, Path(source), card, base)
+        await _check_unregistered(registry, card, source)
+        model = await _copy_and_register(registry, config, guild_id, name, source, files, card, base)
         active = use or await registry.active(guild_id) is None
         if active:
             await registry.set_active(guild_id, model.id)
@@ -102,13 +106,20 @@ async def _check_server(registry: ModelRegistry, guild_id: int, limit: int) -> N
 
 
 async def _check_unregistered(registry: ModelRegistry, card: Card, source: Path) -> None:
-    """Refuse an adapter some server model already is: its texts are stored and cached under its id, so two
-    servers sharing one would share (and delete) each other's texts."""
+    """Refuse an adapter id some model already wrote under: texts are stored, cached and deleted by model id,
+    so an adapter sharing one (another server's, the bot's own model's, one it served before) would share
+    and delete the other's texts."""
     taken = await registry.by_adapter(card.model_id)
     if taken is not None:
         raise ModelError(
             f"{source}: adapter {card.model_id} is already server {taken.guild_id}'s model {taken.name!r}; "
             "each server model needs an adapter of its own (export its run again for another copy)"
+        )
+    wrote = "SELECT EXISTS (SELECT 1 FROM generations WHERE model_id = ?)"
+    if (await registry.db.fetch(wrote, (card.model_id,)))[0][0]:
+        raise ModelError(
+            f"{source}: texts of another model are stored under adapter {card.model_id}'s id (the bot's "
+            "own model, or one it served before); an adapter needs an id of its own (export its run again)"
         )
 
 
@@ -118,6 +129,7 @@ async def _copy_and_register(
     guild_id: int,
     name: str,
     source: Path,
+    files: list[Path],
     card: Card,
     base: Card,
 ) -> ServerModel:
@@ -125,7 +137,7 @@ async def _copy_and_register(
     folder = new_folder(models_root(config), guild_id)
     try:
         # A copy, not a link: the bot owns it from now on (deleted with the model, unaffected by the original).
-        await asyncio.to_thread(shutil.copytree, source, folder / CHECKPOINT)
+        await asyncio.to_thread(_copy_files, source, files, folder / CHECKPOINT)
         with _about("--name"):
             return await registry.add(
                 guild_id,
@@ -139,6 +151,46 @@ async def _copy_and_register(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _own_files(source: Path) -> list[Path]:
+    """The adapter folder's files (relative to it), refusing a symbolic link or a special file inside it:
+    the copy holds the adapter's own files, never one a link brings in from elsewhere on the host."""
+    if not source.is_dir():
+        return []  # read_adapter_card says what it is instead
+    root, found = source.resolve(), []  # the folder itself may be a link (say, to the latest export)
+
+    def unreadable(e: OSError) -> None:
+        raise CheckpointError(f"{e.filename}: cannot be read ({e.strerror})")
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):  # never enters a linked folder
+        for name in sorted([*dirs, *names]):
+            entry = Path(folder, name)
+            shown = source / entry.relative_to(root)
+            if entry.is_symlink():
+                raise CheckpointError(
+                    f"{shown}: a symbolic link; an adapter folder must hold its own files "
+                    "(replace the link with a copy of the file)"
+                )
+            if name in names and not entry.is_file():
+                raise CheckpointError(f"{shown}: not a regular file; an adapter folder holds only files")
+        found += [Path(folder, n).relative_to(root) for n in names]
+    return found
+
+
+def _copy_files(source: Path, files: list[Path], into: Path) -> None:
+    """Copy ``files`` (checked by ``_own_files``) from ``source`` into the new folder ``into``."""
+    root = source.resolve()
+    for rel in files:
+        (into / rel).parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_NOFOLLOW: a file swapped for a link since it was checked is refused, not followed
+            with (
+                open(os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW), "rb") as src,
+                open(into / rel, "wb") as out,
+            ):
+                shutil.copyfileobj(src, out)
+        except OSError as e:
+            raise CheckpointError(f"{source / rel}: could not be copied ({e.strerror or e})") from None
 
 
 def _report(card: Card, source: Path) -> dict[str, Any]:

@@ -12,9 +12,17 @@ from discord import app_commands
 
 from linernotes.bot.models import NAME_MAX, ServerModels
 from linernotes.bot.registry import ServerModel
+from linernotes.common.errors import LinernotesError
 
 log = logging.getLogger(__name__)
-STATUS = {"queued": "⏳ queued", "training": "🏋️ training", "ready": "✅ ready", "failed": "❌ failed"}
+STATUS = {
+    "queued": "⏳ queued",
+    "preparing": "📥 reading its upload",
+    "training": "🏋️ training",
+    "sampling": "✍️ writing its first lines",
+    "ready": "✅ ready",
+    "failed": "❌ failed",
+}
 
 
 def model_group(models: ServerModels, permission: str) -> app_commands.Group:
@@ -28,6 +36,10 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
     check = app_commands.checks.has_permissions(**{permission: True})
 
     async def names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        # Discord runs autocomplete for anyone who can see the command (a server may show /model to
+        # everyone), and checks do not apply to it: names are for those who may use the group.
+        if not getattr(interaction.permissions, permission, False):
+            return []
         found = await models.listing(interaction.guild_id or 0)
         options = [m.name for m, _, _ in found if current.casefold() in m.name.casefold()]
         return [app_commands.Choice(name=n, value=n) for n in options[:25]]
@@ -42,22 +54,18 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
     async def train(
         interaction: discord.Interaction, name: app_commands.Range[str, 1, NAME_MAX], file: discord.Attachment
     ) -> None:
-        await interaction.response.defer(thinking=True)
-        header: list[str] = []
-
         async def notify(text: str) -> None:
             try:
-                await interaction.edit_original_response(content="\n".join([*header, text]))
+                await interaction.edit_original_response(content=text)
             except discord.HTTPException as e:  # e.g. the interaction's 15 minutes are over
                 log.info("could not update the /model train message: %s", e)
 
-        model, prepared, ahead = await models.submit(
-            interaction.guild_id or 0, name, file.filename, file.size, file.read, notify
-        )
-        header.append(f"📥 **{model.name}** from `{file.filename}`: {prepared.summary()}.")
-        await notify(
-            f"⏳ Queued behind {ahead} other training job(s)." if ahead else "⏳ Training starts now."
-        )
+        try:  # before any await: a /model cancel or delete sent right after this finds the job
+            job = models.claim(interaction.guild_id or 0, name, file.filename, file.size, notify)
+        except LinernotesError:
+            await interaction.response.defer(thinking=True)  # answered as every /model train is: an edit
+            raise
+        await models.receive(job, file.read, lambda: interaction.response.defer(thinking=True))
 
     @group.command(name="use", description="Choose which model answers this server (default: the bot's own)")
     @app_commands.describe(name="one of this server's models, or 'default'")
@@ -92,9 +100,9 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
 
 def _line(model: ServerModel, active: bool, unusable: str | None) -> str:
     """One model in /model list."""
-    line = (
-        f"**{model.name}** — {STATUS.get(model.status, model.status)}, {model.report.get('kept', 0)} sections"
-    )
+    line = f"**{model.name}** — {STATUS.get(model.status, model.status)}"
+    if "kept" in model.report:  # known once its upload is read
+        line += f", {model.report['kept']} sections"
     training = model.report.get("training") or {}
     if training.get("val_loss") is not None and training.get("base_val_loss") is not None:
         line += f", validation loss {training['val_loss']:.2f} (bot's model {training['base_val_loss']:.2f})"

@@ -3,18 +3,26 @@ requests are written by it.
 
 ``ServerModels`` is the service behind ``/model`` and the router the request handler asks which model
 answers a server. Jobs run one at a time in a child process (``bot.trainer``), in the order they
-were asked for; a server has at most one job at a time. A finished adapter is attached to the one
-generator on the worker thread and registered in one write; generations are keyed by the adapter's
-own model id, so no server is ever served another's text.
+were asked for; a server has at most one job at a time. The child reads (prepares) the upload itself,
+so a hostile file costs the bot process nothing. A finished adapter is attached to the one generator
+on the worker thread and registered in one write; generations are keyed by the adapter's own model
+id, so no server is ever served another's text.
+
+A model's state (``bot.model_states``) changes in one place, ``ServerModels._move``: synchronously, so
+no await ever comes between a check and the claim it guards, and whatever asks second (a cancel, a
+delete, the job itself) sees the first one's outcome. What a state means (the child stopped, the
+adapter attached or let go, the files, the row, the member's message) follows the move, in ``_apply``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 import time
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,18 +30,35 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.model_states import (
+    ATTACHED,
+    CANCELLED,
+    DELETED,
+    FAILED,
+    GONE,
+    JOB,
+    PREPARING,
+    QUEUED,
+    READY,
+    SAMPLING,
+    TRAINING,
+    allowed,
+    ended,
+)
+from linernotes.bot.names import NAME_MAX, RESERVED, name_key
 from linernotes.bot.registry import ModelError, ModelRegistry, ServerModel
 from linernotes.bot.trainer import TrainingProcess
-from linernotes.bot.uploads import Prepared, check_upload, prepare_upload, store_upload
-from linernotes.common.errors import LinernotesError
+from linernotes.bot.uploads import check_upload, shown, store_upload
+from linernotes.common.errors import AdapterError, LinernotesError
+from linernotes.model.adapters import check_adapter
 from linernotes.model.card import Card
 from linernotes.model.generator import Request
-from linernotes.model.worker import INTERACTIVE, GenerationWorker
+from linernotes.model.worker import INTERACTIVE, GenerationWorker, QueueFull
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], Awaitable[None]]
-NAME_MAX = 32
 INTERRUPTED = "stopped: the bot restarted before training finished; run /model train again"
+BOT_SIDE = "an error on the bot's side; the operator has the details"
 PROGRESS_EVERY = 5.0  # seconds between progress edits (Discord rate-limits message edits)
 CHECKPOINT = "checkpoint"  # the adapter checkpoint inside a model's directory
 
@@ -46,15 +71,42 @@ class Route:
     card: Card
 
 
-@dataclass
-class Job:
-    """A queued or running training job, and how to tell the member who asked."""
+@dataclass(eq=False)
+class Tracked:
+    """One model as the service holds it: its state (changed only by ``ServerModels._move``), its row
+    once registered, what its job holds (folder, child process) and how to tell the member who asked."""
 
-    model: ServerModel
-    notify: Notify
+    guild_id: int
+    name: str
+    filename: str  # as uploaded
+    notify: Notify | None = None
+    state: str = QUEUED
+    model: ServerModel | None = None
+    folder: Path | None = None
+    upload: Path | None = None
     process: TrainingProcess | None = None
-    cancelled: bool = False
-    last_note: float = field(default=0.0)
+    attached: bool = False  # its adapter may be in the generator (it reached sampling or ready)
+    receiving: bool = False  # its upload is still coming in (``receive`` tells the member of its end too)
+    report: dict[str, Any] = field(default_factory=dict)
+    done: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    error: str | None = None
+    note: str | None = None  # what the member is told of its end
+    removed: int = 0  # texts deleted with it
+    last_note: float = 0.0
+
+    @classmethod
+    def of(cls, model: ServerModel) -> Tracked:
+        """A registered model the service holds no job for (ready, failed, or left by a restart)."""
+        return cls(
+            model.guild_id, model.name, model.upload, state=model.status, model=model,
+            folder=Path(model.path), attached=model.status == READY, report=model.report,
+        )  # fmt: skip
+
+    @property
+    def adapter_name(self) -> str | None:
+        return self.model.adapter_name if self.model else None
 
 
 def models_root(config: BotConfig) -> Path:
@@ -67,12 +119,20 @@ def new_folder(root: Path, guild_id: int) -> Path:
     return root / str(guild_id) / uuid.uuid4().hex[:12]
 
 
+def remove_folder(folder: Path, root: Path) -> None:
+    """Delete a model's directory, and its server's directory under ``root`` once no model is left in it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.parent.parent.resolve() == root.resolve():
+        with contextlib.suppress(OSError):  # another model's folder is in it, or it is already gone
+            folder.parent.rmdir()
+
+
 def check_name(name: str) -> str:
-    """A model name as stored, or a ModelError saying what names may be."""
-    name = name.strip()
+    """A model name as stored (NFKC), or a ModelError saying what names may be."""
+    name = unicodedata.normalize("NFKC", name).strip()
     if not (0 < len(name) <= NAME_MAX) or not all(c.isalnum() or c in " _-" for c in name):
         raise ModelError(f"A model name is 1-{NAME_MAX} letters, digits, spaces, '-' or '_'; got {name!r}.")
-    if name.casefold() == "default":
+    if name_key(name) == RESERVED:
         raise ModelError("'default' means the bot's own model; choose another name.")
     return name
 
@@ -83,63 +143,66 @@ class ServerModels:
     def __init__(self, config: BotConfig, registry: ModelRegistry, worker: GenerationWorker) -> None:
         self.config, self.registry, self.worker = config, registry, worker
         self.root = models_root(config)
-        self._queue: list[Job] = []
-        self._running: Job | None = None
+        self._queue: list[Tracked] = []  # jobs whose upload is stored, in the order asked; one runs at a time
+        self._running: Tracked | None = None
         self._task: asyncio.Task | None = None
         self._cards: dict[str, Card] = {}  # attached adapter name -> its card
         self._active: dict[int, str] = {}  # server id -> the adapter name it uses
-        self._submitting: set[int] = set()  # servers whose upload is being checked and prepared
-
-    @property
-    def _jobs(self) -> list[Job]:
-        """The running job, then the queued ones."""
-        return [*([self._running] if self._running else []), *self._queue]
+        self._jobs: dict[int, Tracked] = {}  # server id -> its one job, from the moment it is claimed
+        self._tracked: dict[int, Tracked] = {}  # row id -> the model (kept once gone: a late ask finds that)
+        self._next_upload: dict[int, float] = {}  # server id -> when /model train takes its next upload
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Fail jobs a restart interrupted (their files go), then attach every ready adapter that fits
         the model now served and restore each server's choice."""
-        for model in await self.registry.with_status("queued", "training"):
+        for model in await self.registry.with_status(*JOB):
             log.warning(
                 "server model %s (server %s) was interrupted by a restart", model.name, model.guild_id
             )
-            await self._fail(model, INTERRUPTED)
+            await self._enter(self._track(model), FAILED, error=INTERRUPTED)
         await self.reattach()
 
     async def reattach(self) -> None:
-        """Attach the ready adapters trained on the model now served (after start-up or a reload)."""
-        base_id = self.worker.generator.card.model_id
+        """Attach the ready adapters trained on the model now served (after start-up or a reload); one that
+        fails the adapter check is marked failed with the reason, and the bot starts without it."""
+        base = self.worker.generator.card
         self._cards.clear()  # after a reload the generator is a new one, holding no adapter yet
         attached: dict[int, str] = {}  # row id -> adapter name
         for model in await self.registry.with_status("ready"):
-            if model.base_model_id != base_id:
+            if model.base_model_id != base.model_id:
                 continue  # trained on another model: listed as unusable until retrained
-            try:
+            where = Path(model.path) / CHECKPOINT
+            try:  # the check `models add` and the trainer's output passed, against the model now served
+                await asyncio.to_thread(check_adapter, where, base, Path(self.config.checkpoint))
                 await self._attach(model)
-            except LinernotesError as e:
+            except AdapterError as e:  # broken for good: say so in /model list rather than retry forever
+                log.error("server model %s (server %s) is broken: %s", model.name, model.guild_id, e)
+                reason = f"its adapter cannot be served ({e.reason}); /model delete removes it"
+                await self.registry.set_status(model.id, "failed", error=reason)
+            except LinernotesError as e:  # not the adapter's fault (the backend's server, say): next start
                 log.error(
                     "server model %s (server %s) could not be attached: %s", model.name, model.guild_id, e
                 )
+            except Exception:  # one adapter must never stop the bot from starting; the traceback is logged
+                log.exception("server model %s (server %s) could not be attached", model.name, model.guild_id)
             else:
                 attached[model.id] = model.adapter_name
         self._active = {g: attached[m] for g, m in (await self.registry.actives()).items() if m in attached}
 
     async def close(self) -> None:
-        """Stop the running job and fail the queued ones (a restart cannot resume them)."""
-        jobs = self._jobs
-        self._queue.clear()
-        for job in jobs:
-            job.cancelled = True
-            if job.process is not None:
-                await job.process.stop()
+        """Fail every job (a restart cannot resume them), stopping the running child; tells no one (the
+        bot is going). All are moved first, so the queue cannot start another meanwhile."""
+        jobs = [t for t in list(self._jobs.values()) if self._move(t, FAILED)]
+        for t in jobs:
+            t.notify, t.error = None, INTERRUPTED
+            await self._apply(t)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for job in jobs:
-            await self._fail(job.model, INTERRUPTED)
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -157,6 +220,111 @@ class ServerModels:
         names = sorted(set(self._active.values()))
         return [(n, self._cards[n]) for n in names if n in self._cards]
 
+    # --- states: the one place they change, and what each one means ----------------------------
+
+    def _move(self, t: Tracked, to: str) -> bool:
+        """Move ``t`` to state ``to`` if the transition is allowed (else change nothing and return False).
+
+        Synchronous on purpose: the check and the change are one step, with routing following at once
+        (a model leaving sampling or ready is answered by no one from now on, whichever server chose it)."""
+        if not allowed(t.state, to):
+            return False
+        left, t.state = t.state, to
+        if to not in JOB and self._jobs.get(t.guild_id) is t:
+            del self._jobs[t.guild_id]
+        name = t.adapter_name
+        if to in ATTACHED:
+            t.attached = True
+        if name and left in ATTACHED and to not in ATTACHED:
+            self._cards.pop(name, None)
+            self._active = {g: n for g, n in self._active.items() if n != name}
+        if name and to == READY:
+            self._active[t.guild_id] = name
+        return True
+
+    async def _enter(self, t: Tracked, to: str, *, error: str | None = None, note: str | None = None) -> bool:
+        """Move ``t`` to ``to`` and carry out what that means; False (nothing done) if not allowed."""
+        if not self._move(t, to):
+            return False
+        t.error, t.note = error, note
+        await self._apply(t)
+        return True
+
+    async def _apply(self, t: Tracked) -> None:
+        """What the state ``t`` was just moved to means: the child, adapter, files, row and message."""
+        state = t.state
+        if ended(state):
+            await self._release(t)
+            removed = await self._persist(t)
+            t.removed = removed
+            t.note = t.note or self._ending(t)
+            await self._tell(t, t.note)
+            if not t.receiving:
+                t.notify = None  # the record of a gone model outlives the member's interaction
+        elif state == PREPARING:
+            await self._tell(t, f"⏳ Reading {shown(t.filename)} for **{t.name}**…")
+            await self._set_status(t, PREPARING)
+        elif state == TRAINING:  # the member's message first: it shows what preparing kept
+            await self._tell(t, "🏋️ Training starts now.")
+            await self._set_status(t, TRAINING, report=t.report)
+        elif state == SAMPLING:
+            await self._attach_trained(t)
+        elif state == READY:
+            await self._set_status(t, READY)
+            assert t.model is not None
+            await self.registry.set_active(t.guild_id, t.model.id)
+            if t.state == READY:  # not deleted meanwhile
+                await self._tell(t, _ready_text(t.name, t.done, t.lines))
+
+    async def _set_status(self, t: Tracked, status: str, **fields: Any) -> None:
+        """Record a state in the model's row (a row removed meanwhile is left removed)."""
+        if t.model is not None:
+            await self.registry.set_status(t.model.id, status, **fields)
+
+    async def _release(self, t: Tracked) -> None:
+        """Let go of what an ended model holds: its child process, its adapter, its files (idempotent)."""
+        if t.process is not None:
+            await t.process.stop()
+        if t.attached and t.adapter_name:
+            await self._detach(t.adapter_name)
+        if t.folder is not None:
+            remove_folder(t.folder, self.root)
+
+    async def _persist(self, t: Tracked) -> int:
+        """Record an end in the database: a failed model's row stays, with why; a cancelled or deleted
+        one's goes, with every text it wrote; returns how many texts went."""
+        if t.model is None:
+            return 0
+        if t.state == FAILED:
+            await self.registry.set_status(t.model.id, FAILED, error=t.error)
+            return 0
+        return await self.registry.forget(t.model)
+
+    def _ending(self, t: Tracked) -> str:
+        """What the member who asked is told when the model ends."""
+        if t.state == FAILED:
+            return f"❌ Training **{t.name}** failed: {t.error}"
+        if t.state == DELETED:
+            return f"🗑️ **{t.name}** was deleted."
+        return f"🛑 Training **{t.name}** was cancelled."
+
+    async def _tell(self, t: Tracked, text: str) -> None:
+        """Edit the member's message: what preparing kept (once known), then ``text``."""
+        if t.notify is not None:
+            await t.notify("\n".join([*t.header, text]))
+
+    def _track(self, model: ServerModel) -> Tracked:
+        """The service's record of a registered model: the one it holds (a job, or one that is gone),
+        else one made from the row (a ready or failed model)."""
+        t = self._tracked.get(model.id)
+        if t is None:
+            return self._tracked.setdefault(model.id, Tracked.of(model))
+        if t.state in (READY, FAILED):  # settled: the row is the record (a job's is kept by its runner)
+            t.model = model
+        if t.state == READY and model.status == FAILED:
+            self._move(t, FAILED)  # its adapter was found unservable when adapters were attached again
+        return t
+
     # --- /model train -------------------------------------------------------------------------
 
     async def submit(
@@ -167,133 +335,244 @@ class ServerModels:
         size: int,
         read: Callable[[], Awaitable[bytes]],
         notify: Notify,
-    ) -> tuple[ServerModel, Prepared, int]:
-        """Check, download, store and prepare an upload, register the model and queue its training;
-        returns it, what preparing kept, and how many jobs are ahead of it."""
+    ) -> Tracked:
+        """Claim, download, store and register an upload and queue its training (``claim`` then
+        ``receive``); returns the model's record."""
+        return await self.receive(self.claim(guild_id, name, filename, size, notify), read)
+
+    def claim(self, guild_id: int, name: str, filename: str, size: int, notify: Notify) -> Tracked:
+        """Check a /model train request and take this server's one job and a place in the training
+        queue, with no await: a /model cancel or delete sent right after finds the job, and uploads
+        arriving together are counted together. Refusals cost nothing (nothing is downloaded)."""
         name = check_name(name)
-        safe = check_upload(filename, size, self.config.upload_limit)
-        self._claim(guild_id)  # before any await: a second upload from this server now waits its turn
-        folder = new_folder(self.root, guild_id)
-        try:
-            await self._check_room(guild_id)
-            data = await read()
-            safe = check_upload(filename, len(data), self.config.upload_limit)  # Discord's size may lie
-            upload = store_upload(data, safe, folder / "upload")
-            prepared = await asyncio.to_thread(prepare_upload, upload, folder / "prepared")
-            base_id = self.worker.generator.card.model_id
-            model = await self.registry.add(
-                guild_id, name, base_id, str(folder), filename, prepared.to_dict()
+        check_upload(filename, size, self.config.upload_limit)  # Discord's size: checked again once read
+        job = self._jobs.get(guild_id)
+        if job is not None:
+            raise ModelError(
+                f"This server's model {job.name!r} is still {job.state}; wait for it or /model cancel."
             )
+        wait = self._next_upload.get(guild_id, 0.0) - asyncio.get_running_loop().time()
+        if wait > 0:
+            every = _duration(self.config.train_cooldown)
+            raise ModelError(
+                f"This server can send /model train another file in {_duration(wait)} (one every {every})."
+            )
+        if len(self._jobs) > self.config.training_queue:  # one running, training_queue waiting
+            raise ModelError("The bot is training other servers' models; try again in a few minutes.")
+        t = self._jobs[guild_id] = Tracked(guild_id, name, filename, notify)
+        return t
+
+    async def receive(
+        self,
+        t: Tracked,
+        read: Callable[[], Awaitable[bytes]],
+        acknowledge: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Tracked:
+        """Acknowledge the member, then download, store and register a claimed upload and queue its job;
+        the child prepares it when its turn comes. A refusal (or any error) removes what it left and
+        is raised for the caller to report."""
+        t.receiving = True
+        try:
+            if acknowledge is not None:
+                await acknowledge()
+            accepted = await self._accept(t)
+            if accepted:
+                accepted = await self._register(t, await self._download(t, read))
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # an upload that is refused is not kept
+            t.notify = None  # the caller reports the refusal
+            if not await self._enter(t, CANCELLED):
+                await self._catch_up(t)
             raise
         finally:
-            self._submitting.discard(guild_id)
+            t.receiving = False
+        if not accepted:
+            await self._catch_up(t)
+            t.notify = None
+        return t
+
+    async def _accept(self, t: Tracked) -> bool:
+        """Refuse before downloading: the server's quota, a name it has; False if the job ended."""
+        await self.registry.check_room(t.guild_id, self.config.models_per_server)
+        await self.registry.check_free(t.guild_id, t.name)
+        if t.state != QUEUED:
+            return False
+        # From the download on, an upload counts against the server's cooldown, refused or not.
+        self._next_upload[t.guild_id] = asyncio.get_running_loop().time() + self.config.train_cooldown
+        return True
+
+    async def _download(self, t: Tracked, read: Callable[[], Awaitable[bytes]]) -> bytes | None:
+        """The upload's bytes (None: the job ended meanwhile)."""
+        data = await read()
+        return data if t.state == QUEUED else None
+
+    async def _register(self, t: Tracked, data: bytes | None) -> bool:
+        """Store the upload (data only, checked as UTF-8), register the model queued and queue its job;
+        False if the job ended before it was queued."""
+        if data is None:
+            return False
+        safe = check_upload(t.filename, len(data), self.config.upload_limit)  # Discord's size may lie
+        t.folder = new_folder(self.root, t.guild_id)
+        t.upload = store_upload(data, safe, t.folder / "upload")
+        base_id = self.worker.generator.card.model_id
+        t.model = await self.registry.add(t.guild_id, t.name, base_id, str(t.folder), t.filename, {})
+        self._tracked[t.model.id] = t
+        if t.state != QUEUED:
+            return False
         ahead = len(self._queue) + (self._running is not None)
-        self._queue.append(Job(model, notify))
+        self._queue.append(t)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run_queue(), name="linernotes-training")
-        return model, prepared, ahead
+        where = (
+            f"queued behind {ahead} other training job(s)" if ahead else "it is read, then training starts"
+        )
+        await self._tell(t, f"⏳ **{t.name}** from {shown(t.filename)}: {where}.")
+        return True
 
-    def _claim(self, guild_id: int) -> None:
-        """Mark this server as uploading, or refuse: it has a job, or another upload is being prepared."""
-        for job in self._jobs:
-            if job.model.guild_id == guild_id:
-                raise ModelError(
-                    f"This server's model {job.model.name!r} is still training; wait for it or /model cancel."
-                )
-        if guild_id in self._submitting:
-            raise ModelError("This server's last upload is still being prepared; try again in a moment.")
-        self._submitting.add(guild_id)
-
-    async def _check_room(self, guild_id: int) -> None:
-        """Refuse before downloading: the server's quota, a full queue."""
-        await self.registry.check_room(guild_id, self.config.models_per_server)
-        if len(self._queue) >= self.config.training_queue:
-            raise ModelError("The bot is training other servers' models; try again in a few minutes.")
+    async def _catch_up(self, t: Tracked) -> None:
+        """A job that ended while its upload came in: remove what came after its end (its row, its files)
+        and tell the member again (the first word may have come before their message existed)."""
+        await self._persist(t)
+        await self._release(t)
+        if t.note is not None and t.notify is not None:
+            await self._tell(t, t.note)
 
     # --- the queue ----------------------------------------------------------------------------
 
     async def _run_queue(self) -> None:
         """Train queued jobs one at a time, oldest first."""
         while self._queue:
-            job = self._queue.pop(0)
-            self._running = job
+            t = self._queue.pop(0)
+            if t.state != QUEUED:
+                continue  # cancelled or deleted while it waited
+            self._running = t
             try:
-                await self._train(job)
+                await self._train(t)
             except LinernotesError as e:
-                await self._fail(job.model, str(e))
-                await job.notify(f"❌ Training **{job.model.name}** failed: {e}")
-            except Exception:  # a bug must not leave the job "training" forever, nor stop the queue
-                log.exception("training %s (server %s) failed", job.model.name, job.model.guild_id)
-                await self._fail(job.model, "an error on the bot's side; the operator has the details")
-                await job.notify(
-                    f"❌ Training **{job.model.name}** failed on the bot's side; it has been logged."
-                )
+                await self._enter(t, FAILED, error=str(e))
+            except Exception:  # a bug must not leave the job running forever, nor stop the queue
+                if ended(t.state):  # e.g. its files went with a cancel while its adapter was loading
+                    log.debug("training %s ended; then:", t.name, exc_info=True)
+                else:
+                    log.exception("training %s (server %s) failed", t.name, t.guild_id)
+                await self._enter(t, FAILED, error=BOT_SIDE)
             finally:
                 self._running = None
+                if ended(t.state):  # a child started, or an adapter attached, after its end
+                    await self._release(t)
+                elif t.state == READY:
+                    t.notify = None  # the member has been told; the interaction is not needed any more
 
-    async def _train(self, job: Job) -> None:
-        """Run one job's child process to its end, then register the adapter (or report why not)."""
-        model, folder = job.model, Path(job.model.path)
-        await self.registry.set_status(model.id, "training")
-        process = job.process = TrainingProcess(
-            folder / "prepared", Path(self.config.checkpoint), folder, self.config.adapter_steps
+    async def _train(self, t: Tracked) -> None:
+        """Run one job's child: it prepares the upload (or refuses it), trains and reports the adapter;
+        then attach it and write the member's sample."""
+        if not await self._enter(t, PREPARING):
+            return
+        assert t.folder is not None and t.upload is not None
+        process = t.process = TrainingProcess(
+            t.upload, Path(self.config.checkpoint), t.folder, self.config.adapter_steps
         )
         await process.start()
+        if ended(t.state):
+            return  # ended while the child started: the caller stops it
         done: dict[str, Any] | None = None
-        error: str | None = None
+        refused = error = None
         async for event in process.events():
-            if event.get("event") == "step":
-                await self._progress(job, event)
-            elif event.get("event") == "done":
+            kind = event.get("event")
+            if kind == "prepared":
+                await self._prepared(t, event)
+            elif kind == "step":
+                await self._progress(t, event)
+            elif kind == "done":
                 done = event
-            elif event.get("event") == "error":
+            elif kind == "refused":
+                refused = str(event.get("message"))
+            elif kind == "error":
                 error = str(event.get("message"))
         status = await process.wait()
-        if job.cancelled:
-            return  # whoever cancelled has cleaned up and answered
+        if ended(t.state):
+            return  # whoever ended it has cleaned up and answered
+        if refused is not None:  # an upload the readers refused is not kept, as one refused on arrival
+            await self._enter(t, CANCELLED, note=f"⚠️ {refused}")
+            return
         if done is None:
-            log.error("adapter training for %s exited with %d:\n%s", model.name, status, process.tail())
+            log.error("adapter training for %s exited with %d:\n%s", t.name, status, process.tail())
             raise ModelError(
                 error or f"the training process stopped (exit status {status}); the operator can see why"
             )
-        await self._register(job, done)
+        await self._finish(t, done)
 
-    async def _progress(self, job: Job, event: dict[str, Any]) -> None:
+    async def _prepared(self, t: Tracked, event: dict[str, Any]) -> None:
+        """The child read the upload: show what it kept, and the job is training."""
+        if t.state != PREPARING:
+            return
+        t.report = dict(event.get("report") or {})
+        t.header = [f"📥 **{t.name}** from {shown(t.filename)}: {event.get('summary')}."]
+        await self._enter(t, TRAINING)
+
+    async def _progress(self, t: Tracked, event: dict[str, Any]) -> None:
         """Edit the member's message with the step, loss and time left (at most every few seconds)."""
         now = time.time()
-        if now - job.last_note < PROGRESS_EVERY and event.get("step") != event.get("total"):
+        if t.state != TRAINING or (
+            now - t.last_note < PROGRESS_EVERY and event.get("step") != event.get("total")
+        ):
             return
-        job.last_note = now
+        t.last_note = now
         eta = float(event.get("eta") or 0)
-        await job.notify(
-            f"🏋️ Training **{job.model.name}**: step {event['step']}/{event['total']}, "
-            f"loss {float(event['loss']):.2f}, about {_duration(eta)} left"
+        await self._tell(
+            t,
+            f"🏋️ Training **{t.name}**: step {event['step']}/{event['total']}, "
+            f"loss {float(event['loss']):.2f}, about {_duration(eta)} left",
         )
 
-    async def _register(self, job: Job, done: dict[str, Any]) -> None:
-        """Attach the finished adapter, mark it ready and make it this server's model; show a sample."""
-        model = job.model
-        checkpoint = Path(str(done["checkpoint"]))
-        card = await self._attach(model, checkpoint)
-        report = {
-            **model.report,
+    async def _finish(self, t: Tracked, done: dict[str, Any]) -> None:
+        """Attach the finished adapter (sampling), write the member's sample with it, then it is ready
+        and this server's model."""
+        t.done = done
+        t.report = {
+            **t.report,
             "training": {k: done.get(k) for k in ("steps", "seconds", "val_loss", "base_val_loss")},
         }
-        await self.registry.set_status(model.id, "ready", adapter_id=card.model_id, report=report)
-        await self.registry.set_active(model.guild_id, model.id)
-        self._active[model.guild_id] = model.adapter_name
-        lines = await self._sample(model.adapter_name, card)
-        await job.notify(_ready_text(model.name, done, lines))
+        if not await self._enter(t, SAMPLING) or t.state != SAMPLING:
+            return
+        assert t.adapter_name is not None
+        t.lines = await self._sample(t.adapter_name, self._cards[t.adapter_name])
+        await self._enter(t, READY)
 
-    async def _attach(self, model: ServerModel, checkpoint: Path | None = None) -> Card:
-        """Load an adapter into the generator on the worker thread; remember its card."""
+    async def _attach_trained(self, t: Tracked) -> None:
+        """Sampling begins: load the finished adapter and record its id (ended meanwhile: its release,
+        queued on the worker thread after this load, lets it go again)."""
+        assert t.model is not None
+        card = await self._load(t.model, Path(str(t.done["checkpoint"])))
+        if t.state != SAMPLING:
+            return
+        self._cards[t.model.adapter_name] = card
+        t.model = dataclasses.replace(t.model, model_id=card.model_id)  # what its texts will be kept under
+        await self._set_status(t, SAMPLING, adapter_id=card.model_id, report=t.report)
+
+    async def _load(self, model: ServerModel, checkpoint: Path | None = None) -> Card:
+        """Load an adapter into the generator on the worker thread; its card."""
         path = checkpoint or Path(model.path) / CHECKPOINT
         name = model.adapter_name
-        card = await self.worker.submit_call(lambda: self.worker.generator.attach(name, path))
-        self._cards[name] = card
+        return await self.worker.submit_call(lambda: self.worker.generator.attach(name, path))
+
+    async def _attach(self, model: ServerModel, checkpoint: Path | None = None) -> Card:
+        """Load an adapter into the generator and serve it (a ready model's, on start-up or a reload)."""
+        card = await self._load(model, checkpoint)
+        self._cards[model.adapter_name] = card
         return card
+
+    async def _detach(self, name: str) -> None:
+        """Let the generator go of an adapter (if it holds it), on the worker thread."""
+        generator = self.worker.generator
+
+        def let_go() -> None:
+            if name in generator.adapters:
+                generator.detach(name)
+
+        try:
+            await self.worker.submit_call(let_go)
+        except QueueFull as e:  # no longer routed to: it only takes memory until the bot restarts
+            log.error("adapter %s stays loaded, unused, until the bot restarts: %s", name, e)
 
     async def _sample(self, adapter: str, card: Card) -> list[str]:
         """The first two lines of a chorus (or whatever part it knows best) from the new adapter."""
@@ -307,40 +586,42 @@ class ServerModels:
         (result,) = await self.worker.submit([request], INTERACTIVE)
         return [line for line in result.text.splitlines() if line.strip()][:2] if result.ok else []
 
-    async def _fail(self, model: ServerModel, error: str) -> None:
-        """Record a failed job and remove its files (the upload too: nothing is kept for a failure)."""
-        await self.registry.set_status(model.id, "failed", error=error)
-        shutil.rmtree(model.path, ignore_errors=True)
-
     # --- /model use, list, delete, cancel -----------------------------------------------------
 
     async def use(self, guild_id: int, name: str | None) -> str:
         """Make this server use its model ``name`` (None or 'default': the bot's own); returns a reply."""
-        if name is None or name.strip().casefold() == "default":
-            await self.registry.set_active(guild_id, None)
+        if name is None or name_key(name) == RESERVED:
             self._active.pop(guild_id, None)
+            await self.registry.set_active(guild_id, None)
             return "This server now uses the bot's own model."
         model = await self.registry.named(guild_id, name)
-        if model.status != "ready":
-            raise ModelError(f"{model.name!r} is {model.status}; only a ready model can be used.")
+        t = self._track(model)
+        if t.state != READY:
+            raise ModelError(f"{model.name!r} is {t.state}; only a ready model can be used.")
         unusable = self._unusable(model)
         if unusable:
             raise ModelError(f"{model.name!r} cannot be used: {unusable}.")
+        self._active[guild_id] = model.adapter_name  # with the check: a delete after this clears it
         await self.registry.set_active(guild_id, model.id)
-        self._active[guild_id] = model.adapter_name
         return f"This server now uses **{model.name}**."
 
     async def listing(self, guild_id: int) -> list[tuple[ServerModel, bool, str | None]]:
-        """This server's models, each with whether it is in use and why a ready one is not served (None:
-        it is, or it is not ready)."""
+        """This server's models (in the state the service holds them in), each with whether it is in use
+        and why a ready one is not served (None: it is, or it is not ready)."""
         active = self._active.get(guild_id)
-        return [
-            (m, m.adapter_name == active, self._unusable(m)) for m in await self.registry.of_server(guild_id)
-        ]
+        found = []
+        for model in await self.registry.of_server(guild_id):
+            t = self._tracked.get(model.id)
+            if t is not None and t.state in GONE:
+                continue  # being removed
+            if t is not None and t.state != model.status:
+                model = dataclasses.replace(model, status=t.state)
+            found.append((model, model.adapter_name == active, self._unusable(model)))
+        return found
 
     def _unusable(self, model: ServerModel) -> str | None:
         """Why a ready model is not attached (None: it is, or it is not ready)."""
-        if model.status != "ready" or model.adapter_name in self._cards:
+        if model.status != READY or model.adapter_name in self._cards:
             return None
         if model.base_model_id != self.worker.generator.card.model_id:
             return "it was trained on another version of the bot's model; train it again"
@@ -351,40 +632,26 @@ class ServerModels:
         )
 
     async def delete(self, guild_id: int, name: str) -> str:
-        """Delete a model: stop its training, detach it, and remove its upload, adapter and generations."""
-        model = await self.registry.named(guild_id, name)
-        await self._stop_job(guild_id, model.id)
-        if model.adapter_name in self._cards:
-            await self.worker.submit_call(lambda: self.worker.generator.detach(model.adapter_name))
-            del self._cards[model.adapter_name]
-        if self._active.get(guild_id) == model.adapter_name:
-            del self._active[guild_id]
-        removed = await self.registry.forget(model)
-        shutil.rmtree(model.path, ignore_errors=True)
-        texts = f"{removed} text{'' if removed == 1 else 's'}"
-        return f"Deleted **{model.name}**: its upload, its adapter and the {texts} it wrote (with their ratings)."
+        """Delete a model in any state: stop its job, let its adapter go, and remove its upload, adapter
+        and generations."""
+        t = self._jobs.get(guild_id)
+        if t is None or name_key(t.name) != name_key(name):  # its job may have no row yet
+            t = self._track(await self.registry.named(guild_id, name))
+        if not await self._enter(t, DELETED):  # with no await since the lookup: nothing came between
+            raise ModelError(f"This server has no model named {name!r} (it was just removed).")
+        texts = f"{t.removed} text{'' if t.removed == 1 else 's'}"
+        return f"Deleted **{t.name}**: its upload, its adapter and the {texts} it wrote (with their ratings)."
 
     async def cancel(self, guild_id: int) -> str:
-        """Stop this server's queued or running training job; returns a reply."""
-        job = await self._stop_job(guild_id)
-        if job is None:
-            raise ModelError("This server has no model training.")
-        await self.registry.forget(job.model)
-        shutil.rmtree(job.model.path, ignore_errors=True)
-        return f"Cancelled training **{job.model.name}**; its upload was deleted."
-
-    async def _stop_job(self, guild_id: int, model_id: int | None = None) -> Job | None:
-        """Take this server's job (only model ``model_id``'s, if given) out of the queue, or stop it."""
-        for job in self._jobs:
-            if job.model.guild_id == guild_id and model_id in (None, job.model.id):
-                job.cancelled = True
-                if job in self._queue:
-                    self._queue.remove(job)
-                if job.process is not None:
-                    await job.process.stop()
-                await job.notify(f"🛑 Training **{job.model.name}** was cancelled.")
-                return job
-        return None
+        """Stop this server's training job, in whatever state it is (from queued to sampling); returns a
+        reply."""
+        t = self._jobs.get(guild_id)
+        if t is None:
+            raise ModelError(
+                "This server has no model training (/model delete removes a model that is ready)."
+            )
+        await self._enter(t, CANCELLED)  # a job may always be cancelled: nothing came between
+        return f"Cancelled training **{t.name}**; its upload was deleted."
 
 
 def _duration(seconds: float) -> str:

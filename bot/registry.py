@@ -1,11 +1,13 @@
-"""Server models in the database: each server's adapters (queued, training, ready or failed) and the one
-it uses. Only ``ready`` models are ever served; a model becomes ready in one write, after its adapter is
-complete on disk, so nothing is ever half-registered.
+"""Server models in the database: each server's adapters (in the states of ``bot.model_states``) and the
+one it uses. Only ``ready`` models are ever served; a model becomes ready in one write, after its adapter
+is complete on disk, so nothing is ever half-registered. Names are unique in a server by their normal form
+(``bot.names``), and every lookup by name goes through it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -13,11 +15,14 @@ from typing import Any
 
 import aiosqlite
 
+from linernotes.bot.model_states import FAILED, JOB, READY
+from linernotes.bot.names import free_name, name_key
 from linernotes.bot.storage import Database
 from linernotes.common.errors import LinernotesError
 
-LIVE = ("queued", "training", "ready")  # what counts against a server's quota
-STATUSES = (*LIVE, "failed")
+log = logging.getLogger(__name__)
+LIVE = (*JOB, READY)  # what counts against a server's quota
+STATUSES = (*LIVE, FAILED)  # what a row may hold (cancelled and deleted models have none)
 
 
 class ModelError(LinernotesError):
@@ -48,7 +53,8 @@ class ServerModel:
 
 
 def _model(row: aiosqlite.Row) -> ServerModel:
-    return ServerModel(**{**dict(row), "report": json.loads(row["report"])})
+    fields = {k: v for k, v in dict(row).items() if k != "name_key"}  # the registry's own lookup column
+    return ServerModel(**{**fields, "report": json.loads(row["report"])})
 
 
 class ModelRegistry:
@@ -56,6 +62,7 @@ class ModelRegistry:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._keyed = False  # rows from before names had a normal form have been given theirs
 
     async def add(
         self,
@@ -69,24 +76,70 @@ class ModelRegistry:
     ) -> ServerModel:
         """Register a queued model, or a ready one when its adapter (``adapter_id``) is already complete
         on disk (replacing a failed one of the same name); refuses a taken name."""
-        now = time.time()
+        await self._fill_keys()
+        now, key = time.time(), name_key(name)
         status = "queued" if adapter_id is None else "ready"  # ready in this one write, never half-registered
         await self.db.execute(
-            "DELETE FROM server_models WHERE guild_id = ? AND name = ? AND status = 'failed'",
-            (guild_id, name),
+            "DELETE FROM server_models WHERE guild_id = ? AND name_key = ? AND status = 'failed'",
+            (guild_id, key),
         )
-        row = (guild_id, name, status, base_model_id, adapter_id, path, upload, json.dumps(report))
+        row = (guild_id, name, key, status, base_model_id, adapter_id, path, upload, json.dumps(report))
         try:
             model_id = await self.db.execute(
-                "INSERT INTO server_models (guild_id, name, status, base_model_id, model_id, path, upload, "
-                "report, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO server_models (guild_id, name, name_key, status, base_model_id, model_id, path, "
+                "upload, report, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, now, now),
             )
         except sqlite3.IntegrityError:
-            raise ModelError(f"This server already has a model named {name!r}; delete it first.") from None
+            await self.check_free(guild_id, name)  # says which model holds the name
+            raise
         found = await self.by_id(model_id)
         assert found is not None
         return found
+
+    async def check_free(self, guild_id: int, name: str) -> None:
+        """Refuse a name this server's models already have (a failed one's is free: it is replaced)."""
+        await self._fill_keys()
+        rows = await self.db.fetch(
+            "SELECT name FROM server_models WHERE guild_id = ? AND name_key = ? AND status != 'failed'",
+            (guild_id, name_key(name)),
+        )
+        if rows:
+            held = rows[0][0]
+            alike = "" if held == name else " (names that differ only in case or look-alike letters are one)"
+            raise ModelError(f"This server already has a model named {held!r}{alike}; delete it first.")
+
+    async def _fill_keys(self) -> None:
+        """Give rows from before migration 5 their name's normal form; a name that collides with an older
+        model's in its server (or with 'default') is renamed ``name-2``, ``name-3``... and logged."""
+        if self._keyed:
+            return
+        rows = await self.db.fetch("SELECT id, guild_id, name, name_key FROM server_models ORDER BY id")
+        taken: dict[int, set[str]] = {}
+        for r in rows:
+            if r["name_key"] is not None:
+                taken.setdefault(r["guild_id"], set()).add(r["name_key"])
+        updates = []
+        for r in rows:
+            if r["name_key"] is not None:
+                continue
+            keys = taken.setdefault(r["guild_id"], set())
+            name = free_name(r["name"], keys)
+            keys.add(name_key(name))
+            updates.append(
+                (
+                    "UPDATE server_models SET name = ?, name_key = ? WHERE id = ?",
+                    (name, name_key(name), r["id"]),
+                )
+            )
+            if name != r["name"]:
+                log.warning(
+                    "server %s: model %r is renamed %r: its name is another model's (or 'default') "
+                    "once case and look-alike letters are set aside", r["guild_id"], r["name"], name,
+                )  # fmt: skip
+        if updates:
+            await self.db.execute_all(updates)
+        self._keyed = True
 
     async def by_id(self, model_id: int) -> ServerModel | None:
         """One model by its row id."""
@@ -94,9 +147,11 @@ class ModelRegistry:
         return _model(rows[0]) if rows else None
 
     async def named(self, guild_id: int, name: str) -> ServerModel:
-        """This server's model called ``name`` (case-insensitively), or a ModelError listing its models."""
+        """This server's model called ``name`` (by the names' normal form: case and look-alike letters
+        aside), or a ModelError listing its models."""
+        await self._fill_keys()
         rows = await self.db.fetch(
-            "SELECT * FROM server_models WHERE guild_id = ? AND name = ? COLLATE NOCASE", (guild_id, name)
+            "SELECT * FROM server_models WHERE guild_id = ? AND name_key = ?", (guild_id, name_key(name))
         )
         if rows:
             return _model(rows[0])
@@ -118,9 +173,11 @@ class ModelRegistry:
         return [_model(r) for r in rows]
 
     async def live_count(self, guild_id: int) -> int:
-        """Models counting against this server's quota (queued, training or ready)."""
+        """Models counting against this server's quota (a job, or ready)."""
+        marks = ", ".join("?" for _ in LIVE)
         rows = await self.db.fetch(
-            "SELECT COUNT(*) FROM server_models WHERE guild_id = ? AND status IN (?, ?, ?)", (guild_id, *LIVE)
+            f"SELECT COUNT(*) FROM server_models WHERE guild_id = ? AND status IN ({marks})",
+            (guild_id, *LIVE),
         )
         return int(rows[0][0])
 
@@ -176,10 +233,18 @@ class ModelRegistry:
         return {r[0]: r[1] for r in rows}
 
     async def set_active(self, guild_id: int, model_id: int | None) -> None:
-        """Make this server use ``model_id`` (None: the bot's own model)."""
+        """Make this server use ``model_id`` (None: the bot's own model); a model deleted meanwhile is not
+        chosen (one statement: the row is there or it is not)."""
+        if model_id is None:
+            await self.db.execute(
+                "INSERT INTO server_settings VALUES (?, NULL) ON CONFLICT (guild_id) DO UPDATE SET "
+                "active_model = NULL",
+                (guild_id,),
+            )
+            return
         await self.db.execute(
-            "INSERT INTO server_settings VALUES (?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
-            "active_model = excluded.active_model",
+            "INSERT INTO server_settings SELECT ?, id FROM server_models WHERE id = ? "
+            "ON CONFLICT (guild_id) DO UPDATE SET active_model = excluded.active_model",
             (guild_id, model_id),
         )
 

@@ -28,12 +28,15 @@ STOP_GRACE = 10.0  # seconds a stopped run gets to exit before it is killed
 
 
 class TrainingProcess:
-    """A running ``linernotes adapter`` child: its JSON-line events, its exit, and a way to stop it."""
+    """A running ``linernotes adapter`` child: its JSON-line events, its exit, and a way to stop it.
 
-    def __init__(self, prepared: Path, base: Path, work: Path, max_steps: int) -> None:
+    The child is given the upload as stored: it prepares it itself (reporting ``prepared``, or
+    ``refused`` with why), under a CPU-time limit, so reading a hostile file costs the bot nothing."""
+
+    def __init__(self, upload: Path, base: Path, work: Path, max_steps: int) -> None:
         self.argv = [
             *COMMAND,
-            "--data", str(prepared),
+            "--upload", str(upload),
             "--base", str(base),
             "--work", str(work),
             "--max-steps", str(max_steps),

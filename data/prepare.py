@@ -14,6 +14,7 @@ from linernotes.data.clean import clean_text, clean_value, dedupe_key, exact_key
 from linernotes.data.config import DataConfig
 from linernotes.data.dedupe import THRESHOLD, NearDuplicates
 from linernotes.data.format import FORMAT_VERSION, Record
+from linernotes.data.problems import SourceError
 from linernotes.data.readers import Item, ReaderOptions, ReadReport, detect, expand_sources
 from linernotes.data.splits import SPLITS, assign_split, write_split
 from linernotes.data.stats import TokenCounter, tag_counts
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 IDENTICAL = "duplicate (identical text)"
 FOLDED = "duplicate (same text up to case, punctuation and spacing)"
 NEAR = f"near duplicate (word-pair Jaccard >= {THRESHOLD} with a kept text)"
+NEAR_PLAIN = "nearly the same as a kept text"
 
 
 @dataclass
@@ -34,6 +36,13 @@ class PrepareResult:
     reports: list[ReadReport]
     pipeline: ReadReport  # drops after reading: cleaning, length, duplicates
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def plain_dropped(self) -> Counter[str]:
+        """Drops of every stage by reason, worded without CLI options (for people who can change only the data)."""
+        dropped: Counter[str] = Counter()
+        for report in [*self.reports, self.pipeline]:
+            dropped.update(report.plain_dropped())
+        return dropped
 
 
 def read_sources(config: DataConfig) -> tuple[list[Item], list[ReadReport]]:
@@ -78,12 +87,12 @@ def clean_and_filter(
         if not text:
             report.drop("empty after cleaning", item.source)
             continue
-        reason = _length_problem(text, config, count)
-        if reason:
-            report.drop(reason, item.source)
+        problem = _length_problem(text, config, count)
+        if problem:
+            report.drop(problem[0], item.source, plain=problem[1])
             continue
         if config.dedupe != "none" and (duplicate := _duplicate(text, item.source, config, seen, near)):
-            report.drop(*duplicate)
+            report.drop(*duplicate, plain=NEAR_PLAIN if duplicate[0] == NEAR else None)
             continue
         tags = {k: clean_value(v) if isinstance(v, str) and k != "part" else v for k, v in r.tags.items()}
         report.kept += 1
@@ -104,23 +113,40 @@ def _duplicate(
     return None
 
 
-def _length_problem(text: str, config: DataConfig, count: TokenCounter) -> str | None:
+def _length_problem(text: str, config: DataConfig, count: TokenCounter) -> tuple[str, str] | None:
+    """(reason naming the option, the same without it) when ``text`` is too short or too long."""
+    problem = None
     if len(text) < config.min_chars:
-        return f"shorter than {config.min_chars} characters (--min-chars)"
-    if len(text) > config.max_chars:
-        return f"longer than {config.max_chars} characters (--max-chars)"
-    if config.min_tokens is None and config.max_tokens is None:
-        return None
-    tokens = count(text)
-    if config.min_tokens is not None and tokens < config.min_tokens:
-        return f"fewer than {config.min_tokens} tokens (--min-tokens)"
-    if config.max_tokens is not None and tokens > config.max_tokens:
-        return f"more than {config.max_tokens} tokens (--max-tokens)"
-    return None
+        problem = f"shorter than {config.min_chars} characters", "--min-chars"
+    elif len(text) > config.max_chars:
+        problem = f"longer than {config.max_chars} characters", "--max-chars"
+    elif config.min_tokens is not None or config.max_tokens is not None:
+        tokens = count(text)
+        if config.min_tokens is not None and tokens < config.min_tokens:
+            problem = f"fewer than {config.min_tokens} tokens", "--min-tokens"
+        elif config.max_tokens is not None and tokens > config.max_tokens:
+            problem = f"more than {config.max_tokens} tokens", "--max-tokens"
+    return (f"{problem[0]} ({problem[1]})", problem[0]) if problem else None
 
 
 def split_items(items: list[Item], config: DataConfig) -> dict[str, list[Item]]:
-    """Assign splits by group; a kept duplicate, exact or near, follows its first copy's split."""
+    """Assign splits by group (one song, one review); training is never left empty.
+
+    A split by song needs songs to spare: when every text shares one group (one song) or no group
+    landed in training, the texts are split one by one instead (a song's sections then straddle
+    splits); when even that leaves training empty (a text or two), everything trains.
+    """
+    by_group = len({i.group for i in items}) > 1
+    splits = _assign(items, config, by_group)
+    if by_group and items and not splits["train"]:
+        splits = _assign(items, config, by_group=False)
+    if items and not splits["train"]:
+        splits = {s: list(items) if s == "train" else [] for s in SPLITS}
+    return splits
+
+
+def _assign(items: list[Item], config: DataConfig, by_group: bool) -> dict[str, list[Item]]:
+    """Assign splits by group, or by text; a kept duplicate, exact or near, follows its first copy's split."""
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     by_text: dict[str, str] = {}
     assigned: dict[str, str] = {}  # item number -> split
@@ -131,7 +157,8 @@ def split_items(items: list[Item], config: DataConfig) -> dict[str, list[Item]]:
         split = by_text.get(key)
         if split is None and near is not None and (twin := near.match(str(n), item.record.text)):
             split = assigned[twin[0]]
-        split = split or assign_split(item.group, config.val_fraction, config.test_fraction)
+        group = item.group if by_group else f"text#{key}"
+        split = split or assign_split(group, config.val_fraction, config.test_fraction)
         by_text.setdefault(key, split)
         assigned[str(n)] = split
         splits[split].append(item)
@@ -146,7 +173,11 @@ def prepare(config: DataConfig) -> PrepareResult:
     result = PrepareResult(split_items(items, config), reports, pipeline)
     result.stats = build_stats(result, config, count)
     if not items:
-        raise InputError("no usable records were produced:\n" + summary(result))
+        dropped = result.plain_dropped()
+        why = ", ".join(f"{n} {reason}" for reason, n in dropped.most_common()) or "no records found"
+        raise SourceError(
+            "no usable records were produced:\n" + summary(result), f"nothing in it is usable ({why})"
+        )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     for split, split_items_ in result.splits.items():

@@ -10,14 +10,13 @@ a base row is written exactly as it is by the plain model.
 
 Adapter checkpoints are peft's format (``adapter_config.json`` and ``adapter_model.safetensors``), as
 ``linernotes train --lora`` and ``linernotes adapter`` export them. Plain LoRA only: a checkpoint using
-a peft variant (DoRA, per-module ranks, extra trained modules) is refused before the model is touched.
+a peft variant (DoRA, per-module ranks, extra trained modules) is refused before the model is touched;
+``model.lora_check`` checks an adapter's files (the same check ``linernotes models add`` applies).
 Adapters of different ranks share a stack: a smaller rank is padded with zeros, which add nothing.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -27,22 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from linernotes.common.errors import CheckpointError
+from linernotes.common.errors import AdapterError
 from linernotes.model.adapters import unknown_adapter
+from linernotes.model.lora_check import PREFIX, WEIGHTS, check_lora, layer_dims, linear_features, why
 
 NO_ADAPTER = -1  # a row's slot when it runs on the model's own weights
-_PREFIX = "base_model.model."  # how peft names the wrapped model in a saved adapter
-_ENDS = {".lora_A.weight": "A", ".lora_B.weight": "B"}
-# Settings of a peft LoRA that change what its weights mean; a checkpoint using any is refused.
-_VARIANTS = {
-    "use_dora": "DoRA",
-    "modules_to_save": "extra trained modules (modules_to_save)",
-    "rank_pattern": "per-module ranks (rank_pattern)",
-    "alpha_pattern": "per-module scaling (alpha_pattern)",
-    "lora_bias": "a trained LoRA bias",
-    "layer_replication": "layer replication",
-    "trainable_token_indices": "trained token embeddings",
-}
 
 
 @dataclass(frozen=True)
@@ -63,73 +51,18 @@ def read_lora(path: Path, model: nn.Module) -> LoraWeights:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    config = _read_config(path)
+    path = Path(path)
+    spec = check_lora(path, layer_dims(model))  # everything is checked before a tensor is read
     try:
-        tensors = load_file(path / "adapter_model.safetensors")
+        tensors = load_file(path / WEIGHTS)
     except (OSError, SafetensorError) as e:
-        raise CheckpointError(
-            f"{path}: adapter weights could not be loaded ({type(e).__name__}: {e})"
-        ) from None
-    rank = int(config["r"])
-    scale = config["lora_alpha"] / (math.sqrt(rank) if config.get("use_rslora") else rank)
-    pairs: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in tensors.items():
-        end = next((e for e in _ENDS if key.endswith(e)), None)
-        if end is None or not key.startswith(_PREFIX):
-            raise CheckpointError(f"{path}: unexpected tensor {key!r} in a LoRA adapter")
-        pairs.setdefault(key[len(_PREFIX) : -len(end)], {})[_ENDS[end]] = tensor
-    if not pairs:
-        raise CheckpointError(f"{path}: the adapter holds no LoRA weights")
+        raise AdapterError.of(path, f"adapter weights could not be loaded ({WEIGHTS}: {why(e)})") from None
     layers = {}
-    for name, pair in pairs.items():
-        n_in, n_out = _dims(path, model, name)
-        a, b = pair.get("A"), pair.get("B")
-        if a is None or b is None or a.shape != (rank, n_in) or b.shape != (n_out, rank):
-            raise CheckpointError(
-                f"{path}: the LoRA weights of {name} do not fit the layer ({n_in} in, {n_out} out, rank {rank})"
-            )
+    for name in spec.modules:
+        a, b = tensors[f"{PREFIX}{name}.lora_A.weight"], tensors[f"{PREFIX}{name}.lora_B.weight"]
         # Stored as the batched matmuls use them; the scale folded into B once rather than every forward.
-        layers[name] = (a.float().t().contiguous(), (b.float() * scale).t().contiguous())
-    return LoraWeights(rank, layers)
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: no readable adapter_config.json ({e})") from None
-    if config.get("peft_type") != "LORA":
-        raise CheckpointError(f"{path}: a {config.get('peft_type')} adapter, not LoRA")
-    used = [what for key, what in _VARIANTS.items() if config.get(key)]
-    if config.get("bias", "none") != "none":
-        used.append(f"trained biases (bias={config['bias']})")
-    if used:
-        raise CheckpointError(f"{path}: the adapter uses {', '.join(used)}, which linernotes does not serve")
-    return config
-
-
-def _dims(path: Path, model: nn.Module, name: str) -> tuple[int, int]:
-    """(in, out) features of the layer ``name`` an adapter targets."""
-    try:
-        layer = model.get_submodule(name)
-    except AttributeError:
-        raise CheckpointError(f"{path}: the adapter targets {name}, which this model does not have") from None
-    layer = layer.base_layer if isinstance(layer, LoraLinear) else layer
-    dims = _features(layer)
-    if dims is None:
-        raise CheckpointError(
-            f"{path}: the adapter targets {name}, a {type(layer).__name__}, not a linear layer"
-        )
-    return dims
-
-
-def _features(layer: nn.Module) -> tuple[int, int] | None:
-    """(in, out) features of a linear layer; None for any other kind."""
-    if isinstance(layer, nn.Linear):  # bitsandbytes' int8 layers included
-        return layer.in_features, layer.out_features
-    if type(layer).__name__ == "Conv1D":  # GPT-2's fused projections: weight (in, out)
-        return layer.nx, layer.nf
-    return None
+        layers[name] = (a.float().t().contiguous(), (b.float() * spec.scale).t().contiguous())
+    return LoraWeights(spec.rank, layers)
 
 
 @dataclass(frozen=True)
@@ -167,8 +100,8 @@ class LoraLinear(nn.Module):
 
     def __init__(self, base_layer: nn.Module, bank: LoraBank) -> None:
         super().__init__()
-        dims = _features(base_layer)
-        assert dims is not None, "read_lora checks every target is a linear layer"
+        dims = linear_features(base_layer)
+        assert dims is not None, "check_lora checks every target is a linear layer"
         self.base_layer, self.dims = base_layer, dims
         self.bank = bank
         self.a: torch.Tensor | None = None  # (slots, in, rank): A^T of each adapter, zeros where absent

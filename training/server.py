@@ -1,17 +1,20 @@
 """A Discord server's own LoRA adapter, trained as a job the bot runs in a child process.
 
-``train_adapter`` trains the ``server`` recipe on an upload the bot has already prepared, over the bot's
-serving checkpoint, through the one pipeline (``training.pipeline.build``), and exports the adapter
+``train_adapter`` trains the ``server`` recipe on a prepared upload (the bot's child prepares it first,
+``linernotes adapter --upload``), over the bot's serving checkpoint, through the one pipeline (``training.pipeline.build``), and exports the adapter
 unmerged (fp32, a few MB). It reports through ``on_event``; ``linernotes adapter`` prints those events
 as JSON lines for the bot. The bot never imports this module: it only reads the events.
 
-Events, in order:
+Events, in order (``linernotes adapter --upload`` first prepares the uploaded file, as the bot takes it,
+and reports ``{"event": "prepared", "report": {...}, "summary": text}`` or, ending there,
+``{"event": "refused", "message": why}``):
 
 - ``{"event": "start", "total": T, "examples": n, "val_examples": m}`` once the data is tokenized;
   ``val_examples`` 0 means the upload has no validation split: both losses in ``done`` are then null;
 - ``{"event": "step", "step": s, "total": T, "loss": x, "elapsed": sec, "eta": sec}`` after each step;
 - ``{"event": "done", "checkpoint": path, "model_id": id, "base_val_loss": x, "val_loss": y,
-  "steps": n, "seconds": t}`` once the adapter checkpoint is in place under its final name.
+  "steps": n, "seconds": t}`` once the adapter checkpoint is in place under its final name and has
+  passed the check the bot applies to every adapter (``check_output``).
 
 Stopping: ``sigterm_exits`` makes SIGTERM end the job at once (``SystemExit``); the checkpoint is only
 ever renamed into place complete, and a job stopped before ``done`` removes it, so a stopped job never
@@ -32,7 +35,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from linernotes.common.errors import CheckpointError, ConfigError, InputError
+from linernotes.common.errors import AdapterError, CheckpointError, ConfigError, InputError
+from linernotes.model.adapters import check_adapter
+from linernotes.model.card import read_card
 from linernotes.model.checkpoint import is_checkpoint
 from linernotes.training.pipeline import RECIPES, build
 
@@ -114,6 +119,7 @@ def train_adapter(
             [work / "prepared"], work, RECIPE, precision="fp32", say=log.info,
             on_start=reporter.start, on_step=reporter.step, base=str(base), max_steps=cap, **overrides,
         )  # fmt: skip
+        check_output(built.checkpoint, base)
         done = done_event(built.checkpoint, built.card.model_id, built.summary, reporter.seconds())
         reported = True  # before telling: once "done" may have been read, the checkpoint must stay
         on_event(done)
@@ -127,6 +133,15 @@ def check_base(base: Path) -> None:
     """Refuse a base that is not a whole-model linernotes checkpoint, before any loading."""
     if not is_checkpoint(base):
         raise CheckpointError(f"--base {base}: not a linernotes checkpoint directory (no card.json)")
+
+
+def check_output(checkpoint: Path, base: Path) -> None:
+    """Refuse to report an adapter the bot would refuse to serve: the check ``models add`` and the bot's
+    start-up apply, so nothing broken is ever registered ready."""
+    try:
+        check_adapter(checkpoint, read_card(base), base)
+    except AdapterError as e:  # the member who uploaded reads this: the reason, never the work folder
+        raise CheckpointError(f"the trained adapter cannot be served: {e.reason}") from None
 
 
 def stage(prepared: Path, into: Path) -> None:
@@ -156,6 +171,29 @@ def done_event(checkpoint: Path, model_id: str, summary: dict[str, Any], seconds
 def _number(value: float | None) -> float | None:
     """A loss as JSON can carry it: rounded, and null when missing or not finite (JSON has no NaN)."""
     return round(value, 4) if value is not None and math.isfinite(value) else None
+
+
+class CpuLimitExceeded(BaseException):
+    """The work inside ``cpu_limit`` used up its CPU time. A BaseException, as KeyboardInterrupt is: it can
+    strike anywhere, and a library's ``except Exception`` must not swallow it (or turn it into another)."""
+
+
+@contextlib.contextmanager
+def cpu_limit(seconds: float) -> Iterator[None]:
+    """While inside, once this process has used ``seconds`` more of CPU time (all threads), raise
+    ``CpuLimitExceeded`` in the main thread: a hard bound on work whose cost its input decides (reading
+    an upload). CPU time, not wall time: a job at the lowest priority may wait long for a core."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise CpuLimitExceeded(f"over {seconds:g} s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, stop)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 @contextlib.contextmanager

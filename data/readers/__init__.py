@@ -6,6 +6,7 @@ from pathlib import Path
 
 from linernotes.common.errors import InputError
 from linernotes.data.format import KINDS
+from linernotes.data.problems import SourceError
 from linernotes.data.readers import lyrics, pitchfork, product, songs
 from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport
 from linernotes.data.readers.mapped import fields_of, read_generic
@@ -54,18 +55,24 @@ def detect(path: Path, kind: str | None, fmt: str | None) -> Reader:
         matches = [r for r in SPECIFIC if r.sniff(path)]
         if len(matches) > 1:
             names = ", ".join(r.name for r in matches)
-            raise InputError(f"{path}: could be any of {names}; pass --format")
+            raise SourceError(
+                f"{path}: could be any of {names}; pass --format", f"it could be read as any of {names}"
+            )
         if not matches:
             guessed = kind or _kind_from_columns(path)
             if guessed is not None and path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
                 return _generic(guessed)
-            raise InputError(
+            raise SourceError(
                 f"{path}: unknown format; pass --format (one of: {', '.join(FORMATS)})"
-                + ("" if kind else " and --kind for generic tables")
+                + ("" if kind else " and --kind for generic tables"),
+                "it is not in a format this reads",
             )
         reader = matches[0]
     if kind is not None and reader.kind != kind:
-        raise InputError(f"{path}: format {reader.name} holds {reader.kind} records, not --kind {kind}")
+        raise SourceError(
+            f"{path}: format {reader.name} holds {reader.kind} records, not --kind {kind}",
+            f"it holds {reader.kind} records ({reader.description}), not {kind}",
+        )
     return reader
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,17 +47,30 @@ class ReadReport:
     notes: list[str] = field(default_factory=list)  # decisions taken, with counts
     warnings: list[str] = field(default_factory=list)
     tallies: dict[str, Counter[str]] = field(default_factory=dict)  # topic -> value counts
+    plain: dict[str, str] = field(default_factory=dict)  # reason -> its wording without options, if different
 
     def tally(self, topic: str, value: str) -> None:
         """Count one occurrence of ``value`` under ``topic`` (e.g. section labels that were dropped)."""
         self.tallies.setdefault(topic, Counter())[value] += 1
 
-    def drop(self, reason: str, where: str) -> None:
-        """Count one dropped row under ``reason``, remembering the first few locations."""
+    def drop(self, reason: str, where: str, plain: str | None = None) -> None:
+        """Count one dropped row under ``reason``, remembering the first few locations.
+
+        ``plain`` words the reason without CLI options, when ``reason`` names one.
+        """
         self.dropped[reason] += 1
+        if plain is not None:
+            self.plain[reason] = plain
         places = self.where.setdefault(reason, [])
         if len(places) < 3:
             places.append(where)
+
+    def plain_dropped(self) -> Counter[str]:
+        """The drop counts by reason worded without CLI options."""
+        counts: Counter[str] = Counter()
+        for reason, n in self.dropped.items():
+            counts[self.plain.get(reason, reason)] += n
+        return counts
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -109,4 +123,7 @@ def build_item(
 def _reason(message: str) -> str:
     """Group messages like "review: tag 'score' must be between ..., got '11.5'" by their tag."""
     head, _, _ = message.partition(", got")
+    # "part 'Skit 3' is not one of: ...": the label goes with the row's location, not into the reason
+    # (one reason per label would split the count and repeat the file's text in every summary).
+    head = re.sub(r"^part .* is not one of:", "part is not one of:", head, flags=re.DOTALL)
     return head.replace("review: ", "").replace("product: ", "").replace("lyrics: ", "")

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from linernotes.common.errors import FormatError, InputError
 from linernotes.data.format import normalize_part
+from linernotes.data.problems import SourceError
 from linernotes.data.readers.base import Item, Reader, ReaderOptions, ReadReport, build_item
+from linernotes.data.readers.jsontext import invalid_json, loads
 from linernotes.data.readers.tables import open_text
 
 # Genius boilerplate, as it appears glued to the lyrics in scraped strings.
@@ -133,7 +135,7 @@ def _is_genius(path: Path) -> bool:
         return False
     try:
         with open_text(path) as f:
-            obj = json.load(f)
+            obj = loads(f.read(), str(path))
     except (OSError, InputError, ValueError):
         return False
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, str) for v in obj.values())
@@ -142,12 +144,16 @@ def _is_genius(path: Path) -> bool:
 def read_genius(path: Path, opts: ReaderOptions, report: ReadReport) -> Iterator[Item]:
     """Read one Genius artist file: ``{song title: raw lyrics}``."""
     with open_text(path) as f:
-        try:
-            songs = json.load(f)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        text = f.read()
+    try:
+        songs = loads(text, str(path))
+    except json.JSONDecodeError as e:
+        raise invalid_json(str(path), e) from None
     if not isinstance(songs, dict):
-        raise InputError(f"{path}: expected an object of song title -> lyrics")
+        raise SourceError(
+            f"{path}: expected an object of song title -> lyrics",
+            "expected one JSON object of song title -> lyrics",
+        )
     artist = opts.artist or artist_from_filename(path)
     removed: Counter[str] = Counter()
     for title, raw in songs.items():

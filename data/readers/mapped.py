@@ -8,8 +8,9 @@ from typing import Any
 
 from linernotes.common.errors import InputError
 from linernotes.data.format import check_kind
+from linernotes.data.problems import SourceError
 from linernotes.data.readers.base import Item, ReaderOptions, ReadReport, build_item
-from linernotes.data.readers.tables import Row, header_of, iter_rows
+from linernotes.data.readers.tables import Row, header_of, iter_rows, no_header
 
 Getter = str | Callable[[Row], Any]  # a column name, or a function of the row
 MISSING = {"", "NA", "N/A", "null", "None"}  # SQL NULL as tables export it
@@ -28,6 +29,8 @@ def fields_of(kind: str) -> tuple[list[str], list[str]]:
 def resolve_mapping(path: Path, kind: str, explicit: Mapping[str, str]) -> dict[str, str]:
     """Columns for each field: explicit ``--map`` entries over columns named like the field."""
     header = header_of(path)
+    if not header:
+        raise no_header(path)
     required, optional = fields_of(kind)
     unknown = [f for f in explicit if f not in required + optional]
     if unknown:
@@ -44,9 +47,11 @@ def resolve_mapping(path: Path, kind: str, explicit: Mapping[str, str]) -> dict[
     mapping.update(explicit)
     missing = [f for f in required if f not in mapping]
     if missing:
-        raise InputError(
+        # The plain message leaves out the file's own column names: they are the uploader's text, unbounded.
+        raise SourceError(
             f"{path}: no column for {missing[0]!r} (a {kind} needs {', '.join(required)}); "
-            f"pass --map {missing[0]}=COLUMN; columns are: {', '.join(header)}"
+            f"pass --map {missing[0]}=COLUMN; columns are: {', '.join(header)}",
+            f"no {missing[0]!r} field in its rows (each {kind} row needs {', '.join(required)})",
         )
     return mapping
 
@@ -69,7 +74,11 @@ def read_mapped(
         helpful = get(row, fields["helpful"]) if "helpful" in fields else None
         no_votes += "helpful" in fields and helpful is None
         if opts.min_helpful and _as_int(helpful) < opts.min_helpful:
-            report.drop(f"fewer than {opts.min_helpful} helpful votes (--min-helpful)", where)
+            report.drop(
+                f"fewer than {opts.min_helpful} helpful votes (--min-helpful)",
+                where,
+                plain=f"fewer than {opts.min_helpful} helpful votes",
+            )
             continue
         tags = {n: get(row, fields[n]) for n in names if n in fields}
         text = get(row, fields["text"]) or ""

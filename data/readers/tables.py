@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import InputError
+from linernotes.data.problems import SourceError
 from linernotes.data.readers.base import ReadReport
+from linernotes.data.readers.jsontext import MAX_DEPTH, invalid_json, loads, raw_decode, too_deep
 
 Row = dict[str, Any]
 # Review texts can be long: csv's default limit (131,072 characters) raised `_csv.Error` on real files,
@@ -47,11 +49,32 @@ def header_of(path: Path) -> list[str]:
                 first = f.read(1 << 16).lstrip()
                 if first.startswith("["):
                     first = first[1:].lstrip()
-                obj, _ = json.JSONDecoder().raw_decode(first)
+                obj = raw_decode(first, str(path))  # refuses deep nesting: no reader could read it
                 return list(obj) if isinstance(obj, dict) else []
             return next(_csv_reader(f, table_kind(path)), [])
     except (ValueError, UnicodeError, csv.Error):
         return []  # not a table this can read: detection moves on to other formats
+
+
+def no_header(path: Path) -> SourceError:
+    """Why ``path`` has no column names: JSON that does not parse, a first row that is no object, no rows."""
+    with open_text(path) as f:
+        text = f.read()
+    stripped = text.lstrip()
+    if not stripped:
+        return SourceError(f"{path}: empty file", "it is empty")
+    if table_kind(path) != "jsonl":  # a CSV whose first line is blank
+        return SourceError(f"{path}: no header row", "its first row names no columns")
+    # The whole array, or the first line with its leading blank lines: line numbers stay the file's.
+    end = -1 if stripped.startswith("[") else text.find("\n", len(text) - len(stripped))
+    try:
+        loads(text if end < 0 else text[:end], str(path))
+    except json.JSONDecodeError as e:
+        return invalid_json(str(path), e)
+    return SourceError(
+        f"{path}: the first row is not a JSON object; expected one object of fields per row",
+        "its first row is not a JSON object of fields",
+    )
 
 
 def iter_rows(path: Path, report: ReadReport) -> Iterator[tuple[str, Row]]:
@@ -75,7 +98,9 @@ def _iter_csv(path: Path, report: ReadReport, kind: str) -> Iterator[tuple[str, 
         reader = _csv_reader(f, kind)
         header = next(reader, None)
         if not header:
-            raise InputError(f"{path}: empty file, expected a header row")
+            raise SourceError(
+                f"{path}: empty file, expected a header row", "it is empty (expected a header row)"
+            )
         start = reader.line_num + 1
         try:
             for values in reader:
@@ -97,9 +122,9 @@ def _iter_json(path: Path, report: ReadReport) -> Iterator[tuple[str, Row]]:
         text = f.read()
     if text.lstrip().startswith("["):
         try:
-            rows = json.loads(text)
+            rows = loads(text, str(path))
         except json.JSONDecodeError as e:
-            raise InputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+            raise invalid_json(str(path), e) from None
         for n, obj in enumerate(rows, 1):
             report.rows += 1
             if isinstance(obj, dict):
@@ -112,6 +137,9 @@ def _iter_json(path: Path, report: ReadReport) -> Iterator[tuple[str, Row]]:
             continue
         report.rows += 1
         where = f"{path.name}:line {n}"
+        if too_deep(line):
+            report.drop(f"JSON nested deeper than {MAX_DEPTH} levels", where)
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:

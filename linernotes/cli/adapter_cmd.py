@@ -1,8 +1,11 @@
 """``linernotes adapter``: train a server's LoRA adapter over a checkpoint, as the bot's child process.
 
 stdout carries only the job's events, one JSON object per line (see ``training/server.py``); logs go to
-stderr. Exit status: 0 after ``done``; 1 after an ``error`` event (a problem the message names); 143
-when stopped by SIGTERM; 1 when the ``--exit-with`` process is gone.
+stderr. With ``--upload`` the child first prepares the uploaded file as the bot takes it (``/model
+train``'s readers), within ``--prepare-cpu`` seconds of CPU, and reports ``prepared`` or ``refused``:
+the bot process never reads an upload's content. Exit status: 0 after ``done``; 1 after an ``error`` or
+``refused`` event (a problem the message names); 143 when stopped by SIGTERM; 1 when the
+``--exit-with`` process is gone.
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ import argparse
 import contextlib
 import functools
 import json
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from linernotes.common.errors import LinernotesError
+
+# CPU seconds preparing an upload may take: a 2 MB file of real songs takes a few; 44,000 tiny unique
+# sections took 82 s (their near-duplicate search), and are refused instead.
+PREPARE_CPU = 30.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +33,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "adapter",
         help="train a LoRA adapter on a prepared upload over a checkpoint; JSON-lines events on stdout",
     )
-    p.add_argument("--data", required=True, type=Path, help="prepared upload (from `linernotes prepare`)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="prepared upload (from `linernotes prepare`)")
+    source.add_argument(
+        "--upload",
+        type=Path,
+        help="a lyrics file as /model train takes it: prepared first (event prepared, or refused)",
+    )
     p.add_argument("--base", required=True, type=Path, help="linernotes checkpoint the adapter is for")
     p.add_argument("--work", required=True, type=Path, help="job directory (prepared/, run/, checkpoint/)")
     p.add_argument("--max-steps", type=int, help="at most this many optimizer steps (default: the recipe's)")
+    p.add_argument(
+        "--prepare-cpu",
+        type=float,
+        default=PREPARE_CPU,
+        metavar="SECONDS",
+        help=f"CPU time preparing --upload may take before it is refused (default {PREPARE_CPU:g})",
+    )
     p.add_argument(
         "--exit-with", type=int, metavar="PID", help="exit as soon as process PID is gone (the bot's own pid)"
     )
@@ -44,11 +66,40 @@ def run(args: argparse.Namespace) -> int:
         try:
             if args.exit_with is not None:
                 server.exit_with(args.exit_with)
-            server.train_adapter(args.data, args.base, args.work, args.max_steps, emit)
+            data = args.data
+            if args.upload is not None:
+                data = prepare(args.upload, args.work / "prepared", args.prepare_cpu, emit)
+                if data is None:
+                    return 1
+            server.train_adapter(data, args.base, args.work, args.max_steps, emit)
         except LinernotesError as e:
             emit({"event": "error", "message": str(e)})
             return 1
     return 0
+
+
+def prepare(upload: Path, out: Path, cpu: float, emit: Callable[[dict[str, Any]], None]) -> Path | None:
+    """Prepare an uploaded file into ``out`` as the bot takes it, within ``cpu`` seconds of CPU time;
+    emits ``prepared`` (the report stored with the model, and the member's summary line) and returns
+    ``out``, or emits ``refused`` (why, in the file's terms) and returns None, leaving nothing."""
+    from linernotes.bot.uploads import UploadError, prepare_upload, refusal
+    from linernotes.training.server import CpuLimitExceeded, cpu_limit
+
+    try:
+        with cpu_limit(cpu):
+            prepared = prepare_upload(upload, out)
+    except UploadError as e:
+        why = str(e)
+    except CpuLimitExceeded:
+        why = str(
+            refusal(upload.name, f"reading it took too long (over {cpu:g} s); send fewer, longer songs")
+        )
+    else:
+        emit({"event": "prepared", "report": prepared.to_dict(), "summary": prepared.summary()})
+        return prepared.path
+    shutil.rmtree(out, ignore_errors=True)
+    emit({"event": "refused", "message": why})
+    return None
 
 
 def write_event(out: TextIO, event: dict[str, Any]) -> None:

@@ -32,5 +32,19 @@ class CheckpointError(LinernotesError):
     """A checkpoint or run directory is missing, corrupted, or from an incompatible version."""
 
 
+class AdapterError(CheckpointError):
+    """An adapter checkpoint that cannot be served. ``str()`` names it (for the operator); ``reason`` says
+    what is wrong inside it without where it lies (for a server's members, who never see host paths)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @classmethod
+    def of(cls, path: object, reason: str) -> AdapterError:
+        """The error for the adapter checkpoint at ``path``."""
+        return cls(f"{path}: {reason}", reason)
+
+
 class GenerationError(LinernotesError):
     """Generation could not produce an acceptable text."""

@@ -22,6 +22,7 @@ from linernotes.training.server import train_adapter
 from tests.bot.helpers import footer_id
 from tests.bot.test_server_models import manager
 from tests.bot.test_storage import result
+from tests.model.test_adapters import BROKEN, break_adapter, spoil
 
 pytestmark = pytest.mark.simcord(settle_timeout=120)
 KNOWN, OTHER, NEW = 111, 222, 333  # servers the bot has answered in (KNOWN, OTHER) and one it never has
@@ -276,3 +277,107 @@ def test_a_taken_name_a_shared_adapter_and_a_full_quota_are_refused(
         in capsys.readouterr().err
     )
     assert files(tmp_path) == kept and len(registered(database)[0]) == 3
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["r zero", "r a word", "config a list", "pickle only", "wrong shape", "unknown module", "r huge"]
+    + ["base's id", "base's base id"],
+)
+def test_a_broken_adapter_is_refused_and_leaves_nothing(
+    case, adapter, tiny_fp32, database, settings, tmp_path, capsys
+):
+    broken = break_adapter(adapter, tiny_fp32, tmp_path / "broken", case)
+    assert add(tiny_fp32, database, settings, broken) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"linernotes models: error: {broken}: ") and "\n" not in err
+    assert BROKEN[case][1] in err
+    assert registered(database) == ([], {}) and files(tmp_path) == []
+
+
+def test_an_adapter_under_an_id_that_wrote_texts_is_refused(
+    adapter, tiny_fp32, database, settings, tmp_path, capsys
+):
+    # The database holds texts model "m1" wrote (a checkpoint the bot served before): deleting an adapter
+    # registered under that id would delete them.
+    reused = another_export(adapter, tmp_path / "reused")
+    card = json.loads((reused / "card.json").read_text())
+    (reused / "card.json").write_text(json.dumps({**card, "model_id": "m1"}))
+    assert add(tiny_fp32, database, settings, reused) == 2
+    assert "texts of another model are stored under adapter m1's id" in capsys.readouterr().err
+    assert registered(database) == ([], {}) and files(tmp_path) == []
+
+
+def test_links_in_an_adapter_folder_are_refused(adapter, tiny_fp32, database, settings, tmp_path, capsys):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a file of the host's, outside the adapter")
+    linked = another_export(adapter, tmp_path / "linked")
+    (linked / "notes.txt").symlink_to(secret)
+    looped = another_export(adapter, tmp_path / "looped")
+    (looped / "a").symlink_to(looped / "b")
+    (looped / "b").symlink_to(looped / "a")
+    weights = another_export(adapter, tmp_path / "weights")
+    (weights / "adapter_model.safetensors").unlink()
+    (weights / "adapter_model.safetensors").symlink_to(adapter / "adapter_model.safetensors")
+    for path, name in ((linked, "notes.txt"), (looped, "a"), (weights, "adapter_model.safetensors")):
+        capsys.readouterr()
+        assert add(tiny_fp32, database, settings, path) == 2
+        assert capsys.readouterr().err == (
+            f"linernotes models: error: {path / name}: a symbolic link; an adapter folder must hold its own "
+            "files (replace the link with a copy of the file)\n"
+        )
+        assert registered(database) == ([], {}) and files(tmp_path) == []
+    # The folder itself may be a link (to the latest export, say): only what is inside it must be its own.
+    latest = tmp_path / "latest"
+    latest.symlink_to(another_export(adapter, tmp_path / "export-7"))
+    assert add(tiny_fp32, database, settings, latest) == 0
+    assert len(registered(database)[0]) == 1 and not any(
+        p.is_symlink() for p in (tmp_path / "models").rglob("*")
+    )
+
+
+async def test_a_broken_adapter_is_failed_at_start_and_the_bot_serves_on(
+    simcord_env, adapter, tiny_fp32, tmp_path, bot_settings
+):
+    bot = simcord_env.bot
+    base_id = bot.requests.card.model_id
+    settings = tmp_path / "bot.toml"
+    settings.write_text(f'[bot]\nmodels_dir = "{bot_settings["models_dir"]}"\n')
+    servers = []
+    for n, name in enumerate(("Zero", "Listy", "Fine")):
+        guild = simcord_env.create_guild(f"Server {name}")
+        channel = guild.create_text_channel("general")
+        member = guild.add_member(simcord_env.create_user(f"member{n}"))
+        await member.slash(channel, "lyrics", part="chorus")  # the bot now knows the server
+        argv = ["models", "add", str(another_export(adapter, tmp_path / name)), "--guild", str(guild.id)]
+        argv += ["--name", name, "--checkpoint", bot.config.checkpoint, "--db", bot.config.database]
+        assert (
+            await asyncio.to_thread(contextvars.Context().run, main, [*argv, "--config", str(settings)]) == 0
+        )
+        (model,) = await ModelRegistry(bot.db).of_server(guild.id)
+        servers.append((guild, channel, member, model))
+    # Two copies break after they were added (as `models add` let such adapters in before it checked them).
+    for (*_, model), case in zip(servers, ("r zero", "config a list"), strict=False):
+        spoil(Path(model.path) / "checkpoint", tiny_fp32, case)
+
+    await bot.close()
+    new = create_bot(bot.config.checkpoint, bot.config.database, **bot_settings)
+    try:
+        await simcord_env.restart_bot(new)  # the bot starts
+        for (guild, channel, member, model), case in zip(
+            servers[:2], ("r zero", "config a list"), strict=True
+        ):
+            listed = await manager(simcord_env, guild, f"manager-{guild.id}").slash(channel, "model list")
+            text = listed.response.content
+            assert f"**{model.name}** — ❌ failed" in text and BROKEN[case][1] in text
+            assert "its adapter cannot be served" in text and str(tmp_path) not in text
+            assert "This server uses the bot's own model." in text
+            r = await member.slash(channel, "lyrics", part="verse")
+            assert (await new.db.get(footer_id(r.response))).model_id == base_id
+        guild, channel, member, model = servers[2]  # an adapter that is fine still serves its server
+        r = await member.slash(channel, "lyrics", part="verse")
+        assert (await new.db.get(footer_id(r.response))).model_id == model.model_id
+        statuses = [(await ModelRegistry(new.db).by_id(m.id)).status for *_, m in servers]
+        assert statuses == ["failed", "failed", "ready"]
+    finally:
+        await new.close()

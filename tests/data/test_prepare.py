@@ -120,3 +120,39 @@ def test_cli_exit_codes_and_messages(tmp_path, capsys):
     assert "missing.csv: file not found" in capsys.readouterr().err
     assert main(["prepare", str(path), "--out", "o3", "--map", "text=nope"]) == 2
     assert "column 'nope' (mapped to text) not found" in capsys.readouterr().err
+
+
+def _song(title: str | None, sections: int) -> str:
+    head = f"# {title}\n" if title else ""
+    return head + "\n\n".join(
+        f"[Verse {n}]\nline one of verse {n} of {title}\nline two of verse {n} of {title}"
+        for n in range(sections)
+    )
+
+
+def test_one_song_is_split_by_section(tmp_path):
+    path = tmp_path / "song.txt"
+    path.write_text(_song(None, 30))
+    result = prepare(config(tmp_path, path, kind="lyrics", val_fraction=0.2, test_fraction=0.0))
+    # By song, the one song (one group) would land whole in one split; by section both get some.
+    assert 20 <= len(result.splits["train"]) < 30 and result.splits["val"]
+
+
+def test_training_is_never_left_empty(tmp_path):
+    # Two songs whose titles both hash into validation: split by section instead.
+    titles = [t for t in (f"Song {n}" for n in range(200)) if assign_split(f"/{t}", 0.2, 0.0) == "val"][:2]
+    path = tmp_path / "two.txt"
+    path.write_text("\n\n".join(_song(t, 8) for t in titles))
+    result = prepare(config(tmp_path, path, kind="lyrics", val_fraction=0.2, test_fraction=0.0))
+    assert len({i.group for i in result.splits["val"]}) <= 2 and len(result.splits["train"]) >= 8
+    # A single text whose hash falls in validation trains rather than leave nothing to train on.
+    text = next(t for t in (f"[Chorus]\nthe only chorus, take {n}" for n in range(200)) if _in_val(t))
+    path.write_text(text)
+    result = prepare(config(tmp_path, path, kind="lyrics", val_fraction=0.2, test_fraction=0.0))
+    assert {s: len(items) for s, items in result.splits.items()} == {"train": 1, "val": 0, "test": 0}
+
+
+def _in_val(text: str) -> bool:
+    from linernotes.data.clean import dedupe_key
+
+    return assign_split(f"text#{dedupe_key(text.split(chr(10), 1)[1])}", 0.2, 0.0) == "val"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from linernotes.cli.main import main
 from linernotes.common.errors import InputError
 from linernotes.data.readers import ReaderOptions, ReadReport, detect
 
@@ -223,3 +224,25 @@ def test_unknown_format_and_missing_file(tmp_path):
     (tmp_path / "m.json").write_text('{"reviewerID": "A", "overall": 5.0, "reviewText": "x"}\n')
     with pytest.raises(InputError, match="holds product records, not --kind review"):
         detect(tmp_path / "m.json", "review", None)
+
+
+def test_deep_json_is_refused_clearly_in_every_reader(tmp_path, capsys):
+    deep = "[" * 100_000 + "]" * 100_000
+    for name, text in [
+        ("deep.json", deep),  # a JSON array (the table reader), nested far too deep
+        ("genius.json", '{"Song": ' + deep + "}"),  # an object, as Genius JSON is
+        ("rows.jsonl", '{"text": "a fine text here", "part": "chorus"}\n{"text": ' + deep + "}\n"),
+    ]:
+        path = tmp_path / name
+        path.write_text(text)
+        if name == "rows.jsonl":  # JSON lines: the deep row is dropped, the others read
+            _, items, report = read(path, "lyrics")
+            assert len(items) == 1 and report.dropped == {"JSON nested deeper than 64 levels": 1}
+            continue
+        with pytest.raises(InputError, match=f"{name}: JSON nested deeper than 64 levels"):
+            read(path, "lyrics")
+        assert main(["prepare", str(path), "--kind", "lyrics", "--out", str(tmp_path / "o")]) == 2
+        assert f"{name}: JSON nested deeper than 64 levels" in capsys.readouterr().err
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps([{"text": "nested but fine", "part": "verse", "x": [[[["a"]]]]}] * 50))
+    assert len(read(ok, "lyrics")[1]) == 50

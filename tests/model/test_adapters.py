@@ -17,11 +17,11 @@ from linernotes.data.format import header
 from linernotes.model.backends import LocalBackend, PromptText, Raw
 from linernotes.model.card import Card, read_card
 from linernotes.model.checkpoint import load_checkpoint, save_checkpoint
+from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.copyguard import CopyGuard, build_index, words
 from linernotes.model.decode import Prompt, next_token_logprobs
-from linernotes.model.generator import GenerateConfig, Generator, Request, Result
+from linernotes.model.generator import Generator, Request, Result
 from linernotes.model.lora import NO_ADAPTER, LoraBank, LoraLinear, Routes, read_lora
-from linernotes.model.sampling import Sampling
 from tests.model.openai_server import CompletionServer
 
 # One attempt per request, so a text is one decode and runs can be compared exactly.
@@ -419,3 +419,167 @@ def test_a_lora_variant_is_refused_before_the_model_changes(checkpoints, adapter
     with pytest.raises(CheckpointError, match="dora: the adapter uses DoRA, which linernotes does not serve"):
         gen.attach("d", dora)
     assert gen.adapters == [] and not any(isinstance(m, LoraLinear) for m in gen.backend.model.modules())
+
+
+# --- the one adapter check: `linernotes models add`, the trainer's output and the bot's start-up ---------
+
+
+def _edit_config(path: Path, **changes: object) -> None:
+    import json
+
+    config = json.loads((path / "adapter_config.json").read_text())
+    (path / "adapter_config.json").write_text(json.dumps({**config, **changes}))
+
+
+def _edit_tensors(path: Path, edit) -> None:
+    """Rewrite the adapter's weights as ``edit`` changes them (a dict of tensors, by key)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path / "adapter_model.safetensors")
+    save_file(edit(dict(tensors)), path / "adapter_model.safetensors")
+
+
+def _first_pair(tensors: dict) -> tuple[str, str]:
+    """The key prefix and module path of the first adapted layer."""
+    key = sorted(k for k in tensors if k.endswith(".lora_A.weight"))[0]
+    prefix = key[: -len(".lora_A.weight")]
+    return prefix, prefix[len("base_model.model.") :]
+
+
+def _moved(tensors: dict, to: str) -> dict:
+    """The first layer's pair of weights moved onto the module ``to``."""
+    prefix, _ = _first_pair(tensors)
+    for end in (".lora_A.weight", ".lora_B.weight"):
+        tensors[f"base_model.model.{to}{end}"] = tensors.pop(prefix + end)
+    return tensors
+
+
+def _pickled(path: Path) -> None:
+    from safetensors.torch import load_file
+
+    torch.save(load_file(path / "adapter_model.safetensors"), path / "adapter_model.bin")
+    (path / "adapter_model.safetensors").unlink()
+
+
+def _own_id(path: Path, model_id: str) -> None:
+    import json
+
+    card = json.loads((path / "card.json").read_text())
+    (path / "card.json").write_text(json.dumps({**card, "model_id": model_id}))
+
+
+def _widened(tensors: dict) -> dict:
+    prefix, _ = _first_pair(tensors)
+    a = tensors[prefix + ".lora_A.weight"]
+    tensors[prefix + ".lora_A.weight"] = torch.cat([a, a[:, :1]], dim=1)  # one input feature too many
+    return tensors
+
+
+# case -> (what breaks the adapter, what the check says); the reason never names where the adapter lies.
+BROKEN = {
+    "r zero": (lambda p, base: _edit_config(p, r=0), '"r" is 0, not a whole number from 1 to 256'),
+    "r a word": (lambda p, base: _edit_config(p, r="eight"), '"r" is "eight", not a whole number'),
+    "r huge": (lambda p, base: _edit_config(p, r=100000), '"r" is 100000, not a whole number'),
+    "config a list": (
+        lambda p, base: (p / "adapter_config.json").write_text("[]"),
+        "adapter_config.json: not a JSON object",
+    ),
+    "alpha text": (lambda p, base: _edit_config(p, lora_alpha="16"), '"lora_alpha" is "16", not a positive'),
+    "targets": (lambda p, base: _edit_config(p, target_modules=7), '"target_modules" is 7, not a list'),
+    "dora": (lambda p, base: _edit_config(p, use_dora=True), "the adapter uses DoRA"),
+    "pickle only": (
+        lambda p, base: _pickled(p),
+        "no adapter_model.safetensors (only adapter_model.bin, a pickle, which linernotes never loads)",
+    ),
+    "wrong shape": (lambda p, base: _edit_tensors(p, _widened), "do not fit the layer"),
+    "config rank": (lambda p, base: _edit_config(p, r=2), "do not fit the layer"),
+    "unknown module": (
+        lambda p, base: _edit_tensors(p, lambda t: _moved(t, "transformer.h.99.attn.c_attn")),
+        'the adapter targets "transformer.h.99.attn.c_attn", which the model does not have',
+    ),
+    "not linear": (
+        lambda p, base: _edit_tensors(p, lambda t: _moved(t, "transformer.wte")),
+        'the adapter targets "transformer.wte", which is not a linear layer',
+    ),
+    "a name of any length": (
+        lambda p, base: _edit_tensors(p, lambda t: _moved(t, "x" * 5000)),
+        'the adapter targets "xxxxxxxxxx',
+    ),
+    "integer weights": (
+        lambda p, base: _edit_tensors(p, lambda t: {k: v.to(torch.int64) for k, v in t.items()}),
+        'holds "I64", not floating-point numbers',
+    ),
+    "base's id": (
+        lambda p, base: _own_id(p, read_card(base).model_id),
+        "is the id of the model it adapts; an adapter needs an id of its own",
+    ),
+    "base's base id": (
+        lambda p, base: _own_id(p, read_card(base).base_model),
+        "is the id of the model it adapts",
+    ),
+    "copy guard": (
+        lambda p, base: (p / "copyguard.npy").write_bytes(b"not an index"),
+        "copyguard.npy could not be read",
+    ),
+}
+CARD_CASES = {"base's id", "base's base id", "copy guard"}  # checked beside the LoRA files, not in them
+
+
+def spoil(adapter: Path, base: Path, case: str) -> None:
+    """Break the adapter checkpoint ``adapter`` (trained on ``base``) in place, as ``BROKEN[case]`` says."""
+    BROKEN[case][0](adapter, base)
+
+
+def break_adapter(adapter: Path, base: Path, to: Path, case: str) -> Path:
+    """A copy of ``adapter`` (trained on ``base``) at ``to``, broken as ``BROKEN[case]`` says."""
+    shutil.copytree(adapter, to)
+    spoil(to, base, case)
+    return to
+
+
+@pytest.fixture(scope="module")
+def good_adapter(tiny_fp32, tmp_path_factory) -> Path:
+    """One adapter on the tiny GPT-2 (fp32), rank 4 on every projection."""
+    return make_adapter(tiny_fp32, tmp_path_factory.mktemp("good") / "good", 1, texts=["la " * 20])
+
+
+@pytest.fixture(scope="module")
+def live_fp32(tiny_fp32):
+    """The tiny GPT-2 loaded as the bot serves it (fp32)."""
+    return load_checkpoint(tiny_fp32, "fp32", "cpu").model
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_the_adapter_check_refuses_what_cannot_be_served(case, good_adapter, tiny_fp32, live_fp32, tmp_path):
+    from linernotes.common.errors import AdapterError
+    from linernotes.model.adapters import check_adapter
+
+    broken = break_adapter(good_adapter, tiny_fp32, tmp_path / "broken", case)
+    expected = BROKEN[case][1]
+    with pytest.raises(AdapterError) as e:
+        check_adapter(broken, read_card(tiny_fp32), tiny_fp32)
+    assert expected in e.value.reason and str(e.value) == f"{broken}: {e.value.reason}"
+    assert str(tmp_path) not in e.value.reason and len(e.value.reason) < 300  # /model list shows it
+    if case not in CARD_CASES:  # the loader runs the same check against the model it loads into
+        with pytest.raises(AdapterError) as loading:
+            read_lora(broken, live_fp32)
+        assert loading.value.reason == e.value.reason
+        assert not any(isinstance(m, LoraLinear) for m in live_fp32.modules())
+
+
+def test_the_check_builds_the_base_from_its_config_alone(
+    good_adapter, tiny_fp32, tiny_checkpoint, live_fp32, tmp_path
+):
+    from linernotes.model.adapters import check_adapter
+    from linernotes.model.lora_check import base_layers, layer_dims
+
+    # No weights needed: a folder holding only the base's config.json gives the loaded model's layers.
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    shutil.copy(tiny_fp32 / "config.json", config_only)
+    layers = base_layers(config_only)
+    assert layers == layer_dims(live_fp32) and layers["transformer.h.0.attn.c_attn"] is not None
+    # The int8 export (bitsandbytes' layers once loaded) has the same layers by name and size.
+    int8 = layer_dims(load_checkpoint(tiny_checkpoint, "int8", "cpu").model)
+    assert base_layers(tiny_checkpoint) == int8 == layers
+    assert check_adapter(good_adapter, read_card(tiny_fp32), tiny_fp32) == read_card(good_adapter)

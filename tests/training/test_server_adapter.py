@@ -161,6 +161,16 @@ def test_upload_without_validation_split_still_trains_and_says_so(sample_data, t
     assert read_card(Path(done["checkpoint"])).adapter["type"] == "lora"
 
 
+def test_an_adapter_the_bot_could_not_serve_is_never_reported_done(sample_data, tiny_fp32, tmp_path):
+    events: list[dict[str, Any]] = []
+    with pytest.raises(CheckpointError) as e:  # rank 300: over the check's bound of 256
+        train_adapter(sample_data, tiny_fp32, tmp_path / "work", 1, events.append, lora_r=300)
+    assert str(e.value).startswith('the trained adapter cannot be served: adapter_config.json: "r" is 300')
+    assert str(tmp_path) not in str(e.value)  # the member who uploaded reads it
+    assert [ev["event"] for ev in events] == ["start", "step"]
+    assert not (tmp_path / "work" / "checkpoint").exists()
+
+
 def test_sigterm_stops_the_job_and_leaves_no_checkpoint(sample_data, tiny_checkpoint, tmp_path):
     work = tmp_path / "work"
     (work / "checkpoint").mkdir(parents=True)  # an earlier job's: must not pass for this one's
