@@ -43,11 +43,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The ten slowest tests are listed after every run, so the suite's cost stays in view.
+# The ten slowest tests are listed after every run, so the suite's cost stays in view. One worker per core
+# (at most four: each loads its own tiny models), one math thread each (tests/conftest.py).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q --durations=10 -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

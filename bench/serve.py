@@ -110,13 +110,13 @@ async def stock(bot, genre: str, n: int, texts: int = 16) -> None:
     from linernotes.model.config import Sampling
     from linernotes.model.generator import Request
 
-    key = key_for("review", bot.requests.card.check_request("review", {"genre": genre, "score": 7.5}), 0.5)
+    key = key_for("review", bot.card.check_request("review", {"genre": genre, "score": 7.5}), 0.5)
     requests = [
         Request("review", key.tags, sampling=Sampling(seed=i, max_new_tokens=60)) for i in range(texts)
     ]
-    results = await bot.worker.submit(requests)
+    results = await bot.generate(requests)
     for i in range(n):
-        await bot.db.add(results[i % texts], key.key, "warm")
+        await bot.keep(results[i % texts], key.key, "warm")
 
 
 async def burst(env, guild, genre: str, n: int, acked: dict[int, float], round_no: int) -> list[float]:
@@ -152,8 +152,8 @@ async def measure_misses(bot, channel, members, n: int) -> dict[str, list[float]
     reviews of keys with nothing cached, alternating."""
     from linernotes.cli.demo import uncached_review
 
-    genres = bot.requests.card.values("review", "genre")
-    lo, hi = bot.requests.card.score_range()
+    genres = bot.card.values("review", "genre")
+    lo, hi = bot.card.score_range()
     times: dict[str, list[float]] = {"lyrics": [], "review": []}
     for i in range(n):
         t = time.perf_counter()
@@ -181,7 +181,7 @@ async def measure(checkpoint: Path, database: Path, hits: int, misses: int, roun
             guild = env.create_guild("bench")
             channel = guild.create_text_channel("general")
             members = [guild.add_member(env.create_user(f"user{i}")) for i in range(8)]
-            genre = bot.requests.card.values("review", "genre")[0]
+            genre = bot.card.values("review", "genre")[0]
             await stock(bot, genre, max(hits, max(BURSTS) // 2 + 1))
             for r in range(rounds):  # interleaved, so a busy machine slows both sizes alike
                 for n in BURSTS:

@@ -67,7 +67,6 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
     import simcord
 
     from linernotes.bot import create_bot
-    from linernotes.bot.registry import ModelRegistry
 
     bot = create_bot(
         checkpoint, tmp / "bench.sqlite3", warm_interval=0, cooldown=0, shard_count=1,
@@ -85,9 +84,9 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
             trained = await manager.slash(channel, "model train", name=artist, file=upload)
             answer = await manager.slash(channel, "lyrics", part="chorus")
             seconds = time.perf_counter() - started
-            (model,) = await ModelRegistry(bot.db).of_server(guild.id)
+            ((model, _, _),) = await bot.server_models(guild.id)
             assert model.status == "ready", trained.response.content
-            gen = await bot.db.get(int(answer.response.embeds[0].footer.text.split()[0].lstrip("#")))
+            gen = await bot.generation(int(answer.response.embeds[0].footer.text.split()[0].lstrip("#")))
             assert gen is not None and gen.model_id == model.model_id, "the answer must come from the adapter"
             out["servers"].append(
                 {

@@ -106,16 +106,15 @@ class Admin:
             log.info("reload refused: %r is not a checkpoint under checkpoints_dir", checkpoint)
             raise ReloadRefused
         path = str(target)
-        generator = await self.worker.submit_call(lambda: self._load(path))
-        self.worker.generator = generator
+        card = await self.worker.swap(lambda: self._load(path))
         self.config.checkpoint = path
-        await self._after_reload(generator.card)
-        log.info("now serving %s", generator.card.model_id)
-        return generator.card
+        await self._after_reload(card)
+        log.info("now serving %s", card.model_id)
+        return card
 
     async def stats(self, scope: Scope) -> Stats:
         """This server's figures, with the shared cache's depth and the queue."""
-        model_id = self.worker.generator.card.model_id
+        model_id = self.worker.card.model_id
         return Stats(await self.db.totals(scope), await self.db.depth(model_id), self.worker.depth, model_id)
 
     async def places(self, generation_id: int, scope: Scope) -> list[dict[str, Any]]:

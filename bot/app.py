@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -21,12 +22,12 @@ from linernotes.bot.admin import Admin
 from linernotes.bot.config import BotConfig, generate_config
 from linernotes.bot.errors import report
 from linernotes.bot.models import ServerModels
-from linernotes.bot.registry import ModelRegistry
+from linernotes.bot.registry import ModelRegistry, ServerModel
 from linernotes.bot.serve import RequestHandler
-from linernotes.bot.storage import Database
+from linernotes.bot.storage import Database, Generation
 from linernotes.bot.views import AnotherButton
 from linernotes.model.card import Card
-from linernotes.model.generator import Generator
+from linernotes.model.generator import Generator, Request, Result
 from linernotes.model.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class LinernotesBot(commands.AutoShardedBot):
             self.worker = GenerationWorker(generator, c.queue_size, c.max_queued_per_user, c.job_timeout)
             self.worker.start()
         # Adapters go on a whole model: a checkpoint that is itself an unmerged adapter takes none.
-        if self.config.server_models and self.models is None and not self.worker.generator.card.adapter:
+        if self.config.server_models and self.models is None and not self.worker.card.adapter:
             self.models = ServerModels(self.config, ModelRegistry(self.db), self.worker)
             await self.models.start()
         router = self.models.route if self.models else None
@@ -90,7 +91,7 @@ class LinernotesBot(commands.AutoShardedBot):
             self.config, self.db, self.worker, self._load, self._after_reload, self.is_owner, in_use
         )
         self.add_dynamic_items(AnotherButton)
-        await self._install_commands(self.worker.generator.card)
+        await self._install_commands(self.worker.card)
         if self.config.warm_interval > 0 and self.scheduler is None:
             self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
             self.scheduler.add_job(
@@ -163,6 +164,48 @@ class LinernotesBot(commands.AutoShardedBot):
         """Top up the cache now (``Admin.warm``: one run at a time); returns how many were stored."""
         assert self.admin is not None
         return await self.admin.warm()
+
+    # --- what the CLI, the demo and the benchmarks use (never the services behind them) ---------------
+
+    async def open_database(self) -> None:
+        """Open and migrate the database now, so a bad one is reported before connecting (idempotent)."""
+        await self.db.open()
+
+    @property
+    def card(self) -> Card:
+        """The card of the model now serving (the bot must have started)."""
+        assert self.worker is not None
+        return self.worker.card
+
+    async def generate(self, requests: list[Request]) -> list[Result]:
+        """Generate through the worker's queue, as a person's request would."""
+        assert self.worker is not None
+        return await self.worker.submit(requests)
+
+    async def keep(self, result: Result, cache_key: str, origin: str = "warm") -> int:
+        """Store a generation in the cache under ``cache_key``; its id."""
+        return await self.db.add(result, cache_key, origin)
+
+    async def cache_depth(self) -> dict[str, int]:
+        """Never-delivered generations of the model now serving, per cache key."""
+        return await self.db.depth(self.card.model_id)
+
+    async def generation(self, generation_id: int) -> Generation | None:
+        """One stored generation by id."""
+        return await self.db.get(generation_id)
+
+    async def places(self, generation_id: int) -> list[dict[str, Any]]:
+        """Where a generation was posted, in any server, first first (message, channel and guild ids)."""
+        return await self.db.deliveries_of(generation_id)
+
+    async def votes(self, generation_id: int) -> tuple[int, int]:
+        """(approvals, rejections) of one generation."""
+        return await self.db.votes(generation_id)
+
+    async def server_models(self, guild_id: int) -> list[tuple[ServerModel, bool, str | None]] | None:
+        """A server's models as /model list shows them (each with whether it is in use and why a ready one
+        is not served); None when this bot serves no server models."""
+        return None if self.models is None else await self.models.listing(guild_id)
 
     # --- events -------------------------------------------------------------------------------
 

@@ -7,13 +7,15 @@ command that starts the bot, handed to discord.py, and never stored, logged or p
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from linernotes.common.errors import ConfigError
+from linernotes.common.flags import flag
+from linernotes.common.settings import layer, read_toml
+from linernotes.model.config import BACKENDS, LOAD_PRECISIONS  # torch-free, as this module must stay
 
 if TYPE_CHECKING:  # the model stack imports torch: only when the bot or a command needs it
     from linernotes.model.card import Card
@@ -21,48 +23,130 @@ if TYPE_CHECKING:  # the model stack imports torch: only when the bot or a comma
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "LINERNOTES_"
+# Who sees and may use /warm, /reload and /model in a server: Discord permissions a server's managers hold.
+ADMIN_PERMISSIONS = (
+    "administrator",
+    "manage_guild",
+    "manage_channels",
+    "manage_roles",
+    "manage_messages",
+    "moderate_members",
+    "kick_members",
+    "ban_members",
+)
 
 
 @dataclass
 class BotConfig:
-    """Everything the bot needs besides its token."""
+    """Everything the bot needs besides its token; every field is also a flag of ``linernotes bot``/``warm``."""
 
-    checkpoint: str
-    database: str = "linernotes.sqlite3"
-    per_key: int = 3  # target depth of unserved generations per cache key
-    hot_per_key: int = 8  # depth for the keys people ask for most
-    hot_keys: int = 10
-    warm_interval: float = 300.0  # seconds between warm-up runs; 0 disables the scheduler
-    warm_batch: int = 16  # requests per worker job while warming
-    warm_limit: int = 256  # generations per warm-up run at most (the next run continues)
-    score_bucket: float = 0.5  # reviews are cached per genre x score rounded to this
-    cooldown: float = 5.0  # seconds between one user's commands
-    queue_size: int = 64
-    max_queued_per_user: int = 2
-    reactions: list[str] = field(default_factory=lambda: ["👍", "👎"])
-    another_button: bool = True
-    precision: str = "auto"
-    device: str = "auto"
-    backend: str = "local"
-    backend_url: str | None = None
-    guidance: float | None = None  # None: the checkpoint card's default
-    min_chars: int | None = None  # shortest text worth serving; None: per-kind default
-    sync: str = "auto"  # auto: sync commands when they changed; always; off; or a guild id for guild-only
-    admin_permission: str = "manage_guild"  # who sees and may use /warm (per server)
+    checkpoint: str = field(
+        metadata=flag("checkpoint directory (or LINERNOTES_CHECKPOINT)", positional=True, metavar="CKPT")
+    )
+    database: str = field(default="linernotes.sqlite3", metadata=flag("SQLite database", name="--db"))
+    per_key: int = field(default=3, metadata=flag("target depth of unserved generations per cache key"))
+    hot_per_key: int = field(default=8, metadata=flag("the depth for the keys people ask for most"))
+    hot_keys: int = field(default=10, metadata=flag("how many of the most asked-for keys get that depth"))
+    warm_interval: float = field(
+        default=300.0, metadata=flag("seconds between warm-up runs (0: no scheduled warming)")
+    )
+    warm_batch: int = field(default=16, metadata=flag("requests per worker job while warming"))
+    warm_limit: int = field(
+        default=256, metadata=flag("generations per warm-up run at most (the next run continues)")
+    )
+    score_bucket: float = field(
+        default=0.5, metadata=flag("reviews are cached per genre and score rounded to this")
+    )
+    cooldown: float = field(default=5.0, metadata=flag("seconds between one user's commands"))
+    queue_size: int = field(default=64, metadata=flag("generation requests waiting at most"))
+    max_queued_per_user: int = field(default=2, metadata=flag("requests one user may have waiting"))
+    reactions: list[str] = field(
+        default_factory=lambda: ["👍", "👎"],
+        metadata=flag(
+            "the two rating emoji, approve then reject (the flag twice); default 👍 👎", metavar="EMOJI"
+        ),
+    )
+    another_button: bool = field(default=True, metadata=flag("an 'another' button under each answer"))
+    precision: str = field(
+        default="auto",
+        metadata=flag(
+            "weights as loaded (auto: as stored; int8 needs bitsandbytes)", choices=LOAD_PRECISIONS
+        ),
+    )
+    device: str = field(
+        default="auto", metadata=flag("cpu, cuda, cuda:1, ... (auto: a GPU when there is one)")
+    )
+    backend: str = field(
+        default="local",
+        metadata=flag(
+            "local: generate in this process; openai: an OpenAI-compatible server", choices=BACKENDS
+        ),
+    )
+    backend_url: str | None = field(
+        default=None, metadata=flag("the OpenAI-compatible server, e.g. http://gpu-box:8000/v1")
+    )
+    guidance: float | None = field(
+        default=None, metadata=flag("classifier-free guidance scale; default: the checkpoint card's")
+    )
+    min_chars: int | None = field(
+        default=None, metadata=flag("shortest text worth serving; default: per kind")
+    )
+    sync: str = field(
+        default="auto",
+        metadata=flag(
+            "auto: sync slash commands when they changed; always; off; or a server id (that server only, "
+            "instantly)",
+            metavar="auto|always|off|GUILD_ID",
+        ),
+    )
+    admin_permission: str = field(
+        default="manage_guild",
+        metadata=flag(
+            "who sees and may use /warm, /reload and /model in a server: %(choices)s",
+            choices=ADMIN_PERMISSIONS,
+            metavar="PERMISSION",
+        ),
+    )
     # /reload swaps the model for every server: only the application's owners and these user ids may,
     # and only checkpoints inside checkpoints_dir (unset: only the checkpoint the bot was started with).
-    operators: list[str] = field(default_factory=list)
-    checkpoints_dir: str | None = None
-    job_timeout: float = 60.0  # seconds a generation job may run per text before it is given up
-    # Server models (/model): each server may train adapters on the bot's model from lyrics it uploads.
-    server_models: bool = True
-    # Uploads, training runs and adapters; default: server-models/ beside the database.
-    models_dir: str | None = None
-    upload_limit: int = 2_000_000  # bytes per uploaded lyrics file
-    models_per_server: int = 3
-    training_queue: int = 8  # training jobs waiting at most (one runs at a time)
-    adapter_steps: int = 48  # optimizer steps per adapter at most (about 3.5 s each on 2 CPU cores)
-    train_cooldown: float = 120.0  # seconds between one server's /model train uploads (refused ones count)
+    operators: list[str] = field(
+        default_factory=list,
+        metadata=flag(
+            "Discord user ids who may /reload besides the application's owners (the flag again)",
+            metavar="USER_ID",
+        ),
+    )
+    checkpoints_dir: str | None = field(
+        default=None,
+        metadata=flag(
+            "/reload loads only checkpoints inside this directory; default: only CKPT", metavar="DIR"
+        ),
+    )
+    job_timeout: float = field(
+        default=60.0, metadata=flag("seconds a generation job may run per text before it is given up")
+    )
+    server_models: bool = field(
+        default=True, metadata=flag("/model: servers train adapters on this model from lyrics they upload")
+    )
+    models_dir: str | None = field(
+        default=None,
+        metadata=flag(
+            "uploads, training runs and adapters; default: server-models/ beside the database", metavar="DIR"
+        ),
+    )
+    upload_limit: int = field(default=2_000_000, metadata=flag("bytes per uploaded lyrics file"))
+    models_per_server: int = field(default=3, metadata=flag("server models per server at most"))
+    training_queue: int = field(
+        default=8, metadata=flag("training jobs waiting at most (one runs at a time)")
+    )
+    adapter_steps: int = field(
+        default=48,
+        metadata=flag("optimizer steps per adapter at most (about 3.5 s each on 2 CPU cores)"),
+    )
+    train_cooldown: float = field(
+        default=120.0,
+        metadata=flag("seconds between one server's /model train uploads (refused ones count)"),
+    )
 
     def __post_init__(self) -> None:
         for name in (
@@ -114,51 +198,14 @@ def generate_config(config: BotConfig) -> GenerateConfig:
     )
 
 
-def _coerce(name: str, raw: Any, kind: Any) -> Any:
-    """Convert a TOML or environment value to the field's type (``int | None`` counts as ``int``)."""
-    base = str(getattr(kind, "__name__", kind)).replace(" | None", "").strip()
-    if raw is None or (isinstance(raw, str) and raw.strip() == "" and "None" in str(kind)):
-        return None
-    try:
-        if base == "int":
-            return int(raw)
-        if base == "float":
-            return float(raw)
-        if base == "bool":
-            return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes", "on"}
-        if base == "list[str]":
-            return raw if isinstance(raw, list) else [s.strip() for s in str(raw).split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"bot setting {name}: {raw!r} is not a {base}") from None
-    return raw if isinstance(raw, str) or base != "str" else str(raw)
-
-
 def load_config(
     toml_path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
 ) -> BotConfig:
-    """Merge the sources; unknown keys in the TOML file are an error naming the key."""
-    known = {f.name: f.type for f in fields(BotConfig)}
-    merged: dict[str, Any] = {}
-    if toml_path:
-        path = Path(toml_path)
-        if not path.is_file():
-            raise ConfigError(f"--config {path}: file not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"--config {path}: {e}") from None
-        table = data.get("bot", data)
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(
-                    f"--config {path}: unknown setting {key!r}; settings are: {', '.join(known)}"
-                )
-            merged[key] = _coerce(key, value, known[key])
-    for key, value in (env or {}).items():
-        name = key[len(ENV_PREFIX) :].lower() if key.startswith(ENV_PREFIX) else None
-        if name in known:
-            merged[name] = _coerce(name, value, known[name])
-    merged.update({k: v for k, v in overrides.items() if v is not None})
+    """The bot's settings from the TOML file's ``[bot]`` table, ``LINERNOTES_*`` variables, then overrides."""
+    toml = read_toml(toml_path, "bot") if toml_path else None
+    where = f"--config {toml_path}: " if toml_path else ""
+    # An override of None was not given (an unset flag): the file's or the environment's value stands.
+    merged = layer(BotConfig, toml, env, ENV_PREFIX, where, env_label="bot setting {name}", **overrides)
     if "checkpoint" not in merged:
         raise ConfigError("no checkpoint given (pass CKPT, or set LINERNOTES_CHECKPOINT)")
     return BotConfig(**merged)

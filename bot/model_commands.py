@@ -6,6 +6,8 @@ Each command gets the ``ServerModels`` service and nothing else; errors go to th
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -15,6 +17,8 @@ from linernotes.bot.registry import ServerModel
 from linernotes.common.errors import LinernotesError
 
 log = logging.getLogger(__name__)
+Check = Callable[[Any], Any]  # the permission check every /model command carries
+Names = Callable[[discord.Interaction, str], Awaitable[list[app_commands.Choice[str]]]]
 STATUS = {
     "queued": "⏳ queued",
     "preparing": "📥 reading its upload",
@@ -34,6 +38,15 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
         default_permissions=discord.Permissions(**{permission: True}),
     )
     check = app_commands.checks.has_permissions(**{permission: True})
+    names = _names(models, permission)
+    _add_train(group, models, check)  # in this order: the order members see them in
+    _add_use_and_list(group, models, check, names)
+    _add_delete_and_cancel(group, models, check, names)
+    return group
+
+
+def _names(models: ServerModels, permission: str) -> Names:
+    """Autocomplete of the server's model names, for those who may use the group (no one else)."""
 
     async def names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         # Discord runs autocomplete for anyone who can see the command (a server may show /model to
@@ -43,6 +56,12 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
         found = await models.listing(interaction.guild_id or 0)
         options = [m.name for m, _, _ in found if current.casefold() in m.name.casefold()]
         return [app_commands.Choice(name=n, value=n) for n in options[:25]]
+
+    return names
+
+
+def _add_train(group: app_commands.Group, models: ServerModels, check: Check) -> None:
+    """``/model train``: the job is claimed before any await, then the upload is received."""
 
     @group.command(
         name="train", description="Train a model on a lyrics file (.txt or .json) in the background"
@@ -67,6 +86,10 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
             raise
         await models.receive(job, file.read, lambda: interaction.response.defer(thinking=True))
 
+
+def _add_use_and_list(group: app_commands.Group, models: ServerModels, check: Check, names: Names) -> None:
+    """``/model use`` and ``/model list``."""
+
     @group.command(name="use", description="Choose which model answers this server (default: the bot's own)")
     @app_commands.describe(name="one of this server's models, or 'default'")
     @app_commands.autocomplete(name=names)
@@ -84,6 +107,12 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
             text += "\nThis server uses the bot's own model."
         await interaction.response.send_message(text, ephemeral=True)
 
+
+def _add_delete_and_cancel(
+    group: app_commands.Group, models: ServerModels, check: Check, names: Names
+) -> None:
+    """``/model delete`` and ``/model cancel``."""
+
     @group.command(name="delete", description="Delete a model with its upload and everything it wrote")
     @app_commands.autocomplete(name=names)
     @check
@@ -94,8 +123,6 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
     @check
     async def cancel(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(await models.cancel(interaction.guild_id or 0))
-
-    return group
 
 
 def _line(model: ServerModel, active: bool, unusable: str | None) -> str:

@@ -2,10 +2,11 @@
 
 A model is ``queued`` from the moment its upload is accepted, ``preparing`` while the training child
 reads the upload, ``training``, ``sampling`` (its adapter attached, writing the sample the member is
-shown), then ``ready``. It ends ``failed`` (kept, with why, until deleted; a ready one fails when its
-adapter is found unservable on a restart or reload), ``cancelled`` (stopped by /model cancel, or its
-upload was refused: nothing is kept) or ``deleted``. Cancel acts on every state of a job, delete on
-every state. An adapter is attached exactly while its model is sampling or ready.
+shown), then ``ready``. It ends ``failed`` (its row kept, with why, until deleted, its files gone; a ready
+one fails when its adapter is found unservable on a restart or reload, and is no server's choice any
+more), ``cancelled`` (stopped by /model cancel, or its upload was refused: nothing is kept) or
+``deleted``. Cancel acts on every state of a job, delete on every state. An adapter is attached exactly
+while its model is sampling or ready.
 """
 
 from __future__ import annotations

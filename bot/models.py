@@ -166,8 +166,8 @@ class ServerModels:
 
     async def reattach(self) -> None:
         """Attach the ready adapters trained on the model now served (after start-up or a reload); one that
-        fails the adapter check is marked failed with the reason, and the bot starts without it."""
-        base = self.worker.generator.card
+        fails the adapter check fails with the reason (``_broken``), and the bot starts without it."""
+        base = self.worker.card
         self._cards.clear()  # after a reload the generator is a new one, holding no adapter yet
         attached: dict[int, str] = {}  # row id -> adapter name
         for model in await self.registry.with_status("ready"):
@@ -179,8 +179,7 @@ class ServerModels:
                 await self._attach(model)
             except AdapterError as e:  # broken for good: say so in /model list rather than retry forever
                 log.error("server model %s (server %s) is broken: %s", model.name, model.guild_id, e)
-                reason = f"its adapter cannot be served ({e.reason}); /model delete removes it"
-                await self.registry.set_status(model.id, "failed", error=reason)
+                await self._broken(model, e)
             except LinernotesError as e:  # not the adapter's fault (the backend's server, say): next start
                 log.error(
                     "server model %s (server %s) could not be attached: %s", model.name, model.guild_id, e
@@ -190,6 +189,19 @@ class ServerModels:
             else:
                 attached[model.id] = model.adapter_name
         self._active = {g: attached[m] for g, m in (await self.registry.actives()).items() if m in attached}
+
+    async def _broken(self, model: ServerModel, error: AdapterError) -> None:
+        """A ready model whose adapter cannot be served fails as any model does, through its states: no
+        longer routed to or anyone's choice, let go of, its reason in its row.
+
+        Its files go too, as every failed model's: a failed row is replaced by a new model of its name
+        with no file removed (``ModelRegistry.add``), so files kept here would stay behind for good. What
+        is lost is the bot's copy of an adapter that cannot be served: ``models add`` leaves the original
+        where it was, and the reason (in /model list) and the log say what to fix."""
+        reason = f"its adapter cannot be served ({error.reason}); /model delete removes it"
+        # Its record says attached (``Tracked.of``, a ready row): rightly, as the load may have failed
+        # halfway; its release lets the generator go of it if it holds it, and of nothing otherwise.
+        await self._enter(self._track(model), FAILED, error=reason)
 
     async def close(self) -> None:
         """Fail every job (a restart cannot resume them), stopping the running child; tells no one (the
@@ -208,7 +220,7 @@ class ServerModels:
 
     def route(self, guild_id: int | None, kind: str) -> Route:
         """The model that answers ``kind`` in this server: its adapter when it knows the kind."""
-        base = Route(None, self.worker.generator.card)
+        base = Route(None, self.worker.card)
         name = self._active.get(guild_id) if guild_id is not None else None
         card = self._cards.get(name) if name else None
         if card is None or kind not in card.tags:
@@ -292,13 +304,14 @@ class ServerModels:
 
     async def _persist(self, t: Tracked) -> int:
         """Record an end in the database: a failed model's row stays, with why; a cancelled or deleted
-        one's goes, with every text it wrote; returns how many texts went."""
+        one's goes, with every text it wrote (none of another model's); returns how many texts went."""
         if t.model is None:
             return 0
-        if t.state == FAILED:
-            await self.registry.set_status(t.model.id, FAILED, error=t.error)
+        if t.state == FAILED:  # and no server's choice: only a ready model serves
+            await self.registry.fail(t.model.id, t.error)
             return 0
-        return await self.registry.forget(t.model)
+        # The bot's own model's texts stay, whatever id a (legacy) row carries.
+        return await self.registry.forget(t.model, keep=(self.worker.card.model_id,))
 
     def _ending(self, t: Tracked) -> str:
         """What the member who asked is told when the model ends."""
@@ -321,8 +334,6 @@ class ServerModels:
             return self._tracked.setdefault(model.id, Tracked.of(model))
         if t.state in (READY, FAILED):  # settled: the row is the record (a job's is kept by its runner)
             t.model = model
-        if t.state == READY and model.status == FAILED:
-            self._move(t, FAILED)  # its adapter was found unservable when adapters were attached again
         return t
 
     # --- /model train -------------------------------------------------------------------------
@@ -413,7 +424,7 @@ class ServerModels:
         safe = check_upload(t.filename, len(data), self.config.upload_limit)  # Discord's size may lie
         t.folder = new_folder(self.root, t.guild_id)
         t.upload = store_upload(data, safe, t.folder / "upload")
-        base_id = self.worker.generator.card.model_id
+        base_id = self.worker.card.model_id
         t.model = await self.registry.add(t.guild_id, t.name, base_id, str(t.folder), t.filename, {})
         self._tracked[t.model.id] = t
         if t.state != QUEUED:
@@ -465,8 +476,8 @@ class ServerModels:
     async def _train(self, t: Tracked) -> None:
         """Run one job's child: it prepares the upload (or refuses it), trains and reports the adapter;
         then attach it and write the member's sample."""
-        if not await self._enter(t, PREPARING):
-            return
+        if not await self._enter(t, PREPARING) or t.state != PREPARING:
+            return  # ended before its child started (a cancel while the member was told): start none
         assert t.folder is not None and t.upload is not None
         process = t.process = TrainingProcess(
             t.upload, Path(self.config.checkpoint), t.folder, self.config.adapter_steps
@@ -553,7 +564,7 @@ class ServerModels:
         """Load an adapter into the generator on the worker thread; its card."""
         path = checkpoint or Path(model.path) / CHECKPOINT
         name = model.adapter_name
-        return await self.worker.submit_call(lambda: self.worker.generator.attach(name, path))
+        return await self.worker.attach(name, path)
 
     async def _attach(self, model: ServerModel, checkpoint: Path | None = None) -> Card:
         """Load an adapter into the generator and serve it (a ready model's, on start-up or a reload)."""
@@ -563,14 +574,8 @@ class ServerModels:
 
     async def _detach(self, name: str) -> None:
         """Let the generator go of an adapter (if it holds it), on the worker thread."""
-        generator = self.worker.generator
-
-        def let_go() -> None:
-            if name in generator.adapters:
-                generator.detach(name)
-
         try:
-            await self.worker.submit_call(let_go)
+            await self.worker.detach(name)
         except QueueFull as e:  # no longer routed to: it only takes memory until the bot restarts
             log.error("adapter %s stays loaded, unused, until the bot restarts: %s", name, e)
 
@@ -581,7 +586,7 @@ class ServerModels:
             return []
         part = "chorus" if "chorus" in parts else parts[0]
         # Sampled as the server's /lyrics will be: the bot's guidance (an adapter samples as its base does).
-        sampling = sampling_for(self.config, self.worker.generator.card)
+        sampling = sampling_for(self.config, self.worker.card)
         request = Request("lyrics", {"part": part}, sampling=sampling, model=adapter)
         (result,) = await self.worker.submit([request], INTERACTIVE)
         return [line for line in result.text.splitlines() if line.strip()][:2] if result.ok else []
@@ -623,7 +628,7 @@ class ServerModels:
         """Why a ready model is not attached (None: it is, or it is not ready)."""
         if model.status != READY or model.adapter_name in self._cards:
             return None
-        if model.base_model_id != self.worker.generator.card.model_id:
+        if model.base_model_id != self.worker.card.model_id:
             return "it was trained on another version of the bot's model; train it again"
         # Attached only at start-up or /reload: `linernotes models add` may have registered it since.
         return (

@@ -10,6 +10,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,12 @@ from linernotes.common.errors import LinernotesError
 log = logging.getLogger(__name__)
 LIVE = (*JOB, READY)  # what counts against a server's quota
 STATUSES = (*LIVE, FAILED)  # what a row may hold (cancelled and deleted models have none)
+# Each server's choice, when it is a ready model: only a ready one serves. A failed model is no one's
+# choice (``fail`` clears it); a choice older versions left on a model that failed reads as none.
+_CHOSEN = (
+    "SELECT s.guild_id, s.active_model FROM server_settings s "
+    "JOIN server_models m ON m.id = s.active_model WHERE m.status = 'ready'"
+)
 
 
 class ModelError(LinernotesError):
@@ -79,10 +86,13 @@ class ModelRegistry:
         await self._fill_keys()
         now, key = time.time(), name_key(name)
         status = "queued" if adapter_id is None else "ready"  # ready in this one write, never half-registered
-        await self.db.execute(
-            "DELETE FROM server_models WHERE guild_id = ? AND name_key = ? AND status = 'failed'",
+        # A failed model of that name gives way, with any texts it wrote before it failed (as a delete would).
+        failed = await self.db.fetch(
+            "SELECT * FROM server_models WHERE guild_id = ? AND name_key = ? AND status = 'failed'",
             (guild_id, key),
         )
+        for old in map(_model, failed):
+            await self.forget(old)
         row = (guild_id, name, key, status, base_model_id, adapter_id, path, upload, json.dumps(report))
         try:
             model_id = await self.db.execute(
@@ -222,15 +232,12 @@ class ModelRegistry:
 
     async def active(self, guild_id: int) -> int | None:
         """The row id of the model this server uses (None: the bot's own)."""
-        rows = await self.db.fetch("SELECT active_model FROM server_settings WHERE guild_id = ?", (guild_id,))
-        return rows[0][0] if rows else None
+        rows = await self.db.fetch(f"{_CHOSEN} AND s.guild_id = ?", (guild_id,))
+        return rows[0][1] if rows else None
 
     async def actives(self) -> dict[int, int]:
         """Server id -> the row id of the model it uses, for every server that chose one."""
-        rows = await self.db.fetch(
-            "SELECT guild_id, active_model FROM server_settings WHERE active_model IS NOT NULL"
-        )
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: r[1] for r in await self.db.fetch(_CHOSEN)}
 
     async def set_active(self, guild_id: int, model_id: int | None) -> None:
         """Make this server use ``model_id`` (None: the bot's own model); a model deleted meanwhile is not
@@ -248,20 +255,62 @@ class ModelRegistry:
             (guild_id, model_id),
         )
 
-    async def forget(self, model: ServerModel) -> int:
+    async def fail(self, model_id: int, error: str | None) -> None:
+        """Record a model failed, with why, and no server's choice any more (one transaction)."""
+        await self.db.execute_all(
+            [
+                (
+                    "UPDATE server_models SET status = ?, error = ?, updated = ? WHERE id = ?",
+                    (FAILED, error, time.time(), model_id),
+                ),
+                ("UPDATE server_settings SET active_model = NULL WHERE active_model = ?", (model_id,)),
+            ]
+        )
+
+    async def forget(self, model: ServerModel, keep: Collection[str] = ()) -> int:
         """Delete a model's row and every generation it wrote, with their deliveries and ratings (so no
-        text of it stays behind, nor in a feedback export); returns how many generations went."""
-        gens = "SELECT id FROM generations WHERE model_id = ?"
+        text of it stays behind, nor in a feedback export); returns how many generations went. Texts
+        under an id it does not own alone (see ``_owns_texts``; ``keep``: ids of models served now) stay."""
+        owned = await self._owns_texts(model, keep)
         key = (model.model_id or "",)
         count = (await self.db.fetch("SELECT COUNT(*) FROM generations WHERE model_id = ?", key))[0][0]
         await self.db.execute_all(
             [
-                (f"DELETE FROM reactions WHERE generation_id IN ({gens})", key),
-                (f"DELETE FROM ratings WHERE generation_id IN ({gens})", key),
-                (f"DELETE FROM deliveries WHERE generation_id IN ({gens})", key),
-                ("DELETE FROM generations WHERE model_id = ?", key),
+                *(_deleting_texts(key) if owned else []),
                 ("UPDATE server_settings SET active_model = NULL WHERE active_model = ?", (model.id,)),
                 ("DELETE FROM server_models WHERE id = ?", (model.id,)),
             ]
         )
-        return int(count)
+        return int(count) if owned else 0
+
+    async def _owns_texts(self, model: ServerModel, keep: Collection[str]) -> bool:
+        """Whether the texts stored under ``model``'s adapter id are its own alone. Not when that id is a
+        base's (its own, another row's, or one in ``keep``), another row's adapter id, or wrote texts
+        before the row existed: rows registered before ids were checked (``models add``) may carry the
+        bot's own model's id, or one it served before, and deleting by id would delete that model's texts."""
+        adapter = model.model_id
+        if not adapter or adapter == model.base_model_id or adapter in keep:
+            return False
+        shared = await self.db.fetch(
+            "SELECT EXISTS (SELECT 1 FROM server_models WHERE id != ? AND ? IN (model_id, base_model_id)) "
+            "OR EXISTS (SELECT 1 FROM generations WHERE model_id = ? AND created <= ?)",
+            (model.id, adapter, adapter, model.created),
+        )
+        if shared[0][0]:
+            log.warning(
+                "server %s: model %r shares its id %s with another model; its texts are kept",
+                model.guild_id, model.name, adapter,
+            )  # fmt: skip
+            return False
+        return True
+
+
+def _deleting_texts(key: tuple[str]) -> list[tuple[str, tuple]]:
+    """The statements that delete every generation under one model id, with its deliveries and ratings."""
+    gens = "SELECT id FROM generations WHERE model_id = ?"
+    return [
+        (f"DELETE FROM reactions WHERE generation_id IN ({gens})", key),
+        (f"DELETE FROM ratings WHERE generation_id IN ({gens})", key),
+        (f"DELETE FROM deliveries WHERE generation_id IN ({gens})", key),
+        ("DELETE FROM generations WHERE model_id = ?", key),
+    ]

@@ -51,7 +51,7 @@ class RequestHandler:
     @property
     def card(self):
         """The card of the model currently serving."""
-        return self.worker.generator.card
+        return self.worker.card
 
     def route(self, guild_id: int | None, kind: str) -> Route:
         """The model that answers ``kind`` here: the server's own when it has one for the kind."""

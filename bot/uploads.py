@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from linernotes.common.errors import InputError, LinernotesError
 from linernotes.data.config import DataConfig
 from linernotes.data.prepare import prepare
 from linernotes.data.problems import SourceError
+from linernotes.model.seedline import strip_invisible
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".txt", ".json")  # lyrics with [Section] headers, songs text, Genius JSON
@@ -31,9 +31,6 @@ VAL_FRACTION, TEST_FRACTION = 0.2, 0.0
 NAME_SHOWN = 80  # characters of a file name echoed to the member; a message must fit Discord's 2,000
 REASONS_SHOWN, REASON_SHOWN = 5, 120  # drop reasons in a summary, and characters of each
 WHY_SHOWN = 800  # characters of a refusal's reason (the readers' reasons are short; this bounds them)
-# Not shown: controls, format characters (bidi overrides such as U+202E flip the shown extension),
-# line/paragraph separators, surrogates, private use and unassigned code points.
-_HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
 
 
 class UploadError(LinernotesError):
@@ -72,7 +69,8 @@ def shown(filename: str) -> str:
     Characters that hide or reorder text are dropped; a backtick would end the span early, so it
     becomes a quote (markdown is literal inside a code span); a long name keeps its start and suffix.
     """
-    name = "".join(c for c in filename if unicodedata.category(c) not in _HIDDEN).replace("`", "'").strip()
+    # Dropped, not spaced: a bidi override such as U+202E would flip the shown extension.
+    name = strip_invisible(filename, "", keep="").replace("`", "'").strip()
     if not name:
         return "your file"
     if len(name) > NAME_SHOWN:

@@ -113,8 +113,8 @@ async def warm_as_configured(
     (``adapters``: attached name and card), sharing ``limit``: the scheduled job, ``/warm`` and
     ``linernotes warm`` alike."""
     stored = 0
-    sampling = sampling_for(config, worker.generator.card)  # an adapter samples as its base does
-    models = [(None, worker.generator.card), *adapters]
+    sampling = sampling_for(config, worker.card)  # an adapter samples as its base does
+    models = [(None, worker.card), *adapters]
     for n, (model, card) in enumerate(models):
         # An equal share of what is left for each model still to warm, so no model waits for all the others.
         left = None if limit is None else -(-(limit - stored) // (len(models) - n))

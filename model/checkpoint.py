@@ -52,6 +52,9 @@ def save_checkpoint(
     """Write a self-describing checkpoint; ``extras(dir)`` may add files (e.g. the copy-guard index)."""
     if precision not in WEIGHT_PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
+    if card.adapter and not hasattr(model, "peft_config"):
+        # A loaded adapter checkpoint is its base with the LoRA merged in: saved, it would be a whole model.
+        raise ConfigError("an adapter checkpoint is written from the peft model training made")
     quiet_transformers()
     card.precision = precision
 
@@ -163,14 +166,17 @@ def is_checkpoint(path: Path | str) -> bool:
 
 
 def _load_adapter(path: Path, card: Card, want: str, dev: torch.device) -> Any:
-    from peft import PeftModel
+    """An adapter checkpoint's base at ``want`` with the adapter applied by ``model.lora`` (merged into
+    float weights: as fast as the base), after the check every adapter passes (``model.lora_check``)."""
+    from linernotes.model.lora import apply_lora
 
     adapter = card.adapter or {}
     if "base_model_id" in adapter:
         model = _checkpoint_base(path, adapter, want, dev)
     else:
         model = _hub_base(path, card, want, dev)
-    return PeftModel.from_pretrained(model, path).to(dev)
+    apply_lora(model, path)
+    return model
 
 
 def _hub_base(path: Path, card: Card, want: str, dev: torch.device) -> Any:

@@ -1,12 +1,12 @@
 """An adapter checkpoint's LoRA files checked without loading them: its config's types and ranges, and
 every tensor's name, type and shape against the layers of the model it adapts.
 
-One check for every way an adapter comes in: ``linernotes models add``, the trainer's output, and the bot
-attaching adapters at start-up (``model.lora.read_lora`` runs it against the loaded model). The layers
-come either from a loaded model or from a base checkpoint's config built on the meta device
-(``base_layers``): no weights are read, which takes tens of milliseconds (GPT-2 small 37 ms, the 135M
-Llama base 31 ms on this CPU, once the architecture's code is imported). Tensors are checked from the
-safetensors header alone, so a refused adapter costs no memory.
+One check for every way an adapter comes in: ``linernotes models add``, the trainer's output, the bot
+attaching adapters at start-up and an adapter checkpoint loaded on its own (``model.lora.read_lora`` runs
+it against the loaded model). The layers come either from a loaded model or from a base checkpoint's config
+built on the meta device (``base_layers``): no weights are read, which takes tens of milliseconds (GPT-2
+small 37 ms, the 135M Llama base 31 ms on this CPU, once the architecture's code is imported). Tensors are
+checked from the safetensors header alone, so a refused adapter costs no memory.
 
 Messages say what is wrong inside the adapter, never where it lies (``AdapterError.reason``): the bot
 shows them to a server's members.
@@ -49,6 +49,9 @@ _VARIANTS = {
     "kasa_config": "KaSA (kasa_config)",
     "monteclora_config": "MonteCLoRA (monteclora_config)",
 }
+# Initialisations that also rewrite the base's weights: such an adapter fits only the base it rewrote, unless
+# peft converted it to plain LoRA when saving (path_initial_model_for_weight_conversion), which sets "true".
+_REWRITING_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")
 Layers = Mapping[str, "tuple[int, int] | None"]  # module path -> (in, out) features; None: not linear
 
 
@@ -121,6 +124,9 @@ def _config(path: Path) -> dict[str, Any]:
     used = [what for key, what in _VARIANTS.items() if config.get(key)]
     if config.get("bias", "none") != "none":
         used.append(f"trained biases (bias={shown(config['bias'])})")
+    init = config.get("init_lora_weights")
+    if isinstance(init, str) and init.lower().startswith(_REWRITING_INITS):
+        used.append(f"an initialisation that rewrites the base's weights (init_lora_weights={shown(init)})")
     if used:
         raise AdapterError.of(path, f"the adapter uses {', '.join(used)}, which linernotes does not serve")
     return config

@@ -15,8 +15,8 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=r"MatMul8bitLt: inputs will be cast")
     warnings.filterwarnings("ignore", message=r"Failed to load CPU gemm_4bit_forward")
-    # An int8 GPT-2 dequantizes into Linear layers where its adapters were trained on Conv1D ones: peft
-    # says it transposes, which is right and nothing a user can act on.
+    # Training an adapter (peft) on an int8 GPT-2 checkpoint: it dequantizes into Linear layers where
+    # GPT-2 has Conv1D ones, and peft says it transposes, which is right and nothing a user can act on.
     warnings.filterwarnings("ignore", message=r"fan_in_fan_out is set to True but the target module")
     # Deprecation notices from inside peft/transformers about their own APIs: nothing a user can act on.
     warnings.filterwarnings(

@@ -9,6 +9,10 @@ what one batched call costs, and requests for different adapters share that batc
 past its timeout fails with ``JobTimeout`` and its thread is abandoned (threads cannot be
 interrupted), so the queue moves on; a thread pool that was shut down or broke is replaced before the
 next job.
+
+The worker is the bot's one serving seam: it holds the generator privately and offers only ``submit``
+(generate), ``swap`` (serve another model), ``attach``/``detach`` (adapters) and ``card`` (describe), so
+nothing else touches the model or uses it off the worker thread.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import LinernotesError
+from linernotes.model.card import Card
 from linernotes.model.generator import Generator, Request, Result
 
 log = logging.getLogger(__name__)
@@ -62,7 +68,7 @@ class GenerationWorker:
         max_per_owner: int = 2,
         timeout_per_text: float | None = None,
     ) -> None:
-        self.generator = generator
+        self._generator = generator  # private: served only through the methods below, on the worker thread
         self.max_queue, self.max_per_owner = max_queue, max_per_owner
         self.timeout_per_text = timeout_per_text  # a job of n texts may run n times this; None: no limit
         self._heap: list[_Job] = []
@@ -95,6 +101,32 @@ class GenerationWorker:
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
             self._executor = None
+
+    @property
+    def card(self) -> Card:
+        """The card of the model now served (its tags, ranges and id)."""
+        return self._generator.card
+
+    async def swap(self, load: Callable[[], Generator], priority: int = INTERACTIVE) -> Card:
+        """Build a generator on the worker thread (a checkpoint load, queued like any job) and serve it from
+        then on; its card. Jobs submitted before it is served still run on the one they were submitted to."""
+        generator = await self._submit_call(load, priority)
+        self._generator = generator
+        return generator.card
+
+    async def attach(self, name: str, path: Path | str) -> Card:
+        """Load the adapter at ``path`` into the served generator as ``name``, on the worker thread; its card."""
+        return await self._submit_call(lambda: self._generator.attach(name, path))
+
+    async def detach(self, name: str) -> None:
+        """Let the served generator go of the adapter ``name`` (if it holds it), on the worker thread."""
+        generator = self._generator  # the one serving now, as for a submitted job
+
+        def let_go() -> None:
+            if name in generator.adapters:
+                generator.detach(name)
+
+        await self._submit_call(let_go)
 
     @property
     def depth(self) -> int:
@@ -146,13 +178,13 @@ class GenerationWorker:
         self, requests: list[Request], priority: int = INTERACTIVE, owner: str | None = None
     ) -> asyncio.Future[list[Result]]:
         """Queue a generation; await the returned future for the results."""
-        generator = self.generator  # the one current at submit time, even if a reload swaps it later
+        generator = self._generator  # the one current at submit time, even if a swap replaces it later
         timeout = None if self.timeout_per_text is None else self.timeout_per_text * max(1, len(requests))
         fn = lambda: generator.generate(requests)  # noqa: E731
         return self._enqueue(fn, priority, owner, timeout, list(requests), generator).future
 
-    def submit_call(self, fn: Callable[[], Any], priority: int = INTERACTIVE) -> asyncio.Future:
-        """Queue any model work (a checkpoint load, no timeout) on the worker thread."""
+    def _submit_call(self, fn: Callable[[], Any], priority: int = INTERACTIVE) -> asyncio.Future:
+        """Queue other model work (a checkpoint load, an adapter; no timeout) on the worker thread."""
         return self._enqueue(fn, priority, None).future
 
     async def _drain(self) -> None:

@@ -249,6 +249,77 @@ def test_no_stage_has_an_import_cycle(stage):
     assert find_cycle(module_graph(REPO / FOLDERS[stage], f"linernotes.{stage}")) is None
 
 
+# The one serving seam: the worker holds the generator, and everything else (commands, admin, warm-up, server
+# models, the CLI, the benchmarks) serves through its interface: submit, swap, attach, detach, card.
+SEAM = "model/worker.py"
+BEHIND_THE_SEAM = {"generator", "_generator", "_submit_call"}
+
+
+def reaches_behind_the_seam(path: Path) -> set[str]:
+    """The attributes a file reads or sets that only the worker may touch (``x.generator`` and the like)."""
+    tree = ast.parse(path.read_text())
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)} & BEHIND_THE_SEAM
+
+
+def test_the_seam_check_sees_reads_and_writes(tmp_path):
+    code = tmp_path / "x.py"
+    code.write_text("card = bot.worker.generator.card\n")
+    assert reaches_behind_the_seam(code) == {"generator"}
+    code.write_text("worker._generator = other\nawait worker._submit_call(f)\n")
+    assert reaches_behind_the_seam(code) == {"_generator", "_submit_call"}
+    code.write_text("card = bot.worker.card\ngenerator = Generator.load(path)\ngen.attach(name, path)\n")
+    assert reaches_behind_the_seam(code) == set()
+
+
+@pytest.mark.parametrize("folder", sorted({*FOLDERS.values(), "bench"}))
+def test_only_the_worker_reaches_the_generator(folder):
+    """Nothing outside model/worker.py reaches its generator: the bot serves through the worker's methods."""
+    found = {
+        f"{path.relative_to(REPO)}: {sorted(names)}"
+        for path in (REPO / folder).rglob("*.py")
+        if path != REPO / SEAM and (names := reaches_behind_the_seam(path))
+    }
+    assert not found
+
+
+# The bot's services: the CLI, the demo and the benchmarks go through the bot's public methods instead.
+BOT_SERVICES = {"db", "worker", "models", "requests", "admin", "scheduler"}
+
+
+def _is_bot(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "bot") or (
+        isinstance(node, ast.Attribute) and node.attr == "bot"
+    )
+
+
+def reaches_into_the_bot(path: Path) -> set[str]:
+    """The services a file reaches on a bot (``bot.db``, ``env.bot.worker``...)."""
+    tree = ast.parse(path.read_text())
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in BOT_SERVICES and _is_bot(node.value)
+    }
+
+
+def test_the_bot_check_sees_services_behind_any_name(tmp_path):
+    code = tmp_path / "x.py"
+    code.write_text("await bot.db.depth(x)\nenv.bot.worker.submit(r)\n")
+    assert reaches_into_the_bot(code) == {"db", "worker"}
+    code.write_text("await bot.cache_depth()\nbot.tree.get_command('x')\ndb.depth(x)\n")
+    assert reaches_into_the_bot(code) == set()
+
+
+@pytest.mark.parametrize("folder", ["linernotes/cli", "bench"])
+def test_the_cli_and_benchmarks_use_the_bots_public_methods(folder):
+    found = {
+        f"{path.relative_to(REPO)}: {sorted(names)}"
+        for path in (REPO / folder).rglob("*.py")
+        if (names := reaches_into_the_bot(path))
+    }
+    assert not found
+
+
 def test_only_the_entry_point_imports_app():
     """bot/app.py wires everything; only the package's ``create_bot`` imports it (cli from outside)."""
     graph = module_graph(REPO / "bot", "linernotes.bot")
@@ -273,3 +344,37 @@ def test_only_the_entry_point_imports_app():
 def test_importing_starts_no_work(module):
     code = f"import threading, {module}; assert threading.active_count() == 1, threading.enumerate()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+MAX_FUNCTION_LINES = 60  # a function fits on a screen; split one that grows past it
+
+
+def long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``name (N lines)`` for each function or method in ``path`` longer than ``limit`` lines."""
+    tree = ast.parse(path.read_text())
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_the_length_check_counts_nested_functions_and_methods(tmp_path):
+    code = tmp_path / "x.py"
+    body = "\n".join(f"        x{i} = {i}" for i in range(3))
+    code.write_text(f"class A:\n    async def m(self):\n{body}\n\n\ndef f():\n    def g():\n{body}\n")
+    assert sorted(long_functions(code, limit=3)) == ["f (5 lines)", "g (4 lines)", "m (4 lines)"]
+    assert long_functions(code, limit=5) == []
+
+
+@pytest.mark.parametrize("folder", sorted({*FOLDERS.values(), "bench", "docs"}))
+def test_no_function_is_longer_than_a_screen(folder):
+    """Outside tests, no function runs past ``MAX_FUNCTION_LINES`` lines."""
+    found = [
+        f"{path.relative_to(REPO)}: {name}"
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for name in long_functions(path)
+    ]
+    assert not found

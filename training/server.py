@@ -188,7 +188,9 @@ def cpu_limit(seconds: float) -> Iterator[None]:
         raise CpuLimitExceeded(f"over {seconds:g} s of CPU time")
 
     previous = signal.signal(signal.SIGPROF, stop)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
+    # Then again every 50 ms of CPU: a raise that lands in a finalizer or a weakref callback is printed and
+    # dropped by Python, so the limit keeps striking until one reaches the work itself.
+    signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
     try:
         yield
     finally:

@@ -17,14 +17,47 @@ import json
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from linernotes.common.errors import LinernotesError
+from linernotes.common.flags import add_flags, flag
 
 # CPU seconds preparing an upload may take: a 2 MB file of real songs takes a few; 44,000 tiny unique
 # sections took 82 s (their near-duplicate search), and are refused instead.
 PREPARE_CPU = 30.0
+
+
+# kw_only: the two alternative sources (each defaulting to None) come first, as in --help, before the
+# required fields.
+@dataclass(frozen=True, kw_only=True)
+class AdapterArgs:
+    """What ``linernotes adapter`` takes: the examples (prepared, or an upload to prepare), base and job."""
+
+    data: Path | None = field(
+        default=None, metadata=flag("prepared upload (from `linernotes prepare`)", one_of="source")
+    )
+    upload: Path | None = field(
+        default=None,
+        metadata=flag(
+            "a lyrics file as /model train takes it: prepared first (event prepared, or refused)",
+            one_of="source",
+        ),
+    )
+    base: Path = field(metadata=flag("linernotes checkpoint the adapter is for"))
+    work: Path = field(metadata=flag("job directory (prepared/, run/, checkpoint/)"))
+    max_steps: int | None = field(
+        default=None, metadata=flag("at most this many optimizer steps (default: the recipe's)")
+    )
+    prepare_cpu: float = field(
+        default=PREPARE_CPU,
+        metadata=flag("CPU time preparing --upload may take before it is refused", metavar="SECONDS"),
+    )
+    exit_with: int | None = field(
+        default=None,
+        metadata=flag("exit as soon as process PID is gone (the bot's own pid)", metavar="PID"),
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,26 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "adapter",
         help="train a LoRA adapter on a prepared upload over a checkpoint; JSON-lines events on stdout",
     )
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="prepared upload (from `linernotes prepare`)")
-    source.add_argument(
-        "--upload",
-        type=Path,
-        help="a lyrics file as /model train takes it: prepared first (event prepared, or refused)",
-    )
-    p.add_argument("--base", required=True, type=Path, help="linernotes checkpoint the adapter is for")
-    p.add_argument("--work", required=True, type=Path, help="job directory (prepared/, run/, checkpoint/)")
-    p.add_argument("--max-steps", type=int, help="at most this many optimizer steps (default: the recipe's)")
-    p.add_argument(
-        "--prepare-cpu",
-        type=float,
-        default=PREPARE_CPU,
-        metavar="SECONDS",
-        help=f"CPU time preparing --upload may take before it is refused (default {PREPARE_CPU:g})",
-    )
-    p.add_argument(
-        "--exit-with", type=int, metavar="PID", help="exit as soon as process PID is gone (the bot's own pid)"
-    )
+    add_flags(p, AdapterArgs)
     p.set_defaults(handler=run)
 
 

@@ -7,62 +7,93 @@ import asyncio
 import logging
 import os
 import signal
+from dataclasses import dataclass, field, fields
 
+from linernotes.bot.config import ENV_PREFIX, BotConfig, load_config
 from linernotes.common.errors import ConfigError, LinernotesError
-from linernotes.model.card import WEIGHT_PRECISIONS
+from linernotes.common.flags import add_flags, flag
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SettingsFile:
+    """Where ``linernotes bot`` and ``warm`` read the bot's settings besides flags and the environment."""
+
+    config: str | None = field(
+        default=None,
+        metadata=flag("TOML settings file, its [bot] table (see bot.example.toml)", metavar="FILE"),
+    )
+
+
+@dataclass(frozen=True)
+class WarmArgs:
+    """What ``linernotes warm`` takes besides the bot's settings."""
+
+    limit: int | None = field(
+        default=None, metadata=flag("store at most this many generations; default: fill every key")
+    )
+
+
+@dataclass(frozen=True)
+class StatsArgs:
+    """What ``linernotes stats`` reads."""
+
+    db: str = field(metadata=flag("the bot's database"))
+
+
+@dataclass(frozen=True)
+class FeedbackExportArgs:
+    """What ``linernotes feedback export`` reads and where it writes."""
+
+    db: str = field(metadata=flag("the bot's database"))
+    out: str = field(metadata=flag("directory to write train.jsonl, rated.jsonl and pairs.jsonl"))
+    model: str | None = field(
+        default=None,
+        metadata=flag(
+            "only this model id's ratings (a server's model: /model list and each answer's footer show its id)"
+        ),
+    )
+
+
+SETTINGS_HELP = (
+    f"each also from --config FILE or a {ENV_PREFIX}<NAME> variable (e.g. {ENV_PREFIX}PER_KEY=5); "
+    "a flag wins over the variable, which wins over the file"
+)
+
+
 def _settings_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", nargs="?", help="checkpoint directory (or LINERNOTES_CHECKPOINT)")
-    p.add_argument("--db", help="SQLite database (default linernotes.sqlite3, or LINERNOTES_DATABASE)")
-    p.add_argument("--config", help="TOML settings file (see bot.example.toml)")
-    p.add_argument("--precision", choices=["auto", *WEIGHT_PRECISIONS])
-    p.add_argument("--device")
+    """The bot's settings, one flag per ``BotConfig`` field; an unset flag leaves the file's or variable's."""
+    add_flags(p, SettingsFile)
+    add_flags(p.add_argument_group("bot settings", SETTINGS_HELP), BotConfig, layered=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bot``, ``warm``, ``stats`` and ``feedback`` parsers."""
     p = sub.add_parser("bot", help="run the Discord bot (token from DISCORD_TOKEN or .env)")
     _settings_flags(p)
-    p.add_argument("--sync", help="auto | always | off | GUILD_ID (sync commands to one server, instantly)")
     p.set_defaults(handler=run_bot)
 
     p = sub.add_parser("warm", help="fill the bot's cache once, with a progress bar")
+    add_flags(p, WarmArgs)
     _settings_flags(p)
-    p.add_argument("--per-key", type=int, help="generations to keep ready per cache key")
-    p.add_argument("--limit", type=int, help="store at most this many generations (default: fill every key)")
     p.set_defaults(handler=run_warm)
 
     p = sub.add_parser("stats", help="the bot's totals over every server (each server's /stats sees its own)")
-    p.add_argument("--db", required=True)
+    add_flags(p, StatsArgs)
     p.set_defaults(handler=run_stats)
 
     p = sub.add_parser("feedback", help="ratings as training data")
     fsub = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
     e = fsub.add_parser("export", help="write approved generations, all ratings and preference pairs")
-    e.add_argument("--db", required=True)
-    e.add_argument("--out", required=True)
-    e.add_argument(
-        "--model",
-        help="only this model id's ratings (a server's model: /model list and each answer's footer show its id)",
-    )
+    add_flags(e, FeedbackExportArgs)
     e.set_defaults(handler=run_feedback_export)
 
 
-def _config(args: argparse.Namespace, **extra):
-    from linernotes.bot.config import load_config
-
-    return load_config(
-        args.config,
-        os.environ,
-        checkpoint=args.checkpoint,
-        database=args.db,
-        precision=args.precision,
-        device=args.device,
-        **extra,
-    )
+def _config(args: argparse.Namespace) -> BotConfig:
+    """The bot's settings: its flags over the environment over the ``--config`` file."""
+    flags = {f.name: getattr(args, f.name) for f in fields(BotConfig)}
+    return load_config(args.config, os.environ, **flags)
 
 
 def _token() -> str:
@@ -82,7 +113,7 @@ def run_bot(args: argparse.Namespace) -> int:
 
     from linernotes.bot.app import LinernotesBot
 
-    config = _config(args, sync=args.sync)
+    config = _config(args)
     token = _token()
     discord.utils.setup_logging(level=logging.INFO, root=False)
 
@@ -92,7 +123,7 @@ def run_bot(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
         async with bot:
-            await bot.db.open()  # a bad database is reported before connecting to Discord
+            await bot.open_database()  # a bad database is reported before connecting to Discord
             try:
                 await bot.start(token)
             except discord.LoginFailure:
@@ -120,7 +151,7 @@ def run_warm(args: argparse.Namespace) -> int:
     from linernotes.model.generator import Generator
     from linernotes.model.worker import GenerationWorker
 
-    config = _config(args, per_key=args.per_key)
+    config = _config(args)
 
     async def main() -> int:
         db = Database(config.database)

@@ -15,10 +15,12 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from linernotes.cli.chat import HELP, generation_id, parse_line, say, show_result
+from linernotes.common.flags import add_flags, flag
 
 if TYPE_CHECKING:
     from linernotes.bot.app import LinernotesBot
@@ -36,20 +38,26 @@ DEMO_SCRIPT = [
 ]
 
 
+@dataclass(frozen=True)
+class DemoArgs:
+    """What ``linernotes demo`` takes."""
+
+    interactive: bool = field(default=False, metadata=flag("after the scripted part, type commands yourself"))
+    fresh: bool = field(default=False, metadata=flag("forget the cached model and database; start over"))
+    home: str | None = field(
+        default=None,
+        metadata=flag(
+            "where the demo keeps its model and database (default ./.linernotes/demo, or $LINERNOTES_HOME/demo)"
+        ),
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` parser."""
     p = sub.add_parser(
         "demo", help="the whole loop offline: train, export, warm, and use the bot in a simulated Discord"
     )
-    p.add_argument(
-        "--interactive", action="store_true", help="after the scripted part, type commands yourself"
-    )
-    p.add_argument("--fresh", action="store_true", help="forget the cached model and database; start over")
-    p.add_argument(
-        "--home",
-        help="where the demo keeps its model and database (default ./.linernotes/demo, "
-        "or $LINERNOTES_HOME/demo)",
-    )
+    add_flags(p, DemoArgs)
     p.set_defaults(handler=run)
 
 
@@ -205,13 +213,12 @@ async def server_model(env, bot, guild, channel) -> None:
 
     import linernotes.data as data
 
-    if bot.models is None:
+    listed = await bot.server_models(guild.id)
+    if listed is None:
         return
     role = guild.create_role("managers", permissions=discord.Permissions(manage_guild=True))
     carol = guild.add_member(env.create_user("carol"), roles=[role])
-    ready = [
-        m for m, _, unusable in await bot.models.listing(guild.id) if m.status == "ready" and not unusable
-    ]
+    ready = [m for m, _, unusable in listed if m.status == "ready" and not unusable]
     if ready:
         say(f"carol uploaded {ready[0].upload} on an earlier run; this server's model is ready.\n")
         await slash(env, carol, channel, "model list", {})
@@ -232,8 +239,8 @@ async def uncached_review(bot: LinernotesBot, wanted: dict[str, Any]) -> dict[st
     (an earlier run's warm-up fills the keys that run asked for)."""
     from linernotes.bot.cache import key_for, score_buckets
 
-    card = bot.worker.generator.card
-    depth = await bot.db.depth(card.model_id)
+    card = bot.card
+    depth = await bot.cache_depth()
     step = bot.config.score_bucket
     lo, hi = card.score_range()
     # A bucket at the range's edge may lie just outside it; the request must stay inside to be accepted.
@@ -331,13 +338,13 @@ async def react(env, member, channel, emoji: str, gid_text: str) -> None:
         say(f"   react needs a generation number, got {gid_text!r}")
         return
     gid = int(gid_text.lstrip("#"))
-    places = [p for p in await env.bot.db.deliveries_of(gid) if p["channel_id"] == channel.id]
+    places = [p for p in await env.bot.places(gid) if p["channel_id"] == channel.id]
     if not places:
         say(f"   #{gid} was not posted in #{channel.name}")
         return
     message = await env.bot.get_channel(channel.id).fetch_message(places[-1]["message_id"])
     await member.react(message, emoji)
-    up, down = await env.bot.db.votes(gid)
+    up, down = await env.bot.votes(gid)
     say(f"{member.name} reacted {emoji} to #{gid} (now {up} 👍, {down} 👎)\n")
 
 

@@ -5,22 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import ConfigError
-from linernotes.common.flags import add_flags, from_args
+from linernotes.common.flags import add_flags, flag, from_args
 from linernotes.training.eval.config import EvalConfig
+
+
+@dataclass(frozen=True)
+class EvalArgs:
+    """What ``linernotes eval`` takes besides one report's settings (``EvalConfig``)."""
+
+    compare: tuple[str, str] | None = field(
+        default=None,
+        metadata=flag("evaluate two models side by side", nargs=2, metavar=("CKPT_A", "CKPT_B")),
+    )
+    db: str | None = field(
+        default=None, metadata=flag("the bot's database: human ratings and cache duplicates")
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``eval`` parser: one flag per EvalConfig field, and the database and --compare."""
     p = sub.add_parser("eval", help="evaluate a checkpoint: perplexity, tag adherence, copying, diversity")
     add_flags(p, EvalConfig)
-    p.add_argument(
-        "--compare", nargs=2, metavar=("CKPT_A", "CKPT_B"), help="evaluate two models side by side"
-    )
-    p.add_argument("--db", help="the bot's database: human ratings and cache duplicates")
+    add_flags(p, EvalArgs)
     p.set_defaults(handler=run)
 
 

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 
+from linernotes.common.flags import add_flags, flag
 from linernotes.model.card import WEIGHT_PRECISIONS
+
+
+@dataclass(frozen=True)
+class ExportArgs:
+    """What ``linernotes export`` takes: the run, where the checkpoint goes, and what goes in its card."""
+
+    run: str = field(metadata=flag("run directory from `linernotes train`", positional=True))
+    out: str = field(metadata=flag("checkpoint directory to write"))
+    precision: str = field(
+        default="int8", metadata=flag("precision the weights are stored in", choices=WEIGHT_PRECISIONS)
+    )
+    merge: bool = field(default=False, metadata=flag("fold a LoRA adapter into its base weights"))
+    guidance: float = field(
+        default=1.0,
+        metadata=flag(
+            "default classifier-free guidance scale stored in the card (1.0: none; train with --tag-dropout)"
+        ),
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` parser."""
     p = sub.add_parser("export", help="export a run as a checkpoint (int8 by default)")
-    p.add_argument("run", help="run directory from `linernotes train`")
-    p.add_argument("--out", required=True, help="checkpoint directory to write")
-    p.add_argument("--precision", choices=WEIGHT_PRECISIONS, default="int8")
-    p.add_argument("--merge", action="store_true", help="fold a LoRA adapter into its base weights")
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=1.0,
-        help="default classifier-free guidance scale stored in the card (1.0: none; train with --tag-dropout)",
-    )
+    add_flags(p, ExportArgs)
     p.set_defaults(handler=run)
 
 

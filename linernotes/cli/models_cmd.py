@@ -10,13 +10,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from linernotes.common.errors import ConfigError
+from linernotes.common.flags import add_flags, flag
 
 SERVER_ID = (
     "the server's id, a number (in Discord: Developer Mode on, right-click the server, Copy Server ID)"
 )
+
+
+@dataclass(frozen=True)
+class ModelsAddArgs:
+    """What ``linernotes models add`` registers, and where the bot's settings are."""
+
+    adapter: Path = field(
+        metadata=flag("adapter checkpoint trained on the bot's checkpoint", positional=True, metavar="PATH")
+    )
+    # Text, not int: guild_id() refuses a bad id with what a server id looks like.
+    guild: str = field(metadata=flag(SERVER_ID, metavar="ID"))
+    name: str = field(metadata=flag("its name in /model (1-32 letters, digits, spaces, - or _)"))
+    use: bool = field(
+        default=False, metadata=flag("make it the server's model (default: only if it uses none)")
+    )
+    checkpoint: str | None = field(
+        default=None, metadata=flag("the bot's checkpoint (or the settings' checkpoint)")
+    )
+    db: str | None = field(
+        default=None, metadata=flag("the bot's database (default: the settings', else linernotes.sqlite3)")
+    )
+    config: str | None = field(
+        default=None, metadata=flag("the bot's TOML settings file (models_dir, models_per_server, ...)")
+    )
+
+
+@dataclass(frozen=True)
+class ModelsListArgs:
+    """Which models ``linernotes models list`` prints."""
+
+    db: str = field(metadata=flag("the bot's database"))
+    guild: str | None = field(default=None, metadata=flag(SERVER_ID, metavar="ID"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,22 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = msub.add_parser(
         "add", help="register a LoRA adapter checkpoint as a server's model (served once the bot restarts)"
     )
-    a.add_argument(
-        "adapter", type=Path, metavar="PATH", help="adapter checkpoint trained on the bot's checkpoint"
-    )
-    a.add_argument("--guild", required=True, metavar="ID", help=SERVER_ID)
-    a.add_argument("--name", required=True, help="its name in /model (1-32 letters, digits, spaces, - or _)")
-    a.add_argument(
-        "--use", action="store_true", help="make it the server's model (default: only if it uses none)"
-    )
-    a.add_argument("--checkpoint", help="the bot's checkpoint (or the settings' checkpoint)")
-    a.add_argument("--db", help="the bot's database (default: the settings', else linernotes.sqlite3)")
-    a.add_argument("--config", help="the bot's TOML settings file (models_dir, models_per_server, ...)")
+    add_flags(a, ModelsAddArgs)
     a.set_defaults(handler=run_add)
 
     ls = msub.add_parser("list", help="every server's models (or one server's), and which one each uses")
-    ls.add_argument("--db", required=True, help="the bot's database")
-    ls.add_argument("--guild", metavar="ID", help=SERVER_ID)
+    add_flags(ls, ModelsListArgs)
     ls.set_defaults(handler=run_list)
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from linernotes.cli.demo import (
     simulated_bot,
 )
 from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.common.flags import add_flags, flag
 
 # What ``simcord[preview]`` adds, as SimCord checks it when a preview opens: checked up front so a
 # missing extra is reported before minutes of model building, not after.
@@ -37,24 +39,38 @@ INSTALL_HINT = "pip install 'linernotes[playground]'"
 MEMBERS = ("alice", "bob")
 
 
+@dataclass(frozen=True)
+class PlaygroundArgs:
+    """What ``linernotes playground`` serves, and where."""
+
+    checkpoint: str | None = field(
+        default=None,
+        metadata=flag("checkpoint (default: the demo's model)", positional=True, nargs="?", metavar="CKPT"),
+    )
+    port: int = field(default=0, metadata=flag("port on 127.0.0.1 (0: any free port)"))
+    db: str | None = field(
+        default=None,
+        metadata=flag(
+            "database for the cache and ratings (default: the demo's, .linernotes/demo/bot.sqlite3)"
+        ),
+    )
+    warm: int | None = field(
+        default=None,
+        metadata=flag(
+            f"generations to store before the page opens (default {WARM_LIMIT} when the demo model was "
+            f"just trained, else {REUSE_WARM_LIMIT} to top up the busiest keys; 0: none)",
+            metavar="N",
+        ),
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``playground`` parser."""
     p = sub.add_parser(
         "playground",
         help="use the real bot from a browser: a simulated Discord server served on 127.0.0.1",
     )
-    p.add_argument("checkpoint", nargs="?", metavar="CKPT", help="checkpoint (default: the demo's model)")
-    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
-    p.add_argument(
-        "--db", help="database for the cache and ratings (default: the demo's, .linernotes/demo/bot.sqlite3)"
-    )
-    p.add_argument(
-        "--warm",
-        type=int,
-        metavar="N",
-        help=f"generations to store before the page opens (default {WARM_LIMIT} when the demo model was "
-        f"just trained, else {REUSE_WARM_LIMIT} to top up the busiest keys; 0: none)",
-    )
+    add_flags(p, PlaygroundArgs)
     p.set_defaults(handler=run)
 
 

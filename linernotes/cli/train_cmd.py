@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass, field
 
-from linernotes.common.flags import add_flags, from_args
+from linernotes.common.flags import add_flags, flag, from_args
 from linernotes.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -15,9 +16,18 @@ log = logging.getLogger(__name__)
 NOT_FLAGS = frozenset({"max_examples"})
 
 
+@dataclass(frozen=True)
+class SweepArgs:
+    """What ``linernotes sweep`` takes besides the training settings: the sizes, and where the runs go."""
+
+    sizes: str = field(metadata=flag("comma-separated example counts, e.g. 50,100,200,400"))
+    # Sweep's own --out (TrainConfig's is one run's directory); every run is written below it.
+    out: str = field(metadata=flag("directory for the runs, sweep.csv and sweep.png"))
+
+
 def add_train_flags(p: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
-    """Flags shared by train and sweep: one per TrainConfig field (``--out`` is each command's own)."""
-    add_flags(p, TrainConfig, NOT_FLAGS | exclude | {"out"})
+    """Flags shared by train and sweep: one per TrainConfig field, except ``exclude``."""
+    add_flags(p, TrainConfig, NOT_FLAGS | exclude)
 
 
 def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
@@ -29,7 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` parser."""
     p = sub.add_parser("train", help="fine-tune a causal LM (or a fresh GPT-2) on prepared examples")
     add_train_flags(p)
-    p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(handler=run)
     register_sweep(sub)
 
@@ -61,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
 def register_sweep(sub: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` parser."""
     p = sub.add_parser("sweep", help="train at growing dataset sizes; plot validation loss against examples")
-    add_train_flags(p, exclude=frozenset({"resume"}))
-    p.add_argument("--sizes", required=True, help="comma-separated example counts, e.g. 50,100,200,400")
-    p.add_argument("--out", required=True, help="directory for the runs, sweep.csv and sweep.png")
+    add_train_flags(p, exclude=frozenset({"resume", "out"}))
+    add_flags(p, SweepArgs)
     p.set_defaults(handler=run_sweep)
 
 

@@ -24,18 +24,22 @@ def flag(
     *,
     name: str | None = None,
     positional: bool = False,
+    one_of: str | None = None,
     convert: Callable[[Any], Any] | None = None,
     **argparse_settings: Any,
 ) -> dict[str, Any]:
     """A field's flag, as ``dataclasses.field`` metadata: help, and any ``add_argument`` settings.
 
-    ``name`` renames the flag (default ``--field-name``); ``convert`` turns the parsed value into the
-    field's value (for a value that needs parsing beyond its type, such as ``text=review`` pairs).
+    ``name`` renames the flag (default ``--field-name``); ``one_of`` names a group of alternatives, the
+    fields sharing it, of which exactly one flag must be given (such as two sources of the same data);
+    ``convert`` turns the parsed value into the field's value (for a value that needs parsing beyond its
+    type, such as ``text=review`` pairs).
     """
     return {
         "help": help,
         "flag": name,
         "positional": positional,
+        "one_of": one_of,
         "convert": convert,
         "argparse": argparse_settings,
     }
@@ -85,13 +89,22 @@ def _help(text: str, default: Any) -> str:
     """The help text, with the default where it says something (not None, a switch's or a collection's)."""
     if default is None or default is _MISSING or isinstance(default, bool | list | dict | tuple):
         return text
-    return f"{text}; default %(default)s"
+    # The value itself, not %(default)s: a layered flag's argparse default is None, not the field's.
+    return f"{text}; default {str(default).replace('%', '%%')}"
+
+
+def choices_of(f: dataclasses.Field) -> Collection[Any] | None:
+    """The values a field's flag allows (its ``choices``), or None when any value of its type goes."""
+    return f.metadata.get("argparse", {}).get("choices")
 
 
 def add_flags(
-    parser: argparse.ArgumentParser, cls: type, exclude: Collection[str] = (), layered: bool = False
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    exclude: Collection[str] = (),
+    layered: bool = False,
 ) -> None:
-    """One flag per field of the dataclass ``cls``, except those in ``exclude``.
+    """One flag per field of the dataclass ``cls``, except those in ``exclude``; ``parser`` may be a group.
 
     Every other field must carry ``flag`` metadata: a setting is either a flag or left out on purpose.
     ``layered``: the flags sit on top of other sources (a settings file, the environment), so an unset
@@ -99,6 +112,7 @@ def add_flags(
     (``--name`` / ``--no-name``).
     """
     hints = typing.get_type_hints(cls)
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
@@ -111,8 +125,9 @@ def add_flags(
         if layered:
             _layer(parser, f, hint, settings)
             continue
+        target = _one_of(parser, groups, f) if f.metadata.get("one_of") else parser
         if f.metadata["positional"]:
-            parser.add_argument(f.name, **settings)
+            target.add_argument(f.name, **settings)
             continue
         if default is _MISSING:
             settings["required"] = True
@@ -120,16 +135,38 @@ def add_flags(
             # For --help; lists and tuples stay None until given. A ``default=`` in the metadata wins: None
             # there means "not given", for a field whose real default comes from elsewhere (a card).
             settings.setdefault("default", default)
-        parser.add_argument(_flag(f, hint), dest=f.name, **settings)
+        target.add_argument(_flag(f, hint), dest=f.name, **settings)
+
+
+def _one_of(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    groups: dict[str, argparse._MutuallyExclusiveGroup],
+    f: dataclasses.Field,
+) -> argparse._MutuallyExclusiveGroup:
+    """The required mutually exclusive group named by the field's ``one_of``, made on its first field."""
+    if _default(f) is _MISSING:
+        # argparse refuses a required flag in a group; the group itself is what is required.
+        raise TypeError(f"{f.name}: a one_of field needs a default (None: not the alternative given)")
+    name = f.metadata["one_of"]
+    if name not in groups:
+        groups[name] = parser.add_mutually_exclusive_group(required=True)
+    return groups[name]
 
 
 def _layer(
-    parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any, settings: dict[str, Any]
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    f: dataclasses.Field,
+    hint: Any,
+    settings: dict[str, Any],
 ) -> None:
     """A flag whose absence means "take the value from the layers below" (None)."""
+    if f.metadata.get("one_of"):  # a required choice of flags contradicts a value from the layers below
+        raise TypeError(f"{f.name}: one_of is for plain flags, not layered ones")
     settings["default"] = None
     if hint is bool:
         settings["action"] = argparse.BooleanOptionalAction
+        if isinstance(_default(f), bool):  # both --x and --no-x exist, so neither name tells the default
+            settings["help"] += f"; default {'on' if _default(f) else 'off'}"
     if f.metadata["positional"]:
         parser.add_argument(f.name, nargs="?", **settings)
         return

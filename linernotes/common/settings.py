@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import ConfigError
+from linernotes.common.flags import choices_of
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -96,20 +97,37 @@ def layer(
     env: Mapping[str, str] | None = None,
     prefix: str = "",
     where: str = "",
+    env_label: str = "{key}",
     **flags: Any,
 ) -> dict[str, Any]:
     """The field values of ``cls`` from the TOML table, then ``prefix``-ed environment variables, then flags
-    (a flag of None was not given); unknown TOML keys are an error naming the key and ``where``."""
+    (a flag of None was not given); unknown TOML keys are an error naming the key and ``where``.
+
+    A TOML or environment value must be of its field's type and, when the field's flag has ``choices``, one
+    of them (argparse checks the flags). ``env_label`` names an environment value in errors: a format with
+    ``{key}`` (the variable) and ``{name}`` (the setting).
+    """
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
     merged: dict[str, Any] = {}
     for key, value in (toml or {}).items():
         if key not in hints:
-            raise ConfigError(f"{where}unknown setting {key!r}; settings are: {', '.join(known)}")
-        merged[key] = coerce(f"{where}setting {key}", value, hints[key])
+            raise ConfigError(f"{where}unknown setting {key!r}; settings are: {', '.join(by_name)}")
+        merged[key] = _checked(f"{where}setting {key}", value, hints[key], by_name[key])
     for key, value in (env or {}).items():
         name = key[len(prefix) :].lower() if prefix and key.startswith(prefix) else None
         if name in hints:
-            merged[name] = coerce(key, value, hints[name])
+            label = env_label.format(key=key, name=name)
+            merged[name] = _checked(label, value, hints[name], by_name[name])
     merged.update({k: v for k, v in flags.items() if v is not None})
     return merged
+
+
+def _checked(label: str, raw: Any, hint: Any, f: dataclasses.Field) -> Any:
+    """``raw`` coerced to the field's type, and one of its flag's choices if it has them."""
+    value = coerce(label, raw, hint)
+    allowed = choices_of(f)
+    for item in value if isinstance(value, list) else [value]:
+        if allowed is not None and item is not None and item not in allowed:
+            raise ConfigError(f"{label}: {item!r} is not one of {', '.join(map(str, allowed))}")
+    return value

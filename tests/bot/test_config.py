@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+
 import discord
 import pytest
 
-from linernotes.bot.config import load_config
-from linernotes.cli.main import main
+from linernotes.bot.config import ADMIN_PERMISSIONS, BotConfig, load_config
+from linernotes.cli import bot_cmd
+from linernotes.cli.main import build_parser, main
 from linernotes.common.errors import ConfigError
 from tests.conftest import REPO
 
@@ -40,6 +44,62 @@ def test_bad_settings_are_named(tmp_path):
         load_config(None, {"LINERNOTES_COOLDOWN": "soon"}, checkpoint="x")
     with pytest.raises(ConfigError, match="no checkpoint given"):
         load_config(None, {})
+
+
+def test_settings_are_refused_by_type_and_choice(tmp_path):
+    toml = tmp_path / "bot.toml"
+    toml.write_text("[bot]\ncheckpoint = 'x'\nprecision = 'fp8'\n")
+    with pytest.raises(ConfigError, match=r"bot\.toml: setting precision: 'fp8' is not one of auto, int8"):
+        load_config(toml, {})
+    with pytest.raises(ConfigError, match="bot setting server_models: 'nope' is not true or false"):
+        load_config(None, {"LINERNOTES_SERVER_MODELS": "nope"}, checkpoint="x")
+    with pytest.raises(ConfigError, match="bot setting admin_permission: 'manage_gild' is not one of"):
+        load_config(None, {"LINERNOTES_ADMIN_PERMISSION": "manage_gild"}, checkpoint="x")
+    # A guild id written as a TOML number is still the text setting it is.
+    toml.write_text("[bot]\ncheckpoint = 'x'\nsync = 123456789\n")
+    assert load_config(toml, {}).sync == "123456789"
+
+
+def test_admin_permissions_are_discords():
+    assert set(ADMIN_PERMISSIONS) <= discord.Permissions.VALID_FLAGS.keys()
+
+
+def command_config(argv: str):
+    return bot_cmd._config(build_parser().parse_args(shlex.split(argv)))
+
+
+def test_flags_beat_the_environment_which_beats_the_file(tmp_path, monkeypatch):
+    toml = tmp_path / "bot.toml"
+    toml.write_text('[bot]\ncheckpoint = "file-ck"\nper_key = 4\ncooldown = 9\nhot_keys = 2\nsync = "off"\n')
+    monkeypatch.setenv("LINERNOTES_PER_KEY", "6")
+    monkeypatch.setenv("LINERNOTES_COOLDOWN", "7")
+    config = command_config(
+        f"bot --config {toml} --db d.sqlite3 --per-key 5 --no-another-button --reactions ✅ --reactions ❌ "
+        "--precision fp32 --operators 42"
+    )
+    # Flags given win; unset ones leave the environment's (cooldown) and the file's (hot_keys, sync).
+    assert (config.checkpoint, config.database, config.per_key, config.cooldown) == (
+        "file-ck",
+        "d.sqlite3",
+        5,
+        7.0,
+    )
+    assert (config.hot_keys, config.sync, config.another_button) == (2, "off", False)
+    assert (config.reactions, config.precision, config.operators) == (["✅", "❌"], "fp32", ["42"])
+    warm = command_config(f"warm ck --config {toml} --limit 3 --sync 1234")
+    assert (warm.checkpoint, warm.per_key, warm.sync) == ("ck", 6, "1234")
+    with pytest.raises(SystemExit):
+        command_config("bot ck --precision fp8")
+
+
+def test_the_token_is_no_setting_and_no_flag(monkeypatch):
+    assert not [f.name for f in dataclasses.fields(BotConfig) if "token" in f.name]
+    monkeypatch.setenv("LINERNOTES_DISCORD_TOKEN", "secret")
+    monkeypatch.setenv("LINERNOTES_TOKEN", "secret")
+    assert "secret" not in repr(command_config("bot ck").to_dict())
+    for command in ("bot", "warm"):
+        with pytest.raises(SystemExit):
+            command_config(f"{command} ck --token secret")
 
 
 def test_bot_without_token_says_how_to_set_it(tiny_fp32, tmp_path, capsys, monkeypatch):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import discord
 import pytest
 import simcord
 
@@ -23,11 +24,12 @@ from linernotes.bot.config import BotConfig
 from linernotes.bot.model_states import STATES, allowed
 from linernotes.bot.models import ServerModels, Tracked
 from linernotes.bot.registry import ModelError, ServerModel
+from linernotes.bot.trainer import TrainingProcess
 from linernotes.bot.uploads import UploadError
 from tests.bot.helpers import footer_id
 from tests.bot.test_models_cli import adapter  # noqa: F401  (a real adapter, trained once)
 from tests.bot.test_server_models import bot_settings, emit, manager, models_of, upload  # noqa: F401
-from tests.bot.test_worker import Stuck
+from tests.bot.test_worker import Stuck, serve_stuck
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
 FAKE = Path(__file__).with_name("fake_adapter.py")
@@ -53,8 +55,8 @@ def test_the_transition_table(state, to):
 
 
 def service(tmp_path: Path) -> ServerModels:
-    """The service over a stand-in generator (only its card is read): enough to move states."""
-    worker = SimpleNamespace(generator=SimpleNamespace(card=SimpleNamespace(model_id="base", tags={})))
+    """The service over a stand-in worker (only its card is read): enough to move states."""
+    worker = SimpleNamespace(card=SimpleNamespace(model_id="base", tags={}))
     return ServerModels(BotConfig(checkpoint="x", models_dir=str(tmp_path)), None, worker)  # type: ignore[arg-type]
 
 
@@ -140,7 +142,7 @@ async def answered_by_the_base(env, member, channel) -> bool:
 async def test_a_model_whose_sample_times_out_fails_and_is_let_go(simcord_env, server, fake_child, tmp_path):
     guild, channel, alice, _ = server
     bot = simcord_env.bot
-    stuck = bot.worker.generator = HangsOnAdapters(bot.worker.generator)
+    stuck = await serve_stuck(bot, HangsOnAdapters)
     bot.worker.timeout_per_text = 1.0  # the worker's own timeout: the sample is given up after 1 s
     dana = manager(simcord_env, guild)
     try:
@@ -163,7 +165,7 @@ async def test_a_model_cancelled_while_it_writes_its_sample_is_let_go(
 ):
     guild, channel, alice, _ = server
     bot = simcord_env.bot
-    stuck = bot.worker.generator = HangsOnAdapters(bot.worker.generator)
+    stuck = await serve_stuck(bot, HangsOnAdapters)
     dana = manager(simcord_env, guild)
     try:
         r = await emit(simcord_env, dana, channel, "model train", name="harbor", file=upload())
@@ -210,6 +212,76 @@ async def test_cancel_or_delete_right_after_train_is_not_lost(simcord_env, serve
     assert d.response.content.startswith("Deleted **harbor**: its upload")
     assert r.response.content.endswith("🗑️ **harbor** was deleted.")
     assert await models_of(simcord_env, guild) == [] and nothing_left(tmp_path, guild)
+
+
+@pytest.fixture
+def holding_child(monkeypatch):
+    """Training children are the stand-in, holding in preparing (no adapter needed); each start is noted."""
+    monkeypatch.setattr("linernotes.bot.trainer.COMMAND", (sys.executable, str(FAKE)))
+    monkeypatch.setenv("FAKE_HOLD", "preparing")
+    started: list[TrainingProcess] = []
+    start = TrainingProcess.start
+
+    async def noted(self: TrainingProcess) -> None:
+        started.append(self)
+        await start(self)
+
+    monkeypatch.setattr(TrainingProcess, "start", noted)
+    return started
+
+
+async def test_a_cancel_before_train_is_acknowledged_is_not_lost(
+    simcord_env, server, holding_child, monkeypatch
+):
+    guild, channel, *_ = server
+    defer, acknowledged = discord.InteractionResponse.defer, asyncio.Event()
+
+    async def held(self: discord.InteractionResponse, **options: object) -> None:
+        await asyncio.wait_for(acknowledged.wait(), 30)  # a slow acknowledgement (the network, a busy loop)
+        await defer(self, **options)
+
+    monkeypatch.setattr(discord.InteractionResponse, "defer", held)
+    dana = manager(simcord_env, guild)
+    before = len(simcord_env.http_requests)
+    r = await emit(simcord_env, dana, channel, "model train", name="harbor", file=upload())
+    await until(lambda: guild.id in simcord_env.bot.models._jobs)  # claimed; nothing answered yet
+    c = await emit(simcord_env, dana, channel, "model cancel")
+    await until(lambda: c.response is not None)
+    answered = [q.json for q in simcord_env.http_requests[before:] if q.path.endswith("/callback")]
+    assert [a["type"] for a in answered] == [4]  # the cancel's reply; /model train not acknowledged yet
+    acknowledged.set()
+    await simcord_env.settle()
+    assert c.response.content == "Cancelled training **harbor**; its upload was deleted."
+    assert r.response.content == "🛑 Training **harbor** was cancelled."
+    assert holding_child == [] and await models_of(simcord_env, guild) == []
+    assert not (simcord_env.bot.models.root / str(guild.id)).exists()
+
+
+async def test_a_cancel_while_the_job_is_starting_starts_no_child(simcord_env, server, holding_child):
+    guild, *_ = server
+    bot = simcord_env.bot
+    told: list[str] = []
+    reading, go_on = asyncio.Event(), asyncio.Event()
+
+    async def notify(text: str) -> None:  # the member's message: held as the job says it starts reading
+        told.append(text)
+        if text.startswith("⏳ Reading"):
+            reading.set()
+            await asyncio.wait_for(go_on.wait(), 30)
+
+    name, data = upload()
+
+    async def read() -> bytes:
+        return data
+
+    await bot.models.submit(guild.id, "harbor", name, len(data), read, notify)
+    await asyncio.wait_for(reading.wait(), 30)
+    assert await bot.models.cancel(guild.id) == "Cancelled training **harbor**; its upload was deleted."
+    go_on.set()
+    await asyncio.wait_for(bot.models._task, 30)  # the queue has run the job: what it does is done
+    assert holding_child == []  # no child was started for a job already cancelled
+    assert told[-1] == "🛑 Training **harbor** was cancelled."
+    assert await models_of(simcord_env, guild) == [] and not (bot.models.root / str(guild.id)).exists()
 
 
 def many_sections(n: int = 3000) -> tuple[str, bytes]:

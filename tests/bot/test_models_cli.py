@@ -12,9 +12,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import simcord
 
 from linernotes.bot import create_bot
-from linernotes.bot.registry import ModelRegistry
+from linernotes.bot.registry import ModelError, ModelRegistry
 from linernotes.bot.storage import Database
 from linernotes.cli.main import main
 from linernotes.model.card import read_card
@@ -381,3 +382,52 @@ async def test_a_broken_adapter_is_failed_at_start_and_the_bot_serves_on(
         assert statuses == ["failed", "failed", "ready"]
     finally:
         await new.close()
+
+
+async def test_an_adapter_found_broken_fails_through_its_states_and_is_no_ones_choice(
+    simcord_env, bot_settings, capsys
+):
+    bot = simcord_env.bot
+    guild = simcord_env.create_guild("Listening Party")
+    channel = guild.create_text_channel("general")
+    registry = ModelRegistry(bot.db)
+    folder = Path(bot_settings["models_dir"]) / str(guild.id) / "broken"
+    (folder / "checkpoint").mkdir(parents=True)
+    (folder / "checkpoint" / "card.json").write_text("{")  # spoiled since it was added
+    base = bot.requests.card.model_id
+    model = await registry.add(guild.id, "Broken", base, str(folder), "b.txt", {}, adapter_id="broken-1")
+    await registry.set_active(guild.id, model.id)
+    dana = manager(simcord_env, guild)
+    r = await dana.slash(channel, "model use", name="Broken")  # the service now holds it, ready
+    assert "the bot has not loaded it" in r.response.content
+    simcord.assert_error(simcord_env, ModelError, contains="not loaded it")
+
+    await bot.admin.reload(None)  # adapters are attached again: its check fails
+    listed = (await dana.slash(channel, "model list")).response.content
+    assert "**Broken** — ❌ failed: its adapter cannot be served" in listed and "← in use" not in listed
+    assert not folder.exists()  # its files went, as every failed model's
+    assert registered(bot.config.database)[1] == {guild.id: None}  # no longer the server's choice
+    argv = ["models", "list", "--db", bot.config.database, "--guild", str(guild.id)]
+    assert await asyncio.to_thread(contextvars.Context().run, main, argv) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"server {guild.id}: 'Broken' failed: its adapter cannot be served (")
+    assert line.endswith(f", adapter broken-1, on {base}")  # not "in use"
+
+
+def test_a_choice_left_on_a_failed_model_is_not_shown_in_use(database, capsys):
+    async def fail_as_older_bots_did() -> None:
+        db = Database(database)
+        await db.open()
+        try:
+            registry = ModelRegistry(db)
+            model = await registry.add(KNOWN, "Broken", "base", "/x", "b.txt", {}, adapter_id="broken-1")
+            await registry.set_active(KNOWN, model.id)
+            await registry.set_status(model.id, "failed", error="its adapter cannot be served")
+        finally:
+            await db.close()
+
+    asyncio.run(fail_as_older_bots_did())
+    assert main(["models", "list", "--db", str(database)]) == 0
+    assert capsys.readouterr().out == (
+        f"server {KNOWN}: 'Broken' failed: its adapter cannot be served, adapter broken-1, on base\n"
+    )

@@ -4,6 +4,7 @@ is written by it; nothing crosses between servers; cancel, delete and restarts l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from linernotes.bot.registry import ModelError, ModelRegistry
 from linernotes.bot.storage import Database
 from linernotes.bot.uploads import UploadError
 from tests.bot.helpers import footer_id
+from tests.bot.test_storage import result
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.simcord(settle_timeout=240)
@@ -259,3 +261,58 @@ async def test_a_job_killed_with_the_bot_is_failed_at_start_up(crashed, simcord_
     (model,) = await ModelRegistry(simcord_env.bot.db).of_server(1)
     assert model.status == "failed" and "restarted" in (model.error or "")
     assert not crashed.exists() and not crashed.parent.exists()  # the server's folder held only that one
+
+
+async def test_deleting_a_model_under_the_bots_own_id_keeps_the_bots_texts(simcord_env, server, tmp_path):
+    guild, channel, alice, _ = server
+    bot = simcord_env.bot
+    base = bot.requests.card.model_id
+    mine = await alice.slash(channel, "lyrics", part="chorus")  # written by the bot's own model
+    # A row `models add` registered before adapter ids were checked: its adapter carries the base's id.
+    folder = tmp_path / "models" / str(guild.id) / "legacy"
+    (folder / "checkpoint").mkdir(parents=True)
+    await ModelRegistry(bot.db).add(guild.id, "Legacy", base, str(folder), "l.txt", {}, adapter_id=base)
+    r = await manager(simcord_env, guild).slash(channel, "model delete", name="legacy")
+    assert r.response.content.startswith("Deleted **Legacy**: its upload, its adapter and the 0 texts")
+    assert await models_of(simcord_env, guild) == [] and not folder.exists()
+    assert (await bot.db.get(footer_id(mine.response))).model_id == base  # the bot's text stays
+
+
+async def test_a_model_forgets_only_the_texts_it_wrote(tmp_path):
+    db = Database(tmp_path / "bot.sqlite3")
+    await db.open()
+    try:
+        registry = ModelRegistry(db)
+        before = await db.add(result("Written by m1, a model served before.", seed=1), "k", "request")
+        # Registered (before ids were checked) under "m1", which had written texts already.
+        reused = await registry.add(1, "Reused", "base", "/x", "r.txt", {}, adapter_id="m1")
+        shared = await registry.add(1, "Twin", "base", "/y", "t.txt", {}, adapter_id="a2")
+        # Another server's copy of one adapter (as `models add` let in before ids were checked).
+        twin = await registry.add(2, "Twin", "base", "/z", "t.txt", {}, adapter_id="a2")
+        own = await registry.add(1, "Own", "base", "/w", "o.txt", {}, adapter_id="a3")
+        texts = [
+            await db.add(dataclasses.replace(result(f"By {m}."), model_id=m), "k", "warm")
+            for m in ("a2", "a3")
+        ]
+        assert await registry.forget(reused) == 0 and await db.get(before) is not None
+        assert await registry.forget(shared) == 0 and await db.get(texts[0]) is not None
+        assert await registry.forget(own, keep=("base",)) == 1 and await db.get(texts[1]) is None
+        assert await registry.forget(twin, keep=("a2",)) == 0 and await db.get(texts[0]) is not None
+        assert await registry.of_server(1) == await registry.of_server(2) == []
+    finally:
+        await db.close()
+
+
+async def test_a_failed_model_gives_way_to_its_name_with_its_texts(tmp_path):
+    db = Database(tmp_path / "bot.sqlite3")
+    await db.open()
+    try:
+        registry = ModelRegistry(db)
+        old = await registry.add(1, "Harbor", "base", "/x", "h.txt", {}, adapter_id="a1")
+        text = await db.add(dataclasses.replace(result("By a1."), model_id="a1"), "k", "warm")
+        await registry.fail(old.id, "its adapter files are broken")
+        new = await registry.add(1, "harbor", "base", "/y", "h.txt", {})  # a new upload under that name
+        assert [m.id for m in await registry.of_server(1)] == [new.id]
+        assert await db.get(text) is None  # nothing of the failed model is left behind
+    finally:
+        await db.close()

@@ -13,7 +13,7 @@ import pytest
 import simcord
 
 from linernotes.bot.registry import ModelRegistry
-from linernotes.bot.uploads import UploadError, check_upload, prepare_upload
+from linernotes.bot.uploads import UploadError, check_upload, prepare_upload, shown
 from linernotes.data.readers.jsontext import MAX_DEPTH
 from tests.bot.test_server_models import bot_settings, emit, manager, models_of, until_training, upload  # noqa: F401
 
@@ -156,6 +156,13 @@ def test_file_names_are_shown_safely_and_bounded():
     assert len(long) < 400 and "….pdf`" in long
     hidden = str(_check("\u200b\u2066\n.pdf"))  # nothing visible but the suffix
     assert not any(unicodedata.category(c) in {"Cc", "Cf"} for c in hidden)
+
+
+def test_file_names_lose_what_seeds_and_messages_lose():
+    # The one filter (model.seedline.strip_invisible), dropping rather than spacing: the grapheme joiner
+    # (a mark that shows nothing), a tag letter, a line separator and private use leave no trace.
+    assert shown("ly\u034fr\U000e0041ics\u2028\ue000.txt") == "`lyrics.txt`"
+    assert shown("\u034f\U000e0041") == "your file"
 
 
 def _check(name: str) -> UploadError:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import shlex
+from pathlib import Path
 
 import pytest
 
-from linernotes.cli import eval_cmd, generate_cmd, prepare_cmd, train_cmd
+import linernotes.cli
+from linernotes.bot.config import BotConfig
+from linernotes.cli import (
+    adapter_cmd,
+    bot_cmd,
+    demo,
+    eval_cmd,
+    export_cmd,
+    generate_cmd,
+    models_cmd,
+    playground,
+    prepare_cmd,
+    train_cmd,
+)
 from linernotes.cli.main import build_parser
 from linernotes.common.flags import add_flags, flag, from_args
 from linernotes.data.config import DataConfig
@@ -21,10 +36,41 @@ def parse(argv: str) -> argparse.Namespace:
     return build_parser().parse_args(shlex.split(argv))
 
 
+def subparsers(parser: argparse.ArgumentParser, path: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every parser under ``parser`` by its command path ("" itself, "models add"), nested ones too."""
+    found = {path: parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= subparsers(sub, f"{path} {name}".strip())
+    return found
+
+
 def subparser(command: str) -> argparse.ArgumentParser:
-    parser = build_parser()
-    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return sub.choices[command]
+    return subparsers(build_parser())[command]
+
+
+NONE: frozenset[str] = frozenset()
+# Where each command's flags come from: (dataclass, fields left out on purpose), for every command that runs.
+FLAG_SOURCES: dict[str, list[tuple[type, frozenset[str]]]] = {
+    "demo": [(demo.DemoArgs, NONE)],
+    "playground": [(playground.PlaygroundArgs, NONE)],
+    "prepare": [(DataConfig, NONE)],
+    "train": [(TrainConfig, train_cmd.NOT_FLAGS)],
+    "sweep": [(TrainConfig, train_cmd.NOT_FLAGS | {"resume", "out"}), (train_cmd.SweepArgs, NONE)],
+    "export": [(export_cmd.ExportArgs, NONE)],
+    "generate": [(generate_cmd.GenerateArgs, NONE), (Sampling, NONE), (GenerateConfig, frozenset({"limit"}))],
+    "eval": [(EvalConfig, NONE), (eval_cmd.EvalArgs, NONE)],
+    "bot": [(bot_cmd.SettingsFile, NONE), (BotConfig, NONE)],
+    "warm": [(bot_cmd.WarmArgs, NONE), (bot_cmd.SettingsFile, NONE), (BotConfig, NONE)],
+    "stats": [(bot_cmd.StatsArgs, NONE)],
+    "feedback export": [(bot_cmd.FeedbackExportArgs, NONE)],
+    "adapter": [(adapter_cmd.AdapterArgs, NONE)],
+    "models add": [(models_cmd.ModelsAddArgs, NONE)],
+    "models list": [(models_cmd.ModelsListArgs, NONE)],
+}
+# argparse's own: -h everywhere, and the top level's -v (how much to log, not a setting of any command).
+PLUMBING = {"": {"help", "verbose"}}
 
 
 def test_readme_train_command_gives_its_config() -> None:
@@ -150,23 +196,73 @@ def test_eval_command_gives_its_config() -> None:
     assert eval_cmd._config(plain, "a", "r/A") == EvalConfig(checkpoint="a", data="d", out="r/A")
 
 
-@pytest.mark.parametrize(
-    ("command", "cls", "excluded"),
-    [
-        ("train", TrainConfig, train_cmd.NOT_FLAGS),
-        ("sweep", TrainConfig, train_cmd.NOT_FLAGS | {"resume"}),
-        ("prepare", DataConfig, set()),
-        ("eval", EvalConfig, set()),
-        ("generate", generate_cmd.GenerateArgs, set()),
-        ("generate", Sampling, set()),
-        ("generate", GenerateConfig, {"limit"}),
-    ],
-)
-def test_every_config_field_has_a_flag_or_is_excluded(command: str, cls: type, excluded: set[str]) -> None:
-    dests = {a.dest for a in subparser(command)._actions}
-    fields = {f.name for f in dataclasses.fields(cls)}
-    assert fields - excluded <= dests
-    assert not excluded & dests  # excluded on purpose means no flag
+def test_every_command_has_its_flag_sources() -> None:
+    parsers = subparsers(build_parser())
+    runnable = {
+        path
+        for path, parser in parsers.items()
+        if not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+    }
+    assert runnable == set(FLAG_SOURCES)
+
+
+@pytest.mark.parametrize("command", sorted(subparsers(build_parser())))
+def test_every_flag_is_a_dataclass_field_and_every_field_a_flag(command: str) -> None:
+    """The whole ``linernotes`` parser: each command's options are exactly its dataclasses' fields, less
+    those excluded on purpose (another source of the command may still give a field of that name)."""
+    parser = subparser(command)
+    dests = {a.dest for a in parser._actions if not isinstance(a, argparse._SubParsersAction)}
+    fields = {
+        f.name
+        for cls, excluded in FLAG_SOURCES.get(command, [])
+        for f in dataclasses.fields(cls)
+        if f.name not in excluded
+    }
+    assert dests - PLUMBING.get(command, {"help"}) == fields
+
+
+def test_no_hand_written_flags_in_the_cli() -> None:
+    """Flags are added by ``add_flags`` from dataclass fields; only the allowed ``add_argument`` calls remain."""
+    allowed = {("main.py", "-v")}  # global log verbosity: argparse plumbing, no command's setting
+    calls = set()
+    for source in Path(linernotes.cli.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
+                first = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                calls.add((source.name, first))
+    assert calls == allowed
+
+
+def test_one_of_fields_form_a_required_exclusive_choice() -> None:
+    @dataclasses.dataclass(kw_only=True)
+    class Job:
+        data: str | None = dataclasses.field(default=None, metadata=flag("prepared", one_of="source"))
+        upload: str | None = dataclasses.field(default=None, metadata=flag("raw", one_of="source"))
+        work: str = dataclasses.field(metadata=flag("job directory"))
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Job)
+    assert from_args(Job, parser.parse_args(["--upload", "u", "--work", "w"])) == Job(upload="u", work="w")
+    assert from_args(Job, parser.parse_args(["--work", "w", "--data", "d"])) == Job(data="d", work="w")
+    for argv in (["--work", "w"], ["--data", "d", "--upload", "u", "--work", "w"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    assert "(--data DATA | --upload UPLOAD)" in parser.format_usage()
+
+
+def test_one_of_needs_a_default_and_a_plain_flag() -> None:
+    @dataclasses.dataclass
+    class Required:
+        data: str = dataclasses.field(metadata=flag("prepared", one_of="source"))
+
+    @dataclasses.dataclass
+    class Layered:
+        data: str | None = dataclasses.field(default=None, metadata=flag("prepared", one_of="source"))
+
+    with pytest.raises(TypeError, match="needs a default"):
+        add_flags(argparse.ArgumentParser(), Required)
+    with pytest.raises(TypeError, match="plain flags"):
+        add_flags(argparse.ArgumentParser(), Layered, layered=True)
 
 
 def test_a_field_without_flag_metadata_is_refused() -> None:

@@ -102,3 +102,40 @@ def test_layered_flags_are_none_until_given():
     assert vars(parser.parse_args(["--loud"]))["loud"] is True
     with pytest.raises(SystemExit):
         parser.parse_args(["--size", "big"])
+
+
+@dataclass
+class Served:
+    precision: str = field(default="auto", metadata=flag("weights", choices=("auto", "fp32")))
+    emoji: list[str] = field(default_factory=list, metadata=flag("ratings", choices=("up", "down")))
+    database: str = field(default="x.sqlite3", metadata=flag("where", name="--db"))
+
+
+def test_file_and_environment_values_must_be_among_the_flags_choices():
+    assert layer(Served, {"precision": "fp32", "emoji": ["up"]}) == {"precision": "fp32", "emoji": ["up"]}
+    with pytest.raises(
+        ConfigError, match=r"--config b\.toml: setting precision: 'fp8' is not one of auto, fp32"
+    ):
+        layer(Served, {"precision": "fp8"}, where="--config b.toml: ")
+    with pytest.raises(ConfigError, match="APP_EMOJI: 'sideways' is not one of up, down"):
+        layer(Served, env={"APP_EMOJI": "up,sideways"}, prefix="APP_")
+
+
+def test_environment_errors_take_the_label_asked_for():
+    with pytest.raises(ConfigError, match="^served setting precision: 'fp8' is not one of"):
+        layer(Served, env={"APP_PRECISION": "fp8"}, prefix="APP_", env_label="served setting {name}")
+    with pytest.raises(ConfigError, match="^APP_PRECISION: 'fp8'"):
+        layer(Served, env={"APP_PRECISION": "fp8"}, prefix="APP_")
+
+
+def test_layered_flags_show_the_fields_defaults_and_take_renamed_flags():
+    parser = argparse.ArgumentParser()
+    add_flags(parser.add_argument_group("settings"), Settings, layered=True)
+    add_flags(parser.add_argument_group("served"), Served, layered=True)
+    text = " ".join(parser.format_help().split())
+    # The field's default, not the None an unset layered flag parses as.
+    assert "how big; default 3" in text and "default None" not in text
+    assert "say so; default on" in text
+    assert vars(parser.parse_args(["--db", "y.sqlite3"]))["database"] == "y.sqlite3"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--database", "y.sqlite3"])

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -58,10 +59,17 @@ def export_llama(base: Path, out: Path, precision: str) -> Path:
 
 
 def make_adapter(
-    base: Path, out: Path, seed: int, texts: Sequence[str] = (), rank: int = 4, targets: int | None = None
+    base: Path,
+    out: Path,
+    seed: int,
+    texts: Sequence[str] = (),
+    rank: int = 4,
+    targets: int | None = None,
+    **settings: Any,
 ) -> Path:
     """A LoRA adapter checkpoint on ``base`` with random (nonzero) weights, as training would export it;
-    on the first ``targets`` of the architecture's projection kinds (default: all)."""
+    on the first ``targets`` of the architecture's projection kinds (default: all); ``settings`` are more
+    ``LoraConfig`` fields (lora_alpha defaults to twice the rank)."""
     from peft import LoraConfig, get_peft_model
 
     loaded = load_checkpoint(base, "fp32", "cpu")
@@ -70,11 +78,14 @@ def make_adapter(
     # GPT-2's fused layers are Conv1D (weights stored transposed); dequantized int8 weights are plain Linear.
     fused = any(type(m).__name__ == "Conv1D" for m in loaded.model.modules())
     config = LoraConfig(
-        r=rank,
-        lora_alpha=2 * rank,
-        init_lora_weights=False,
-        target_modules=TARGETS[kind][:targets],
-        fan_in_fan_out=fused,
+        **{
+            "r": rank,
+            "lora_alpha": 2 * rank,
+            "init_lora_weights": False,
+            "target_modules": TARGETS[kind][:targets],
+            "fan_in_fan_out": fused,
+            **settings,
+        }
     )
     model = get_peft_model(loaded.model, config)
     with torch.no_grad():  # random A and B at full scale would make noise; a tenth changes texts, not fluency
@@ -93,7 +104,7 @@ def make_adapter(
             "base": str(base),
             "base_model_id": loaded.card.model_id,
             "r": rank,
-            "alpha": 2 * rank,
+            "alpha": config.lora_alpha,
         },
     )
     return save_checkpoint(
