@@ -44,23 +44,16 @@ def shoot(url: str, out: Path) -> None:
     """Run /review in the page as alice and rate it; then her upload and the server model's chorus."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.cli.test_playground import draft, upload  # the browser test's own page steps
+    # The browser test's own page steps: the picture is taken along the path the test checks.
+    from tests.cli.test_playground import draft, open_page, send_review, upload
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
         )
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.goto(url)
-        composer = page.locator("#channel-composer-input")
-        expect(composer).to_be_visible(timeout=60_000)
+        page, composer = open_page(browser, url)
         draft(page, composer, "/review")
-        page.locator(".command-suggestion[data-value='Metal']").click()
-        score = page.locator("input.command-option-input[data-option='score']")
-        score.click()
-        score.type("7.5")
-        score.press("Enter")
-        message = page.locator("article.channel-message", has_text="alice used /review").last
+        message = send_review(page, "Metal", "7.5", "alice")
         expect(message.locator(".embed-title")).to_have_text("Metal · 7.5/10", timeout=300_000)
         message.locator(".reaction-chip", has_text="👍").click()
         page.wait_for_timeout(1500)

@@ -181,12 +181,7 @@ def test_review_rate_and_switch_member_in_the_page(chromium, playground, browser
     expect(commands).to_contain_text(["/review", "/warm"], timeout=30_000)  # alice moderates
     composer.type("review")
     page.locator(".command-entry", has_text="/review").first.click()
-    page.locator(".command-suggestion[data-value='Metal']").click()
-    score = page.locator("input.command-option-input[data-option='score']")
-    score.click()
-    score.type("7.5")
-    score.press("Enter")
-    message = page.locator("article.channel-message", has_text="alice used /review").last
+    message = send_review(page, "Metal", "7.5", "alice")
     expect(message.locator(".embed-title")).to_have_text("Metal · 7.5/10", timeout=60_000)
     expect(message.locator(".message-author")).to_have_text("linernotes")
     gid = int(message.locator(".embed-footer").inner_text().split()[0].lstrip("#"))
@@ -264,6 +259,16 @@ def draft(page, composer, command: str) -> None:
     composer.click()
     composer.type(command)
     page.locator(".command-entry", has_text=command).first.click()
+
+
+def send_review(page, genre: str, score: str, member: str):
+    """With /review picked in the composer: choose ``genre``, type ``score``, send; the answer (a locator)."""
+    page.locator(f".command-suggestion[data-value='{genre}']").click()
+    field = page.locator("input.command-option-input[data-option='score']")
+    field.click()
+    field.type(score)
+    field.press("Enter")
+    return page.locator("article.channel-message", has_text=f"{member} used /review").last
 
 
 def upload(page, composer, path: Path, name: str):
