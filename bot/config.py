@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from linernotes.common.errors import ConfigError
 from linernotes.common.flags import flag
 from linernotes.common.settings import layer, read_toml
-from linernotes.model.config import BACKENDS, LOAD_PRECISIONS  # torch-free, as this module must stay
+from linernotes.model.config import GenerateConfig  # torch-free, as this module must stay
 
 if TYPE_CHECKING:  # the model stack imports torch: only when the bot or a command needs it
     from linernotes.model.card import Card
-    from linernotes.model.config import GenerateConfig, Sampling
+    from linernotes.model.config import Sampling
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "LINERNOTES_"
@@ -34,6 +34,15 @@ ADMIN_PERMISSIONS = (
     "kick_members",
     "ban_members",
 )
+
+
+GENERATOR_SETTINGS = ("precision", "device", "backend", "backend_url", "min_chars")
+
+
+def _generator_setting(name: str) -> Any:
+    """A bot setting that is one of GenerateConfig's, with its default, help and choices."""
+    (source,) = [f for f in fields(GenerateConfig) if f.name == name]
+    return field(default=source.default, metadata=source.metadata)
 
 
 @dataclass
@@ -67,30 +76,15 @@ class BotConfig:
         ),
     )
     another_button: bool = field(default=True, metadata=flag("an 'another' button under each answer"))
-    precision: str = field(
-        default="auto",
-        metadata=flag(
-            "weights as loaded (auto: as stored; int8 needs bitsandbytes)", choices=LOAD_PRECISIONS
-        ),
-    )
-    device: str = field(
-        default="auto", metadata=flag("cpu, cuda, cuda:1, ... (auto: a GPU when there is one)")
-    )
-    backend: str = field(
-        default="local",
-        metadata=flag(
-            "local: generate in this process; openai: an OpenAI-compatible server", choices=BACKENDS
-        ),
-    )
-    backend_url: str | None = field(
-        default=None, metadata=flag("the OpenAI-compatible server, e.g. http://gpu-box:8000/v1")
-    )
+    # Handed to the generator as they are: declared once, in GenerateConfig (see ``generate_config``).
+    precision: str = _generator_setting("precision")
+    device: str = _generator_setting("device")
+    backend: str = _generator_setting("backend")
+    backend_url: str | None = _generator_setting("backend_url")
     guidance: float | None = field(
         default=None, metadata=flag("classifier-free guidance scale; default: the checkpoint card's")
     )
-    min_chars: int | None = field(
-        default=None, metadata=flag("shortest text worth serving; default: per kind")
-    )
+    min_chars: int | None = _generator_setting("min_chars")
     sync: str = field(
         default="auto",
         metadata=flag(
@@ -187,15 +181,7 @@ class BotConfig:
 def generate_config(config: BotConfig) -> GenerateConfig:
     """The generator settings the bot's settings call for: the one place the bot, ``linernotes warm``
     and reloads turn one into the other."""
-    from linernotes.model.config import GenerateConfig
-
-    return GenerateConfig(
-        precision=config.precision,
-        device=config.device,
-        backend=config.backend,
-        backend_url=config.backend_url,
-        min_chars=config.min_chars,
-    )
+    return GenerateConfig(**{name: getattr(config, name) for name in GENERATOR_SETTINGS})
 
 
 def load_config(

@@ -113,18 +113,6 @@ def make_adapter(
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tiny_fp32, tiny_checkpoint, tiny_llama_base, tmp_path_factory) -> dict[str, Path]:
-    """Base checkpoints by name: GPT-2 and Llama, each fp32 and int8."""
-    out = tmp_path_factory.mktemp("bases")
-    return {
-        "gpt2-fp32": tiny_fp32,
-        "gpt2-int8": tiny_checkpoint,
-        "llama-fp32": export_llama(tiny_llama_base, out / "llama-fp32", "fp32"),
-        "llama-int8": export_llama(tiny_llama_base, out / "llama-int8", "int8"),
-    }
-
-
-@pytest.fixture(scope="module")
 def adapters(checkpoints, tmp_path_factory) -> dict[str, dict[str, Path]]:
     """Two adapters ("a", "b") per base checkpoint."""
     out = tmp_path_factory.mktemp("adapters")

@@ -17,7 +17,7 @@ from linernotes.model.checkpoint import load_checkpoint, save_checkpoint
 from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.generator import Generator, Request
 from linernotes.model.lora import FixedLora, LoraLinear, read_lora
-from tests.model.test_adapters import ONCE, _edit_config, export_llama, make_adapter
+from tests.model.test_adapters import ONCE, _edit_config, make_adapter
 
 # (base checkpoint, precision the adapter is loaded at): float bases take the merge, int8 ones the runtime
 # LoRA; an int8 checkpoint loaded as fp32 is dequantized (GPT-2's Conv1D become Linear) and merged.
@@ -29,18 +29,6 @@ CASES = [
     ("llama-fp32", "int8"),
     ("llama-int8", "int8"),
 ]
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tiny_fp32, tiny_checkpoint, tiny_llama_base, tmp_path_factory) -> dict[str, Path]:
-    """Base checkpoints by name: GPT-2 and Llama, each fp32 and int8."""
-    out = tmp_path_factory.mktemp("bases")
-    return {
-        "gpt2-fp32": tiny_fp32,
-        "gpt2-int8": tiny_checkpoint,
-        "llama-fp32": export_llama(tiny_llama_base, out / "llama-fp32", "fp32"),
-        "llama-int8": export_llama(tiny_llama_base, out / "llama-int8", "int8"),
-    }
 
 
 @pytest.fixture(scope="module")
