@@ -46,22 +46,20 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from quality_common import FLUENCY_BASE, SHARED, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
 
 from linernotes.data.splits import read_split  # noqa: E402
-from linernotes.model.bases import resolve_base  # noqa: E402
 from linernotes.model.card import read_card  # noqa: E402
 from linernotes.training.eval.adherence import LabelAdherence  # noqa: E402
 from linernotes.training.eval.config import EvalConfig  # noqa: E402
-from linernotes.training.eval.fluency import load_scorer, perplexity_of  # noqa: E402
 from linernotes.training.eval.result import AtScale, EvalReport  # noqa: E402
 from linernotes.training.eval.run import evaluate  # noqa: E402
 from linernotes.training.export import read_run  # noqa: E402
 from linernotes.training.pipeline import build, prepare_once, reexport, steps_for_budget, train_config  # noqa: E402
 
-SHARED = Path(os.environ.get("LINERNOTES_SHARED") or REPO.parent / "shared")
 CORPUS = SHARED / "corpora" / "genius-lyrics-100artists"
-FLUENCY_BASE = "smollm2-135m"  # the untouched pretrained model fluency is measured under
-FLUENCY_TOKENS = 128  # base tokens scored per text: most real sections whole, generated ones cut alike
 SWEEP_SCALE = "2"  # the guidance scale the tag-dropout sweep compares at
 CLEAN = 0.95  # a scale must stop cleanly this often to be chosen
 
@@ -104,11 +102,6 @@ class Measured:
     def best(self) -> AtScale:
         """The measures at the chosen scale."""
         return self.report.generation.by_guidance[self.chosen]
-
-
-def say(message: str) -> None:
-    """A progress line, flushed (the runs are long)."""
-    print(message, flush=True)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -212,22 +205,9 @@ def measure(side: Side, args: argparse.Namespace) -> Measured:
     return Measured(side.name, checkpoint, read_run(work / "run"), report, chosen)
 
 
-def spread(texts: list[str], n: int) -> list[str]:
-    """At most ``n`` of ``texts``, taken evenly through the list (so across every condition)."""
-    return texts[:: max(1, math.ceil(len(texts) / n))][:n] if n else texts
-
-
 def add_fluency(results: list[Measured], args: argparse.Namespace) -> float:
     """Each side's fluency (its chosen scale's texts) under the untouched base; returns real text's."""
-    base = resolve_base(FLUENCY_BASE, say)
-    say(f"fluency: scoring under {base} (fp32, plain text, first {FLUENCY_TOKENS} tokens)")
-    model, tokenizer = load_scorer(base)
-
-    def ppl(texts: list[str]) -> float:
-        return perplexity_of(
-            model, tokenizer, spread(texts, args.fluency_texts), args.score_batch, FLUENCY_TOKENS
-        )
-
+    ppl = fluency_scorer(args.fluency_texts, args.score_batch)
     prepared = Path(args.work) / "prepared"
     held = [i.record.text for i in read_split(prepared, "test") if i.record.kind == "lyrics"]
     real = ppl(held)
@@ -279,11 +259,6 @@ def print_sweep(rows: list[tuple[float, EvalReport]]) -> None:
 
 
 # --- the side-by-side table -------------------------------------------------------------------
-
-
-def pct(x: float, digits: int = 1) -> str:
-    """A share as a percentage ("n/a" for NaN)."""
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.{digits}f}%"
 
 
 def verdict(ok: bool) -> str:
@@ -477,8 +452,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if not Path(args.corpus).is_dir():
         sys.exit(f"{args.corpus}: corpus not found (this benchmark needs the shared Genius sample)")
-    if not (os.environ.get("LINERNOTES_BASES") or os.environ.get("LINERNOTES_HOME")):
-        os.environ["LINERNOTES_BASES"] = str(REPO / ".linernotes" / "bases")  # the repo's cached base
+    use_repo_bases()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.perf_counter()
     prepare_once([args.corpus], Path(args.work) / "prepared", {}, say)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import pearsonr
+from scipy.stats import pearsonr, spearmanr
 
 from linernotes.data.format import Record
 from linernotes.training.eval.conditions import Sample
@@ -20,11 +20,22 @@ from linernotes.training.eval.stats import Proportion, above, proportion
 
 @dataclass(frozen=True)
 class Regression:
-    """How close judged scores came to requested ones (None with fewer than 3 texts)."""
+    """How close judged scores came to requested ones (None with fewer than 3 texts): mean absolute error,
+    Pearson ``corr`` and Spearman ``spearman`` (rank) correlation between requested and judged."""
 
     n: int
     mae: float | None = None
     corr: float | None = None
+    spearman: float | None = None
+
+
+@dataclass(frozen=True)
+class Ordinal:
+    """A classifier judge whose labels are numbers (rating) read as a score: requested against judged."""
+
+    ceiling: Regression
+    generated: Regression
+    floor: Regression
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class LabelAdherence:
     p_above_floor: float
     labels: list[str]
     confusion: list[list[int]]  # row: requested label, column: judged label
+    ordinal: Ordinal | None = None  # numeric labels (rating): the same readings as a score
 
 
 @dataclass(frozen=True)
@@ -65,17 +77,46 @@ def _regression(judged: list[float], wanted: list[float]) -> Regression:
     a, b = np.array(judged), np.array(wanted)
     if len(a) < 3:
         return Regression(len(a))
-    corr = float(pearsonr(b, a).statistic) if a.std() > 0 and b.std() > 0 else 0.0
-    return Regression(len(a), float(np.abs(a - b).mean()), corr)
+    varied = a.std() > 0 and b.std() > 0
+    corr = float(pearsonr(b, a).statistic) if varied else 0.0
+    rank = float(spearmanr(b, a).statistic) if varied else 0.0
+    return Regression(len(a), float(np.abs(a - b).mean()), corr, rank)
+
+
+def _held(judge: Judge, test: list[Record]) -> tuple[list[str], list[Any]]:
+    """Held-out real texts of the judge's kind carrying its tag (one of its labels), and their tag values."""
+    rows = [r for r in test if r.kind == judge.kind and judge.tag in r.tags]
+    if judge.labels is not None:
+        rows = [r for r in rows if str(r.tags[judge.tag]) in set(judge.labels)]
+    return [r.text for r in rows], [r.tags[judge.tag] for r in rows]
 
 
 def ceiling(judge: Judge, test: list[Record]) -> Proportion | Regression:
     """The judge on held-out real text of its kind: the best generated text could hope for."""
-    rows = [r for r in test if r.kind == judge.kind and judge.tag in r.tags]
+    texts, wanted = _held(judge, test)
     if judge.labels is not None:
-        rows = [r for r in rows if str(r.tags[judge.tag]) in set(judge.labels)]
-        return _accuracy(judge.predict([r.text for r in rows]), [str(r.tags[judge.tag]) for r in rows])
-    return _regression(judge.predict([r.text for r in rows]), [float(r.tags[judge.tag]) for r in rows])
+        return _accuracy(judge.predict(texts), [str(w) for w in wanted])
+    return _regression(judge.predict(texts), [float(w) for w in wanted])
+
+
+def _numeric(values: list[str]) -> bool:
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return False
+    return True
+
+
+def ordinal(judge: Judge, generated: list[Sample], floor: list[Sample], test: list[Record]) -> Ordinal | None:
+    """A classifier judge with numeric labels (rating) read as a score regressor: ceiling, generated and
+    floor as requested-against-judged MAE and correlations (None for labels that are not numbers)."""
+    if judge.labels is None or not _numeric(judge.labels):
+        return None
+
+    def read(texts: list[str], wanted: list[Any]) -> Regression:
+        return _regression([float(v) for v in judge.predict(texts)], [float(w) for w in wanted])
+
+    return Ordinal(read(*_held(judge, test)), read(*_pick(generated, judge)), read(*_pick(floor, judge)))
 
 
 def _pick(samples: list[Sample], judge: Judge) -> tuple[list[str], list[Any]]:
@@ -111,6 +152,7 @@ def adherence(judge: Judge, generated: list[Sample], floor: list[Sample], test: 
         p_above_floor=above(gen.hits, gen.n, flo.hits, flo.n),
         labels=judge.labels,
         confusion=confusion(judged, [str(w) for w in wanted], judge.labels),
+        ordinal=ordinal(judge, generated, floor, test),
     )
 
 

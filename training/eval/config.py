@@ -27,6 +27,9 @@ class EvalConfig:
         default=10, metadata=flag("genres/artists judged: those with the most held-out examples")
     )
     max_parts: int = field(default=4, metadata=flag("song parts judged, chosen the same way"))
+    kinds: tuple[str, ...] = field(
+        default=(), metadata=flag("kinds generated and judged (default: every kind the checkpoint knows)")
+    )
     max_new_tokens: int | None = field(
         default=None, metadata=flag("per generation (default: the card's sampling)")
     )
@@ -50,6 +53,10 @@ class EvalConfig:
             raise ConfigError("--max-values and --max-parts must be at least 2")
         if any(not s >= 0 for s in self.guidance):
             raise ConfigError(f"--guidance scales must be >= 0, got {list(self.guidance)}")
+
+    def wants(self, kind: str) -> bool:
+        """Whether ``kind`` is generated and judged (``--kinds``; none given: every kind)."""
+        return not self.kinds or kind in self.kinds
 
     def limit(self, tag: str) -> int:
         """How many values of ``tag`` are judged and ranked."""

@@ -89,16 +89,20 @@ def _adherence(report: EvalReport) -> list[str]:
                 for e in labels
             ],
         )
-        if scores:
+        # Score judges, and classifier judges with numeric labels (ratings) read as scores.
+        fits = [(f"{e.kind}/{e.tag}", e) for e in scores]
+        fits += [(f"{e.kind}/{e.tag} (as a score)", e.ordinal) for e in labels if e.ordinal is not None]
+        if fits:
             out += _table(
-                ["score judge", "MAE", "corr", "floor MAE", "floor corr", "ceiling MAE", "ceiling corr"],
-                [[f"{e.kind}/{e.tag}", *_fit(e.generated), *_fit(e.floor), *_fit(e.ceiling)] for e in scores],
+                ["score judge", "MAE", "corr / Spearman", "floor MAE", "floor corr / Spearman", "ceiling MAE"]
+                + ["ceiling corr / Spearman"],
+                [[name, *_fit(e.generated), *_fit(e.floor), *_fit(e.ceiling)] for name, e in fits],
             )
     return out
 
 
 def _fit(r: Regression) -> list[str]:
-    return [_f(r.mae, 2), _f(r.corr)]
+    return [_f(r.mae, 2), f"{_f(r.corr)} / {_f(r.spearman)}"]
 
 
 @dataclass(frozen=True)

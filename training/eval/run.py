@@ -60,7 +60,7 @@ def candidate_values(card: Card, config: EvalConfig, held: list[Record]) -> dict
     """(kind, tag) -> the values judges, conditions and tag-ID use: those known to the model with the most
     held-out examples (then the most training examples), so the ceiling and tag-ID rest on evidence."""
     out = {}
-    for kind in card.kinds:
+    for kind in filter(config.wants, card.kinds):
         for tag in CLASSIFIED:
             known = [str(v) for v in card.tags[kind].get(tag, {})]  # most trained first
             held_n = Counter(str(r.tags[tag]) for r in held if r.kind == kind and tag in r.tags)
@@ -159,9 +159,10 @@ def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
     """Generate for every condition at each guidance scale and with the tags removed (the floor); judge,
     check copying and diversity against real text."""
     config, card = s.config, s.gen.card
-    wanted: dict = dict(s.candidates) | ({("review", "score"): None} if "review" in card.kinds else {})
+    scored = "review" in card.kinds and config.wants("review")
+    wanted: dict = dict(s.candidates) | ({("review", "score"): None} if scored else {})
     judges = load_or_fit(judges_cache, fingerprint(s.train), wanted, s.train)
-    conds = conditions(card, s.candidates)
+    conds = [c for c in conditions(card, s.candidates) if config.wants(c.kind)]
     default = float(card.generation.get("guidance", 1.0))
     scales = list(config.guidance) or sorted({1.0, default})
     base = Sampling(**card.generation.get("sampling", {}))

@@ -1,0 +1,55 @@
+"""What the quality benchmarks (``quality_lyrics.py``, ``quality_reviews.py``) share: where the shared corpora
+and the cached base are, progress lines, percentages, and fluency under the untouched base.
+
+Fluency is the perplexity of texts under the untouched pretrained base (fp32, plain text, no tag header),
+their first ``FLUENCY_TOKENS`` tokens each, beside the same figure for real held-out text of the same kind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LINERNOTES_SHARED") or REPO.parent / "shared")
+FLUENCY_BASE = "smollm2-135m"  # the untouched pretrained model fluency is measured under
+FLUENCY_TOKENS = 128  # base tokens scored per text: most real sections whole, generated ones cut alike
+
+
+def say(message: str) -> None:
+    """A progress line, flushed (the runs are long)."""
+    print(message, flush=True)
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    """A share as a percentage ("n/a" for None or NaN)."""
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.{digits}f}%"
+
+
+def use_repo_bases() -> None:
+    """Resolve pretrained bases from the repo's cache unless the environment names another place."""
+    if not (os.environ.get("LINERNOTES_BASES") or os.environ.get("LINERNOTES_HOME")):
+        os.environ["LINERNOTES_BASES"] = str(REPO / ".linernotes" / "bases")
+
+
+def spread(texts: list[str], n: int) -> list[str]:
+    """At most ``n`` of ``texts``, taken evenly through the list (so across every condition)."""
+    return texts[:: max(1, math.ceil(len(texts) / n))][:n] if n else texts
+
+
+def fluency_scorer(texts_per_figure: int, batch_size: int) -> Callable[[list[str]], float]:
+    """A function giving the perplexity of (at most ``texts_per_figure`` of) some texts under the untouched
+    base, loaded once here."""
+    from linernotes.model.bases import resolve_base
+    from linernotes.training.eval.fluency import load_scorer, perplexity_of
+
+    base = resolve_base(FLUENCY_BASE, say)
+    say(f"fluency: scoring under {base} (fp32, plain text, first {FLUENCY_TOKENS} tokens)")
+    model, tokenizer = load_scorer(base)
+
+    def ppl(texts: list[str]) -> float:
+        return perplexity_of(model, tokenizer, spread(texts, texts_per_figure), batch_size, FLUENCY_TOKENS)
+
+    return ppl
