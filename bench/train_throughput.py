@@ -38,6 +38,10 @@ another source, the bundled sample's lyrics when it is absent); the long one is
 bench/corpora/long_reviews.csv (original album reviews of 800-1,500 words; ``--long``). Ends with
 ``RESULT train_speedup_vs_best_separate <x>x target >= 1.2x``: ours against the fastest baseline that
 keeps examples separate and truncates nothing, on the corpus where that ratio is lowest.
+
+``--lora135m [--recipe demo|server] [--variant NAME:field=value,...] [--profile SIDE]`` times the training
+people wait for instead, a LoRA adapter on SmolLM2-135M (bench/lora135m.py); it ends with ``RESULT
+lora135m_speedup <x>x target >= 2.0x`` (ours against today's recipe) after ours against HF ``Trainer``.
 """
 
 from __future__ import annotations
@@ -104,17 +108,22 @@ Row = dict[str, Any]  # {"input_ids": [...], "useful": int}
 class Gate:
     """Parks one side's thread between steps; the main thread lets it take one step at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.go, self.parked = threading.Event(), threading.Event()
         self.reports: list[dict[str, float]] = []
         self.started = 0.0
         self.error: BaseException | None = None
+        self.threads = threads  # torch threads for this side's steps (None: leave them as they are)
 
     def wait(self) -> None:
         """(side) Park until the main thread says go; the step's clock starts then."""
         self.parked.set()
         self.go.wait()
         self.go.clear()
+        if self.threads:  # set from the side's own thread: OpenMP's thread count is per calling thread
+            import torch
+
+            torch.set_num_threads(self.threads)
         self.started = time.perf_counter()
 
     def report(self, count: Count) -> None:
@@ -186,11 +195,11 @@ def encoded(data: Path, tmp: Path):
     return tok, encode(tok, [i.record for i in read_split(data, "train")])
 
 
-def block_count(blocks: list) -> Count:
+def block_count(blocks: list, block_size: int = BLOCK) -> Count:
     """Tokens in a micro-batch of our packed blocks."""
     useful = sum(len(ids) - n_head for block in blocks for ids, n_head in block)
     real = sum(len(ids) for block in blocks for ids, _ in block)
-    return Count(useful, real, len(blocks) * BLOCK)
+    return Count(useful, real, len(blocks) * block_size)
 
 
 def run_ours(data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tuple[dict, Callable]:
@@ -404,10 +413,17 @@ def interleave(data: Path, tmp: Path, rounds: int, n_layer: int) -> dict[str, An
     """
     gates = {name: Gate() for name in SIDES}
     built = {name: build(name, data, tmp, rounds, n_layer, gates[name]) for name in SIDES}
-    threads = {n: threading.Thread(target=gates[n].run, args=(built[n][1],), daemon=True) for n in SIDES}
+    return run_interleaved(gates, built, rounds)
+
+
+def run_interleaved(
+    gates: dict[str, Gate], built: dict[str, tuple[dict, Callable]], rounds: int
+) -> dict[str, Any]:
+    """Built sides (info, run) in threads, one step per side per round, the order rotating each round."""
+    threads = {n: threading.Thread(target=gates[n].run, args=(built[n][1],), daemon=True) for n in built}
     for thread in threads.values():
         thread.start()
-    names = list(SIDES)
+    names = list(built)
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
@@ -416,7 +432,7 @@ def interleave(data: Path, tmp: Path, rounds: int, n_layer: int) -> dict[str, An
         gates[name].release()
         threads[name].join()
         gates[name]._check()
-    sides = {n: {**built[n][0], "steps": gates[n].reports} for n in SIDES}
+    sides = {n: {**built[n][0], "steps": gates[n].reports} for n in names}
     return {"sides": sides, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -500,6 +516,25 @@ def corpora(a: argparse.Namespace) -> dict[str, Path]:
     return {k: v for k, v in chosen.items() if k in a.corpora.split(",")}
 
 
+def lora_flags(p: argparse.ArgumentParser) -> None:
+    """The ``--lora135m`` benchmark's flags (bench/lora135m.py)."""
+    p.add_argument("--lora135m", action="store_true", help="LoRA on SmolLM2-135M instead (bench/lora135m.py)")
+    p.add_argument("--recipe", default="demo", choices=["demo", "server"], help="--lora135m: which recipe")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="--lora135m: NAME:field=value,... one more side (TrainConfig fields; ours:... changes ours)",
+    )
+    p.add_argument(
+        "--base", default="smollm2-135m", help="--lora135m: the base (a small one: a wiring check)"
+    )
+    p.add_argument("--no-hf", action="store_true", help="--lora135m: leave out the HF Trainer side")
+    p.add_argument(
+        "--profile", metavar="SIDE", help="--lora135m: profile one step of SIDE (today, ours, ...)"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=12, help="timed steps per side")
@@ -509,12 +544,18 @@ def main() -> None:
     p.add_argument("--long", default=str(LONG), help="long-review source")
     p.add_argument("--n-layer", type=int, default=12, help="fewer layers for a quick wiring check")
     p.add_argument("--dump", help="also write every step's report and the figures to this JSON file")
+    lora_flags(p)
     p.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
     a = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if a.lora135m:
+        import lora135m
+
+        lora135m.main(a)
+        return
     if a.measure:  # the process that runs the sides: its figures as JSON on the last line
         print(json.dumps(interleave(Path(a.data), Path(a.tmp), a.steps, a.n_layer)))
         return

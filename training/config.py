@@ -15,6 +15,10 @@ SCRATCH = {
 }
 # The compute dtype while training (never int8: quantisation happens at export).
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# How packed examples are kept apart (training/attention.py) and how LoRA's forward runs
+# (training/fused_lora.py): each pair computes the same loss, tested; docs/benchmarks.md has their speeds.
+ATTENTIONS = ("mask", "segments")
+LORA_FORWARDS = ("peft", "fused")
 
 
 @dataclass
@@ -84,6 +88,32 @@ class TrainConfig:
     lora_r: int = field(default=16, metadata=flag("LoRA rank"))
     lora_alpha: int = field(default=32, metadata=flag("LoRA scaling numerator"))
     lora_dropout: float = field(default=0.05, metadata=flag("dropout on the LoRA path"))
+    lora_layers: int | None = field(
+        default=None,
+        metadata=flag(
+            "LoRA on the top N transformer layers only, so backward stops below them (a different model, "
+            "not a faster same one); default: every layer"
+        ),
+    )
+    lora_forward: str = field(
+        default="peft",
+        metadata=flag(
+            "LoRA's training forward: peft's, or fused (the same function and random numbers in fewer "
+            "passes over memory)",
+            choices=LORA_FORWARDS,
+        ),
+    )
+    attention: str = field(
+        default="mask",
+        metadata=flag(
+            "how packed examples are kept apart: mask (a dense block-diagonal mask) or segments (each "
+            "example through SDPA's causal path; the same loss)",
+            choices=ATTENTIONS,
+        ),
+    )
+    threads: int | None = field(
+        default=None, metadata=flag("torch threads while training (default: torch's, one per core)")
+    )
     resume: bool = field(default=False, metadata=flag("continue the run in --out exactly where it stopped"))
     progress: bool = field(default=True, metadata=flag("no progress bar"))
 
@@ -116,6 +146,14 @@ class TrainConfig:
             raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 <= self.tag_dropout < 1:
             raise ConfigError(f"--tag-dropout must be in [0, 1), got {self.tag_dropout}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(f"--attention must be mask or segments, got {self.attention!r}")
+        if self.lora_forward not in LORA_FORWARDS:
+            raise ConfigError(f"--lora-forward must be peft or fused, got {self.lora_forward!r}")
+        if self.lora_layers is not None and self.lora_layers <= 0:
+            raise ConfigError(f"--lora-layers must be positive, got {self.lora_layers}")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"--threads must be positive, got {self.threads}")
         if self.block_size < 32:
             raise ConfigError(f"--block-size must be at least 32 tokens, got {self.block_size}")
 
@@ -146,5 +184,9 @@ class TrainConfig:
             "resume",
             "eval_batches",
             "sample_tokens",
+            # Same computation, other speed: a run may resume with another kernel or thread count.
+            "attention",
+            "lora_forward",
+            "threads",
         }
     )

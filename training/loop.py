@@ -29,6 +29,7 @@ from linernotes.data.format import FORMAT_VERSION
 from linernotes.model.atomic import atomic_dir
 from linernotes.model.quiet import quiet_transformers
 from linernotes.training import dataset, setup
+from linernotes.training.attention import Segments, segment_attention_on
 from linernotes.training.config import TrainConfig
 from linernotes.training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens
 from linernotes.training.runlog import MetricsLog, perplexity, plot_loss
@@ -64,10 +65,16 @@ class LMLoss(nn.Module):
         core = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         self.body, self.head = core.base_model, core.get_output_embeddings()
 
-    def forward(self, input_ids, targets, position_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.body(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-        ).last_hidden_state  # (B, T, H)
+    def forward(
+        self, input_ids, targets, position_ids, attention_mask, segments: Segments | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss, target count) of a collated micro-batch (``segments``: see training/attention.py)."""
+        inputs = {"input_ids": input_ids, "position_ids": position_ids, "use_cache": False}
+        if segments is None:
+            hidden = self.body(attention_mask=attention_mask, **inputs).last_hidden_state  # (B, T, H)
+        else:
+            with segment_attention_on(self.body):
+                hidden = self.body(attention_mask=None, segments=segments, **inputs).last_hidden_state
         keep = targets != IGNORE  # (B, T)
         logits = self.head(hidden[keep])  # (N, V)
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), keep.sum()
@@ -93,13 +100,26 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), fused=True)
 
 
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), by its flags (False if unknown)."""
+    try:
+        flags = Path(cpuinfo).read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _mixed_precision(config: TrainConfig) -> str:
+    # auto stays fp32 on a CPU: bf16 autocast pays only where the CPU multiplies bf16 natively, and that
+    # is unmeasured; on AVX2 (no avx512_bf16) a bf16 GEMM ran 6x slower than fp32 (docs/benchmarks.md).
     if config.precision == "auto":
         if not torch.cuda.is_available():
             return "no"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if config.precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("--precision fp16 needs a GPU; on CPU use fp32, bf16 or auto")
+    if config.precision == "bf16" and not torch.cuda.is_available() and not cpu_has_bf16():
+        log.warning("--precision bf16: this CPU has no avx512_bf16 or amx_bf16; bf16 runs emulated, slower")
     return {"fp32": "no"}.get(config.precision, config.precision)
 
 
@@ -113,6 +133,8 @@ class Trainer:
 
         self.config, self.on_step, self.on_start = config, on_step, on_start
         quiet_transformers()
+        if config.threads:
+            torch.set_num_threads(config.threads)
         self.run = Path(config.out)
         self.acc = Accelerator(mixed_precision=_mixed_precision(config), cpu=not torch.cuda.is_available())
         self.data = dataset.load(config.data, config.extra_data, config.max_examples)
@@ -198,6 +220,10 @@ class Trainer:
             model.gradient_checkpointing_enable()
         if c.lora:
             model = setup.add_lora(model, c)
+            if c.lora_forward == "fused":
+                from linernotes.training.fused_lora import fuse
+
+                fuse(model)
         return model, tok
 
     # --- data ---------------------------------------------------------------------------------
@@ -214,8 +240,10 @@ class Trainer:
             epoch, start = epoch + 1, 0
 
     def _forward(self, blocks: list) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
         batch = {
-            k: v.to(self.acc.device) for k, v in collate(blocks, self.config.block_size, self.pad).items()
+            k: v if v is None else v.to(self.acc.device)
+            for k, v in collate(blocks, c.block_size, self.pad, c.attention).items()
         }
         with self.acc.autocast():
             return self.loss(**batch)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -97,17 +98,22 @@ def epoch_blocks(
     return blocks
 
 
-def collate(blocks: list[list[Segment]], block_size: int, pad: int) -> dict[str, torch.Tensor]:
+def collate(
+    blocks: list[list[Segment]], block_size: int, pad: int, attention: str = "mask"
+) -> dict[str, Any]:
     """Tensors for a micro-batch of blocks.
 
-    input_ids, targets, position_ids: (B, T); attention_mask: (B, 1, T, T) bool, True = may attend.
-    ``targets[b, t]`` is the token position t must predict (the next one), or IGNORE.
+    input_ids, targets, position_ids: (B, T); ``targets[b, t]`` is the token position t must predict
+    (the next one), or IGNORE. Then, by ``attention``: ``mask``: attention_mask (B, 1, T, T) bool,
+    True = may attend; ``segments``: attention_mask None and ``segments``, where each example sits
+    (training/attention.py).
     """
     b_size, t = len(blocks), block_size
     ids = torch.full((b_size, t), pad, dtype=torch.long)
     targets = torch.full((b_size, t), IGNORE, dtype=torch.long)
     pos = torch.zeros((b_size, t), dtype=torch.long)
     seg = torch.full((b_size, t), -1, dtype=torch.long)
+    spans: list[tuple[int, int]] = []  # (flat start in B*T, length) of every example
     for b, block in enumerate(blocks):
         at = 0
         for s, (tokens, n_head) in enumerate(block):
@@ -117,12 +123,18 @@ def collate(blocks: list[list[Segment]], block_size: int, pad: int) -> dict[str,
             seg[b, at : at + n] = s
             # Position p predicts token p+1; the header's last position predicts the first body token.
             targets[b, at + n_head - 1 : at + n - 1] = torch.tensor(tokens[n_head:])
+            spans.append((b * t + at, n))
             at += n
+    batch: dict[str, Any] = {"input_ids": ids, "targets": targets, "position_ids": pos}
+    if attention == "segments":
+        from linernotes.training.attention import layout
+
+        return {**batch, "attention_mask": None, "segments": layout(spans)}
     causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
     same = seg[:, :, None] == seg[:, None, :]
     # Padding attends to itself only, so no row of the mask is empty (an empty row gives NaN in sdpa).
     mask = (same & causal) | torch.eye(t, dtype=torch.bool)
-    return {"input_ids": ids, "targets": targets, "position_ids": pos, "attention_mask": mask[:, None]}
+    return {**batch, "attention_mask": mask[:, None]}
 
 
 def useful_tokens(blocks: list[list[Segment]]) -> int:

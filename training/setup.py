@@ -180,7 +180,20 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
+        layers_to_transform=top_layers(model, config.lora_layers),
         fan_in_fan_out=getattr(model.config, "model_type", "") == "gpt2",
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
+
+
+def top_layers(model: Any, count: int | None) -> list[int] | None:
+    """Indices of ``model``'s top ``count`` transformer layers (None: every layer)."""
+    if count is None:
+        return None
+    total = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
+    if not total:
+        raise ConfigError(f"--lora-layers: {type(model).__name__} does not say how many layers it has")
+    if count > total:
+        raise ConfigError(f"--lora-layers {count}: the model has {total} layers")
+    return list(range(total - count, total))
