@@ -41,6 +41,7 @@ from train_throughput import (
     Count,
     Gate,
     block_count,
+    gated_trainer,
     length_grouped,
     run_interleaved,
     summary,
@@ -138,7 +139,6 @@ def run_ours(config, gate: Gate, autocast: str | None) -> tuple[dict, Callable]:
 def run_hf(config, gate: Gate) -> tuple[dict, Callable]:
     """HF ``Trainer`` + peft on our chunks in group_by_length batches, parked by a callback."""
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from linernotes.training.dataset import load
     from linernotes.training.packing import encode, segments
@@ -154,45 +154,15 @@ def run_hf(config, gate: Gate) -> tuple[dict, Callable]:
     mean = sum(len(r["input_ids"]) for r in rows) / len(rows)
     batch = max(1, round(config.batch_size * config.block_size / mean))
     counts: deque[Count] = deque()  # collation order is training order: a FIFO
-
-    class Park(TrainerCallback):
-        """Parks the HF run between steps and reports each one."""
-
-        def on_train_begin(self, args, state, control, **kw):
-            """Wait for the first turn."""
-            gate.wait()
-
-        def on_step_end(self, args, state, control, **kw):
-            """Report the step, then wait for the next turn."""
-            gate.report(counts.popleft())
-            gate.wait()
-
-    args = TrainingArguments(
-        output_dir=str(Path(config.out).parent / "hf"),
-        per_device_train_batch_size=batch,
-        max_steps=config.steps,
-        learning_rate=config.lr,
-        max_grad_norm=config.grad_clip,
-        train_sampling_strategy="sequential",  # the rows are already in group_by_length's batches
-        remove_unused_columns=False,
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=True,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        seed=0,
-    )
     torch.manual_seed(0)
-    trainer = Trainer(
-        model=add_lora(model, config),
-        args=args,
-        train_dataset=length_grouped(rows, batch),
-        data_collator=Collate(tok, None, counts),
-        callbacks=[Park()],
-    )
+    run = gated_trainer(
+        add_lora(model, config), length_grouped(rows, batch), Collate(tok, None, counts), counts, gate,
+        output_dir=str(Path(config.out).parent / "hf"), per_device_train_batch_size=batch,
+        max_steps=config.steps, learning_rate=config.lr, max_grad_norm=config.grad_clip,
+        train_sampling_strategy="sequential",  # the rows are already in group_by_length's batches
+    )  # fmt: skip
     widest = max(len(r["input_ids"]) for r in rows)
-    return {"examples": len(examples), "truncated": 0, "batch": f"{batch}x<={widest}"}, trainer.train
+    return {"examples": len(examples), "truncated": 0, "batch": f"{batch}x<={widest}"}, run
 
 
 def side_settings(variants: dict[str, dict[str, str]]) -> dict[str, tuple[dict[str, Any], str | None]]:

@@ -350,12 +350,27 @@ def hf_recipe(name: str, examples: list, eos: int) -> tuple[list[Row], int, int,
 def run_hf(name: str, data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tuple[dict, Callable]:
     """One HF ``Trainer`` side, parked by a callback between steps."""
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     tok, examples = encoded(data, tmp)
     rows, truncated, batch, width, sampling = hf_recipe(name, examples, tok.eos_token_id)
     # Collation order is training order (accelerate prefetches one batch ahead), so counts are a FIFO.
     counts: deque[Count] = deque()
+    torch.manual_seed(0)
+    run = gated_trainer(
+        model(len(tok), n_layer), rows, Collate(tok, width, counts), counts, gate,
+        output_dir=str(tmp / name), per_device_train_batch_size=batch, max_steps=steps,
+        learning_rate=5e-4, train_sampling_strategy=sampling,
+    )  # fmt: skip
+    widths = {len(r["input_ids"]) for r in rows}
+    shape = f"{batch}x{width or max(widths)}" if width or len(widths) == 1 else f"{batch}x<={max(widths)}"
+    info = {"examples": len(examples), "truncated": truncated, "batch": shape}
+    return info, run
+
+
+def gated_trainer(model, rows: list, collate, counts: deque, gate: Gate, **settings: Any) -> Callable:
+    """An HF ``Trainer``'s run on ``rows``, parked by ``gate`` between steps (each reported with its
+    ``counts`` entry), fp32 on the CPU; ``settings``: the side's own ``TrainingArguments``."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     class Park(TrainerCallback):
         """Parks the HF run between steps and reports each one."""
@@ -370,11 +385,6 @@ def run_hf(name: str, data: Path, tmp: Path, steps: int, n_layer: int, gate: Gat
             gate.wait()  # also after the last step: the run's wind-down must not overlap another side's step
 
     args = TrainingArguments(
-        output_dir=str(tmp / name),
-        per_device_train_batch_size=batch,
-        max_steps=steps,
-        learning_rate=5e-4,
-        train_sampling_strategy=sampling,
         remove_unused_columns=False,  # the rows carry their useful-token count to the collator
         report_to=[],
         save_strategy="no",
@@ -383,19 +393,10 @@ def run_hf(name: str, data: Path, tmp: Path, steps: int, n_layer: int, gate: Gat
         dataloader_num_workers=0,
         disable_tqdm=True,
         seed=0,
+        **settings,
     )
-    torch.manual_seed(0)
-    trainer = Trainer(
-        model=model(len(tok), n_layer),
-        args=args,
-        train_dataset=rows,
-        data_collator=Collate(tok, width, counts),
-        callbacks=[Park()],
-    )
-    widths = {len(r["input_ids"]) for r in rows}
-    shape = f"{batch}x{width or max(widths)}" if width or len(widths) == 1 else f"{batch}x<={max(widths)}"
-    info = {"examples": len(examples), "truncated": truncated, "batch": shape}
-    return info, trainer.train
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate, callbacks=[Park()])
+    return trainer.train
 
 
 def build(name: str, data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tuple[dict, Callable]:
