@@ -7,6 +7,7 @@ their first ``FLUENCY_TOKENS`` tokens each, beside the same figure for real held
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from collections.abc import Callable
@@ -16,6 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LINERNOTES_SHARED") or REPO.parent / "shared")
 FLUENCY_BASE = "smollm2-135m"  # the untouched pretrained model fluency is measured under
 FLUENCY_TOKENS = 128  # base tokens scored per text: most real sections whole, generated ones cut alike
+
+
+def add_eval_flags(p: argparse.ArgumentParser, precision_help: str) -> None:
+    """The flags both quality benchmarks take for evaluating: guidance scales, scoring batch, weights,
+    texts per fluency figure."""
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales to evaluate")
+    p.add_argument("--score-batch", type=int, default=16, help="sequences per forward pass when scoring")
+    p.add_argument("--eval-precision", choices=["auto", "fp32"], default="auto", help=precision_help)
+    p.add_argument("--fluency-texts", type=int, default=200, help="texts per fluency figure (0: all)")
 
 
 def say(message: str) -> None:

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from quality_common import FLUENCY_BASE, SHARED, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
+from quality_common import FLUENCY_BASE, SHARED, add_eval_flags, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
 
 from linernotes.data.splits import read_split  # noqa: E402
 from linernotes.model.card import read_card  # noqa: E402
@@ -429,17 +429,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--minutes", type=float, default=20.0, help="training budget per model on this CPU")
     p.add_argument("--samples", type=int, default=40, help="generations per condition")
-    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales to evaluate")
     p.add_argument("--tag-dropout", type=float, default=0.15)
     p.add_argument("--tag-id-examples", type=int, default=300)
-    p.add_argument("--score-batch", type=int, default=16, help="sequences per forward pass when scoring")
-    p.add_argument(
-        "--eval-precision",
-        choices=["auto", "fp32"],
-        default="auto",
-        help="weights as evaluated: auto = the int8 the bot loads; fp32 = the same weights dequantized",
+    add_eval_flags(
+        p, "weights as evaluated: auto = the int8 the bot loads; fp32 = the same weights dequantized"
     )
-    p.add_argument("--fluency-texts", type=int, default=200, help="texts per fluency figure (0: all)")
     p.add_argument("--sweep", type=float, nargs="*", default=[], help="tag-dropout rates to sweep")
     p.add_argument("--sweep-minutes", type=float, default=8.0, help="training budget per sweep run")
     p.add_argument("--work", default=str(REPO / ".linernotes" / "bench" / "quality"))

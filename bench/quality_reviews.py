@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from quality_common import FLUENCY_BASE, SHARED, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
+from quality_common import FLUENCY_BASE, SHARED, add_eval_flags, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
 
 from linernotes.training.eval.adherence import LabelAdherence, Regression, ScoreAdherence  # noqa: E402
 from linernotes.training.eval.config import EvalConfig  # noqa: E402
@@ -280,19 +280,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=str(DEMO), help="checkpoint to evaluate (default: the demo's)")
     p.add_argument("--samples", type=int, default=4, help="generations per request (per grid cell)")
-    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales to evaluate")
     p.add_argument(
         "--genres", type=int, default=5, help="genres asked for, 5 scores each (also caps the ratings judged)"
     )
     p.add_argument("--held-out", type=float, default=0.2, help="share of groups held out for the ceilings")
-    p.add_argument("--score-batch", type=int, default=16, help="sequences per forward pass when scoring")
-    p.add_argument(
-        "--eval-precision",
-        choices=["auto", "fp32"],
-        default="auto",
-        help="weights as evaluated: auto = the checkpoint's own (int8 for the demo); fp32 = dequantized",
+    add_eval_flags(
+        p, "weights as evaluated: auto = the checkpoint's own (int8 for the demo); fp32 = dequantized"
     )
-    p.add_argument("--fluency-texts", type=int, default=200, help="texts per fluency figure (0: all)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--work", default=str(REPO / ".linernotes" / "bench" / "quality-reviews"))
     return p.parse_args(argv)
