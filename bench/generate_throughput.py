@@ -53,8 +53,12 @@ def requests(tmp: Path) -> list[str]:
     card = read_card(tmp / "fp32")
     genres, parts = card.values("review", "genre"), card.values("lyrics", "part")
     scores = (2.0, 5.5, 7.5, 9.0)
-    reviews = [prompt("review", genre=genres[i % len(genres)], score=scores[i % 4]) for i in range(32)]
-    lyrics = [prompt("lyrics", part=parts[i % len(parts)]) for i in range(32)]
+    said = card.rendering
+    reviews = [
+        prompt("review", rendering=said, genre=genres[i % len(genres)], score=scores[i % 4])
+        for i in range(32)
+    ]
+    lyrics = [prompt("lyrics", rendering=said, part=parts[i % len(parts)]) for i in range(32)]
     return reviews + lyrics
 
 

@@ -168,6 +168,8 @@ def evaluated(
         tag_id_examples=args.tag_id_examples,
         batch_size=args.score_batch,
         precision=args.eval_precision,
+        candidates=args.candidates,
+        judges=args.judges,
     )
     started = time.perf_counter()
     report = evaluate(config)
@@ -200,7 +202,7 @@ def measure(side: Side, args: argparse.Namespace) -> Measured:
     checkpoint = trained(side, work, args, args.minutes, args.tag_dropout)
     report = evaluated(checkpoint, args, args.guidance, work / "report")
     chosen = best_scale(report)
-    if float(read_card(checkpoint).generation.get("guidance", 1.0)) != float(chosen):
+    if read_card(checkpoint).guidance("lyrics") != float(chosen):
         reexport(work, float(chosen))  # the card (what the bot loads) carries the chosen scale
     return Measured(side.name, checkpoint, read_run(work / "run"), report, chosen)
 

@@ -100,6 +100,8 @@ def config(args: argparse.Namespace) -> EvalConfig:
         max_values=args.genres,
         batch_size=args.score_batch,
         precision=args.eval_precision,
+        candidates=args.candidates,
+        judges=args.judges,
     )
 
 

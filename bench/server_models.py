@@ -136,7 +136,7 @@ def style(checkpoint: Path, servers: list[dict]) -> dict:
     confusion: dict[str, dict[str, int]] = {}
     for s in servers:
         for item in read_split(Path(s["model"].path) / "prepared", "val"):
-            head = header("lyrics", {"part": item.record.tags["part"]})
+            head = header("lyrics", {"part": item.record.tags["part"]}, gen.card.rendering)
             scores = {name: body_nll(backend, head, item.record.text, a) for name, a in names.items()}
             best = min(scores, key=scores.__getitem__)
             confusion.setdefault(s["artist"], {}).setdefault(best, 0)

@@ -60,6 +60,13 @@ class BotConfig:
         default=300.0, metadata=flag("seconds between warm-up runs (0: no scheduled warming)")
     )
     warm_batch: int = field(default=16, metadata=flag("requests per worker job while warming"))
+    warm_candidates: int = field(
+        default=1,
+        metadata=flag(
+            "drafts written per warmed generation, the most on-tag kept by the checkpoint's ranker (a cache "
+            "miss always writes one)"
+        ),
+    )
     warm_limit: int = field(
         default=256, metadata=flag("generations per warm-up run at most (the next run continues)")
     )
@@ -147,6 +154,7 @@ class BotConfig:
             "per_key",
             "hot_per_key",
             "warm_batch",
+            "warm_candidates",
             "warm_limit",
             "queue_size",
             "max_queued_per_user",
@@ -197,9 +205,9 @@ def load_config(
     return BotConfig(**merged)
 
 
-def sampling_for(config: BotConfig, card: Card) -> Sampling:
-    """Sampling for the bot's generations (a fresh seed each time): the guidance setting, else the card's."""
+def sampling_for(config: BotConfig, card: Card, kind: str) -> Sampling:
+    """Sampling for the bot's generations of ``kind`` (a fresh seed each time): the guidance setting, else
+    the card's scale for the kind."""
     from linernotes.model.config import Sampling
 
-    guidance = config.guidance if config.guidance is not None else card.generation.get("guidance", 1.0)
-    return Sampling(guidance=guidance)
+    return Sampling(guidance=config.guidance if config.guidance is not None else card.guidance(kind))

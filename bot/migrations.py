@@ -141,4 +141,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE UNIQUE INDEX server_models_by_name ON server_models (guild_id, name_key);
         """,
     ),
+    (
+        6,
+        "generations: how many drafts each was chosen from by the checkpoint's ranker",
+        """
+        ALTER TABLE generations ADD COLUMN ranked INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
 ]

@@ -586,7 +586,7 @@ class ServerModels:
             return []
         part = "chorus" if "chorus" in parts else parts[0]
         # Sampled as the server's /lyrics will be: the bot's guidance (an adapter samples as its base does).
-        sampling = sampling_for(self.config, self.worker.card)
+        sampling = sampling_for(self.config, self.worker.card, "lyrics")
         request = Request("lyrics", {"part": part}, sampling=sampling, model=adapter)
         (result,) = await self.worker.submit([request], INTERACTIVE)
         return [line for line in result.text.splitlines() if line.strip()][:2] if result.ok else []

@@ -57,9 +57,9 @@ class RequestHandler:
         """The model that answers ``kind`` here: the server's own when it has one for the kind."""
         return self.router(guild_id, kind) if self.router else Route(None, self.card)
 
-    def sampling(self) -> Sampling:
-        """Sampling for people's requests (a fresh seed each time)."""
-        return sampling_for(self.config, self.card)
+    def sampling(self, kind: str) -> Sampling:
+        """Sampling for people's requests of ``kind`` (a fresh seed each time)."""
+        return sampling_for(self.config, self.card, kind)
 
     def check_cooldown(self, user_id: int) -> None:
         """Refuse a user who asked less than ``cooldown`` seconds ago."""
@@ -90,7 +90,7 @@ class RequestHandler:
         if hit is not None:
             await self._send_hit(interaction, *hit, tags)
         else:
-            request = Request(kind, tags, seed_line, self.sampling(), model=route.adapter)
+            request = Request(kind, tags, seed_line, self.sampling(kind), model=route.adapter)
             await self._generate(interaction, request, key, user, tags)
         await self.db.note_demand(key.key)  # after the answer: counting demand is not worth a user's wait
 

@@ -46,6 +46,7 @@ class Generation:
     seed_line: str | None
     text: str
     model_id: str
+    ranked: int = 1  # drafts it was chosen from (warm-up with a ranker writes several)
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ class Database:
         r = result.request
         return await self.execute(
             "INSERT INTO generations (kind, cache_key, tags, seed_line, text, model_id, sampling, seed, origin, "
-            "created, private) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created, private, ranked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.kind,
                 cache_key,
@@ -261,6 +262,7 @@ class Database:
                 origin,
                 time.time(),
                 int(private or r.seed_line is not None),
+                result.ranked,
             ),
         )
 
@@ -478,6 +480,7 @@ def _generation(row: aiosqlite.Row) -> Generation:
         row["seed_line"],
         row["text"],
         row["model_id"],
+        row["ranked"],
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from linernotes.bot.cache import Key, base_keys, parse_key
 from linernotes.bot.config import BotConfig, sampling_for
@@ -67,35 +68,40 @@ async def warm(
     hot_per_key: int = 0,
     hot_keys: int = 0,
     batch: int = 16,
-    sampling: Sampling | None = None,
+    sampling: Callable[[str], Sampling] | None = None,
+    candidates: int = 1,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: str | None = None,
 ) -> int:
     """Generate until every key of ``card``'s model (an attached adapter's name, or None: the checkpoint
     itself) reaches its depth (at most ``limit`` generations this run, most wanted keys first, so one run
-    never holds the worker for long); returns how many were stored."""
+    never holds the worker for long), each the most on-tag of ``candidates`` drafts; returns how many
+    were stored."""
     todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys)
-    base = sampling or Sampling(guidance=card.generation.get("guidance", 1.0))
+    sampling_of = sampling or (lambda kind: Sampling(guidance=card.guidance(kind)))
     # Breadth first: one generation for each short key (most wanted first), then a second, and so on,
     # so a run cut short by ``limit`` leaves the most keys answerable rather than a few keys deep.
     rounds = max((n for _, n in todo.missing), default=0)
     requests = [
-        (key, Request(key.kind, key.tags, sampling=base, model=model))
+        (key, Request(key.kind, key.tags, sampling=sampling_of(key.kind), model=model, candidates=candidates))
         for depth in range(rounds)
         for key, n in todo.missing
         if depth < n
     ][:limit]
     stored = 0
-    for start in range(0, len(requests), batch):
-        chunk = requests[start : start + batch]
+    # A job holds ``batch`` drafts however many candidates each slot has: an interactive request never
+    # waits behind more than one such job.
+    per_job = max(1, batch // candidates)
+    for start in range(0, len(requests), per_job):
+        chunk = requests[start : start + per_job]
         results = await worker.submit([r for _, r in chunk], priority=BACKGROUND)
         for (key, _), result in zip(chunk, results, strict=True):
             if result.ok:
                 await db.add(result, key.key, "warm")
                 stored += 1
         if progress:
-            progress(min(start + batch, len(requests)), len(requests))
+            progress(min(start + per_job, len(requests)), len(requests))
     if requests:
         log.info("warm-up stored %d of %d generations", stored, len(requests))
     return stored
@@ -113,7 +119,7 @@ async def warm_as_configured(
     (``adapters``: attached name and card), sharing ``limit``: the scheduled job, ``/warm`` and
     ``linernotes warm`` alike."""
     stored = 0
-    sampling = sampling_for(config, worker.card)  # an adapter samples as its base does
+    sampling = partial(sampling_for, config, worker.card)  # an adapter samples as its base does
     models = [(None, worker.card), *adapters]
     for n, (model, card) in enumerate(models):
         # An equal share of what is left for each model still to warm, so no model waits for all the others.
@@ -129,6 +135,7 @@ async def warm_as_configured(
             batch=config.warm_batch,
             limit=left,
             sampling=sampling,
+            candidates=config.warm_candidates,
             progress=progress if model is None else None,
             model=model,
         )

@@ -17,6 +17,17 @@ Layout of one example (``FORMAT_VERSION`` 1)::
   reversibly by adding one backslash: ``<|`` -> ``<\\|``, ``<\\|`` -> ``<\\\\|``, and so on.
 - ``<|endoftext|>`` (GPT-2's end-of-text token) ends every example. Tokenizers add neither a start
   nor an end marker themselves, so both are explicit.
+
+Renderings of the header (``RENDERINGS``; a checkpoint's card records the one it was trained with, so
+generation, evaluation and the bot prompt it the same way; cards without one mean ``tags``):
+
+- ``tags``: the control codes above, which a model must learn from its training examples;
+- ``prose``: a sentence a pretrained base can already read, after the same ``<|kind|>`` marker:
+  ``<|review|> A review of a Metal album, scored 7.5 out of 10.``;
+- ``words``: ``prose`` with the score or rating also said in words: ``... scored 7.5 out of 10 (very good).``
+
+In prose, values are escaped as in tags, and ``"`` as ``\\"`` (titles and headlines are quoted);
+parsing a prose header re-renders what it read and must give back the same line.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from typing import Any
 from linernotes.common.errors import FormatError
 
 FORMAT_VERSION = 1
+RENDERINGS = ("tags", "prose", "words")
 END = "<|endoftext|>"
 HEADER_OPEN = "<|"  # every header and the end marker start with this; generated text never may
 
@@ -148,26 +160,117 @@ def _convert(kind: str, spec: TagSpec, value: Any) -> Any:
     return round(number, 1)  # scores carry one decimal
 
 
-def _format_value(value: Any) -> str:
+def _format_value(value: Any, quote: bool = False) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n").replace("\r", "\\r")
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n").replace("\r", "\\r")
+    return text.replace('"', '\\"') if quote else text
 
 
-_UNESCAPE = {"\\": "\\", "|": "|", "n": "\n", "r": "\r"}
+_UNESCAPE = {"\\": "\\", "|": "|", "n": "\n", "r": "\r", '"': '"'}
 
 
-def header(kind: str, tags: Mapping[str, Any]) -> str:
-    """The header line (with its newline) for already-normalized tags."""
+def check_rendering(rendering: str) -> str:
+    """Return ``rendering``, or raise naming the renderings that exist."""
+    if rendering not in RENDERINGS:
+        raise FormatError(f"unknown header rendering {rendering!r}; renderings are: {', '.join(RENDERINGS)}")
+    return rendering
+
+
+def header(kind: str, tags: Mapping[str, Any], rendering: str = "tags") -> str:
+    """The header line (with its newline) for already-normalized tags, in ``rendering``."""
     check_kind(kind)
+    if check_rendering(rendering) != "tags":
+        return f"<|{kind}|> {_PROSE[kind](tags, rendering == 'words')}\n"
     fields = " |".join(f" {k}: {_format_value(v)}" for k, v in tags.items())
     return f"<|{kind}|>{fields}\n"
 
 
-def prompt(kind: str, **tags: Any) -> str:
+def prompt(kind: str, *, rendering: str = "tags", **tags: Any) -> str:
     """The exact text generation starts from: the header for these tags (none = unconditioned)."""
-    return header(kind, normalize_tags(kind, tags))
+    return header(kind, normalize_tags(kind, tags), rendering)
+
+
+# Words for a score or rating, for the ``words`` rendering: the bands a reader of reviews would use.
+SCORE_WORDS = ((3.0, "terrible"), (5.0, "poor"), (6.5, "mediocre"), (7.5, "decent"), (8.5, "very good"))
+RATING_WORDS = {1: "terrible", 2: "poor", 3: "average", 4: "good", 5: "excellent"}
+PART_PHRASES = {"verse": "A verse", "song": "The full lyrics"}  # the rest: "The <part>"
+
+
+def score_words(score: float) -> str:
+    """A review score (0-10) in words."""
+    return next((word for below, word in SCORE_WORDS if score < below), "outstanding")
+
+
+def _review_prose(tags: Mapping[str, Any], words: bool) -> str:
+    if not tags:
+        return "A review of an album."
+    genre = _format_value(tags["genre"], quote=True)
+    article = "an" if genre[:1] in "AEIOUaeiou" else "a"
+    said = f" ({score_words(tags['score'])})" if words else ""
+    return f"A review of {article} {genre} album, scored {tags['score']:.1f} out of 10{said}."
+
+
+def _product_prose(tags: Mapping[str, Any], words: bool) -> str:
+    if not tags:
+        return "A product review."
+    said = f" ({RATING_WORDS[tags['rating']]})" if words else ""
+    headline = tags.get("headline")
+    titled = f', headlined "{_format_value(headline, quote=True)}"' if headline is not None else ""
+    return f"A product review, rated {tags['rating']} out of 5 stars{said}{titled}."
+
+
+def _lyrics_prose(tags: Mapping[str, Any], words: bool) -> str:
+    if not tags:
+        return "Lyrics from a song."
+    part = PART_PHRASES.get(tags["part"], f"The {tags['part']}")
+    artist = f" by {_format_value(tags['artist'], quote=True)}" if "artist" in tags else ""
+    title = f', titled "{_format_value(tags["title"], quote=True)}"' if "title" in tags else ""
+    return f"{part} of a song{artist}{title}."
+
+
+_PROSE = {"review": _review_prose, "product": _product_prose, "lyrics": _lyrics_prose}
+# Each kind's prose, read back. An unquoted value is greedy or lazy against fixed text anchored at the line's
+# end, and a quoted one cannot hold an unescaped quote, so a value may contain any of the fixed words; what
+# was read is re-rendered and must give the same line (``_parse_prose``).
+
+
+def _quoted(name: str) -> str:
+    return rf'"(?P<{name}>(?:[^"\\]|\\.)*)"'
+
+
+_SAID = r"(?: \([a-z ]+\))?"
+_PROSE_PATTERNS = {
+    "review": re.compile(
+        rf"A review of an? (?P<genre>.+) album, scored (?P<score>\d+\.\d) out of 10{_SAID}\."
+    ),
+    "product": re.compile(
+        rf"A product review, rated (?P<rating>[1-5]) out of 5 stars{_SAID}(?:, headlined {_quoted('headline')})?\."
+    ),
+    "lyrics": re.compile(
+        rf"(?P<part>A verse|The full lyrics|The [a-z-]+) of a song(?: by (?P<artist>.+?))?"
+        rf"(?:, titled {_quoted('title')})?\."
+    ),
+}
+
+
+def _parse_prose(kind: str, text: str, line: str) -> tuple[dict[str, Any], str]:
+    """Tags and rendering of a prose header's text (after ``<|kind|> ``)."""
+    unconditioned = _PROSE[kind]({}, False)
+    if text == unconditioned:
+        return {}, "prose"
+    m = _PROSE_PATTERNS[kind].fullmatch(text)
+    if not m:
+        raise FormatError(f"not a {kind} header: {line[:60]!r}")
+    raw = {k: v for k, v in m.groupdict().items() if v is not None}
+    if "part" in raw:
+        phrase = raw["part"]
+        raw["part"] = {v: k for k, v in PART_PHRASES.items()}.get(phrase, phrase.removeprefix("The "))
+    tags = normalize_tags(kind, {k: _unescape_value(v, line) for k, v in raw.items()})
+    for rendering in ("prose", "words"):
+        if header(kind, tags, rendering) == f"{line}\n":
+            return tags, rendering
+    raise FormatError(f"not a {kind} header: {line[:60]!r}")
 
 
 def escape_body(text: str) -> str:
@@ -180,26 +283,34 @@ def unescape_body(text: str) -> str:
     return re.sub(r"<(\\*)\\\|", lambda m: "<" + m.group(1) + "|", text)
 
 
-def render(record: Record) -> str:
-    """The full training text of a record: header, escaped body, end marker."""
+def render(record: Record, rendering: str = "tags") -> str:
+    """The full training text of a record: header (in ``rendering``), escaped body, end marker."""
     tags = normalize_tags(record.kind, record.tags)
-    return header(record.kind, tags) + escape_body(record.text) + END
+    return header(record.kind, tags, rendering) + escape_body(record.text) + END
 
 
 def parse_header(line: str) -> tuple[str, dict[str, Any]]:
-    """Parse one header line (without its newline) into (kind, tags)."""
+    """Parse one header line (without its newline), in any rendering, into (kind, tags)."""
+    kind, tags, _ = read_header(line)
+    return kind, tags
+
+
+def read_header(line: str) -> tuple[str, dict[str, Any], str]:
+    """Parse one header line (without its newline) into (kind, tags, rendering)."""
     m = re.match(r"<\|([a-z]+)\|>", line)
     if not m:
         raise FormatError(f"not a header: {line[:60]!r}")
     kind, rest = m.group(1), line[m.end() :]
     check_kind(kind)
+    if rest.startswith(" ") and not re.match(r" [a-z_]+: ", rest):
+        return (kind, *_parse_prose(kind, rest[1:], line))
     raw: dict[str, Any] = {}
     for part in _split_fields(rest, line):
         key, sep, value = part.partition(": ")
         if not sep or not key.isidentifier():
             raise FormatError(f"bad header field {part!r} in {line[:60]!r}")
         raw[key] = _unescape_value(value, line)
-    return kind, normalize_tags(kind, raw)
+    return kind, normalize_tags(kind, raw), "tags"
 
 
 def _split_fields(rest: str, line: str) -> list[str]:

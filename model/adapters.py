@@ -53,6 +53,13 @@ def read_adapter_card(path: Path, base: Card) -> Card:
             f"adapter {card.model_id} was trained on base {shown(trained_on)}, "
             f"but this generator serves {base.model_id}",
         )
+    if card.rendering != base.rendering:
+        # One batch prompts every adapter with its base's rendering (model/generator.py).
+        raise AdapterError.of(
+            path,
+            f"adapter {card.model_id} was trained on {card.rendering!r} headers, but {base.model_id} is "
+            f"prompted with {base.rendering!r} headers (train the adapter again on this checkpoint)",
+        )
     # Texts are stored and deleted by model id: an adapter under its base's id would own the base's texts.
     if card.model_id in (base.model_id, base.base_model):
         raise AdapterError.of(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import CheckpointError, TagError
-from linernotes.data.format import FORMAT_VERSION, KINDS, normalize_tags
+from linernotes.data.format import FORMAT_VERSION, KINDS, RENDERINGS, normalize_tags
 
 CARD_FILE = "card.json"
 CARD_VERSION = 1
@@ -32,6 +32,9 @@ class Card:
     tokenizer: dict[str, Any]
     tags: dict[str, dict[str, Any]]  # kind -> {"examples": n, "genre": {...}, "score": [lo, hi], ...}
     format_version: int = FORMAT_VERSION
+    # How headers were rendered in training (data/format.py RENDERINGS): every prompt to this model uses
+    # the same. Cards written before renderings existed have none: their models were trained on "tags".
+    rendering: str = "tags"
     card_version: int = CARD_VERSION
     created: str = ""
     adapter: dict[str, Any] | None = None  # LoRA: {"type": "lora", "base": NAME_OR_PATH, ...}
@@ -40,6 +43,7 @@ class Card:
     metrics: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)  # defaults (guidance scale, sampling)
     copy_guard: dict[str, Any] | None = None
+    ranker: dict[str, Any] | None = None  # model/rank.py: judges that pick the most on-tag warm-up candidate
 
     @property
     def kinds(self) -> list[str]:
@@ -49,6 +53,11 @@ class Card:
     def values(self, kind: str, tag: str) -> list[str]:
         """Known values of a categorical tag (genres, parts, artists), most frequent first."""
         return list(self.tags.get(kind, {}).get(tag, {}))
+
+    def guidance(self, kind: str) -> float:
+        """The default guidance scale for ``kind``: the one chosen for it at export, else the card's one scale."""
+        g = self.generation
+        return float(g.get("guidance_by_kind", {}).get(kind, g.get("guidance", 1.0)))
 
     def score_range(self) -> tuple[float, float]:
         """The range of review scores seen in training."""
@@ -111,6 +120,11 @@ def read_card(path: Path) -> Card:
     if raw.get("card_version", 0) > CARD_VERSION:
         raise CheckpointError(
             f"{file}: card version {raw['card_version']} is newer than this linernotes reads"
+        )
+    if raw.get("rendering", "tags") not in RENDERINGS:
+        raise CheckpointError(
+            f"{file}: header rendering {raw['rendering']!r} is not one this linernotes knows "
+            f"({', '.join(RENDERINGS)}); upgrade linernotes"
         )
     try:
         return Card(**{k: v for k, v in raw.items() if k in Card.__dataclass_fields__})

@@ -29,6 +29,7 @@ from linernotes.model.checkpoint import load_checkpoint
 from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.copyguard import CopyCheck, CopyGuard
 from linernotes.model.postprocess import acceptable, finish
+from linernotes.model.rank import Ranker
 from linernotes.model.seedline import sanitize_seed
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Request:
     seed_line: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
     model: str | None = None  # an attached adapter's name; None: the checkpoint's own weights
+    # Write this many and keep the one the checkpoint's ranker finds most on-tag (model/rank.py). For
+    # background work: it costs ``candidates`` generations. Without a ranker, one is written.
+    candidates: int = 1
 
 
 @dataclass
@@ -59,6 +63,8 @@ class Result:
     model_id: str
     copy: CopyCheck | None = None
     error: str | None = None
+    ranked: int = 1  # candidates this one was chosen from
+    rank_score: float | None = None  # the ranker's score of the chosen one (higher: more on-tag)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for ``--json`` and the bot's database)."""
@@ -76,6 +82,8 @@ class Result:
             "stop": self.stop,
             "tokens": self.tokens,
             "seconds": round(self.seconds, 3),
+            "ranked": self.ranked,
+            "rank_score": None if self.rank_score is None else round(self.rank_score, 4),
             "copy": None
             if self.copy is None
             else {"longest_run": self.copy.longest_run, "share": self.copy.share},
@@ -85,8 +93,16 @@ class Result:
 class Generator:
     """Validates requests against the checkpoint card and turns them into finished texts."""
 
-    def __init__(self, backend: Backend, card: Card, guard: CopyGuard | None, config: GenerateConfig) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        card: Card,
+        guard: CopyGuard | None,
+        config: GenerateConfig,
+        ranker: Ranker | None = None,
+    ) -> None:
         self.backend, self.card, self.guard, self.config = backend, card, guard, config
+        self.ranker = ranker
         self._adapters: dict[str, Adapter] = {}
 
     @classmethod
@@ -112,7 +128,7 @@ class Generator:
             backend.name,
             "on" if guard else "absent",
         )
-        return cls(backend, card, guard, config)
+        return cls(backend, card, guard, config, Ranker.load(path))
 
     @property
     def model_id(self) -> str:
@@ -162,9 +178,11 @@ class Generator:
         tags = card.check_request(request.kind, request.tags)
         if request.seed_line and request.kind != "lyrics":
             raise TagError("a seed line is only for lyrics")
+        if request.candidates < 1:
+            raise ConfigError(f"candidates must be at least 1, got {request.candidates}")
         seed = request.sampling.seed if request.sampling.seed is not None else secrets.randbits(31)
         sampling = request.sampling.with_seed(seed)
-        return Request(request.kind, tags, sanitize_seed(request.seed_line), sampling, request.model)
+        return replace(request, tags=tags, seed_line=sanitize_seed(request.seed_line), sampling=sampling)
 
     def generate(self, requests: list[Request]) -> list[Result]:
         """Finished texts for every request, in order; unacceptable drafts are retried with new seeds."""
@@ -172,10 +190,36 @@ class Generator:
 
     def generate_prepared(self, prepared: list[Request]) -> list[Result]:
         """``generate`` for requests already through ``prepare`` (a batch gathered from several callers)."""
+        drafts = [c for r in prepared for c in self._candidates(r)]
         results: list[Result] = []
-        for start in range(0, len(prepared), self.config.max_batch):
-            results.extend(self._generate_batch(prepared[start : start + self.config.max_batch]))
-        return results
+        for start in range(0, len(drafts), self.config.max_batch):
+            results.extend(self._generate_batch(drafts[start : start + self.config.max_batch]))
+        chosen, at = [], 0
+        for r in prepared:
+            n = len(self._candidates(r))
+            chosen.append(self._best(results[at : at + n]) if n > 1 else results[at])
+            at += n
+        return chosen
+
+    def _candidates(self, r: Request) -> list[Request]:
+        """The drafts written for ``r``: one, or ``r.candidates`` with seeds apart by more than any retry's."""
+        if r.candidates == 1 or self.ranker is None:
+            return [r]
+        seed = r.sampling.seed or 0
+        return [
+            replace(r, sampling=r.sampling.with_seed((seed + 1000 * i) % 2**31)) for i in range(r.candidates)
+        ]
+
+    def _best(self, drafts: list[Result]) -> Result:
+        """The acceptable draft the ranker scores highest (the first draft when none is acceptable)."""
+        ok = [d for d in drafts if d.ok]
+        if not ok:
+            return replace(drafts[0], ranked=len(drafts))
+        first = ok[0].request
+        assert self.ranker is not None  # only ranked requests have several drafts
+        scores = self.ranker.score(first.kind, first.tags, [d.text for d in ok])
+        best = int(scores.argmax())
+        return replace(ok[best], ranked=len(drafts), rank_score=float(scores[best]))
 
     def _generate_batch(self, requests: list[Request]) -> list[Result]:
         started = time.perf_counter()
@@ -202,7 +246,10 @@ class Generator:
 
     def _prompt(self, r: Request) -> PromptText:
         body = escape_body(r.seed_line) + "\n" if r.seed_line else ""
-        return PromptText(header(r.kind, r.tags), body, header(r.kind, {}))
+        # Every adapter is trained on this checkpoint's rendering (``read_adapter_card`` checks), so one
+        # rendering prompts every row of a mixed batch.
+        rendering = self.card.rendering
+        return PromptText(header(r.kind, r.tags, rendering), body, header(r.kind, {}, rendering))
 
     def _finish(self, r: Request, raw: str, stop: str, tokens: int, attempt: int, used: Sampling) -> Result:
         card, guards = self._served(r.model)

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from linernotes.common.errors import ConfigError
-from linernotes.common.flags import flag
+from linernotes.common.flags import check_choices, flag
+from linernotes.data.format import RENDERINGS
 
 # Fresh GPT-2 shapes for --from-scratch: tiny for tests and the demo, small for a real CPU run.
 SCRATCH = {
@@ -19,6 +20,7 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # (training/fused_lora.py): each pair computes the same loss, tested; docs/benchmarks.md has their speeds.
 ATTENTIONS = ("mask", "segments")
 LORA_FORWARDS = ("peft", "fused")
+DEFAULT_RENDERING = "tags"
 
 
 @dataclass
@@ -83,6 +85,15 @@ class TrainConfig:
             "share of examples trained with the unconditioned header (needed for --guidance; 0.15 measured well)"
         ),
     )
+    rendering: str | None = field(
+        default=None,
+        metadata=flag(
+            "how headers are written (data/format.py): tags (control codes), prose (a sentence the base can "
+            "read) or words (prose with the score or rating in words too); default: a linernotes checkpoint "
+            f"base's own, else {DEFAULT_RENDERING}",
+            choices=list(RENDERINGS),
+        ),
+    )
     max_examples: int | None = None  # use only the first N training examples (sweep sets it per run)
     lora: bool = field(default=False, metadata=flag("train a LoRA adapter instead of all weights"))
     lora_r: int = field(default=16, metadata=flag("LoRA rank"))
@@ -118,6 +129,7 @@ class TrainConfig:
     progress: bool = field(default=True, metadata=flag("no progress bar"))
 
     def __post_init__(self) -> None:
+        check_choices(self)
         positive = {
             "batch_size": self.batch_size,
             "grad_accum": self.grad_accum,
@@ -138,18 +150,8 @@ class TrainConfig:
             raise ConfigError(f"--max-steps must be positive, got {self.max_steps}")
         if self.steps is None and not self.epochs > 0:
             raise ConfigError(f"--epochs must be positive, got {self.epochs}")
-        if self.from_scratch is not None and self.from_scratch not in SCRATCH:
-            raise ConfigError(
-                f"--from-scratch must be one of {', '.join(SCRATCH)}, got {self.from_scratch!r}"
-            )
-        if self.precision not in TRAIN_PRECISIONS:
-            raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 <= self.tag_dropout < 1:
             raise ConfigError(f"--tag-dropout must be in [0, 1), got {self.tag_dropout}")
-        if self.attention not in ATTENTIONS:
-            raise ConfigError(f"--attention must be mask or segments, got {self.attention!r}")
-        if self.lora_forward not in LORA_FORWARDS:
-            raise ConfigError(f"--lora-forward must be peft or fused, got {self.lora_forward!r}")
         if self.lora_layers is not None and self.lora_layers <= 0:
             raise ConfigError(f"--lora-layers must be positive, got {self.lora_layers}")
         if self.threads is not None and self.threads <= 0:

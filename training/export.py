@@ -7,10 +7,12 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import CheckpointError, ConfigError
+from linernotes.data.format import KINDS
 from linernotes.data.splits import iter_split
 from linernotes.model.card import WEIGHT_PRECISIONS, Card
 from linernotes.model.checkpoint import require_base, save_checkpoint
@@ -19,6 +21,7 @@ from linernotes.model.copyguard import FILE as GUARD_FILE
 from linernotes.model.copyguard import CopyGuard, build_index
 from linernotes.model.copyguard import N as GUARD_N
 from linernotes.model.quiet import quiet_transformers
+from linernotes.training.ranker import fit_ranker
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,17 @@ def adapter_base(run: Path, name: str, trained_on: str | None) -> dict[str, str]
     return {"base": str(path), "base_model_id": trained_on}
 
 
+def _guidance_by_kind(guidance: Guidance, kinds: list[str]) -> dict[str, float]:
+    """Each trained kind's default scale (a kind not named: 1.0), checked."""
+    given = guidance if isinstance(guidance, Mapping) else dict.fromkeys(kinds, guidance)
+    unknown = sorted(set(given) - set(KINDS))
+    if unknown:
+        raise ConfigError(f"guidance for {unknown[0]!r}: kinds are {', '.join(KINDS)}")
+    for scale in given.values():
+        check_guidance(scale)
+    return {k: float(given.get(k, 1.0)) for k in kinds}
+
+
 def check_guidance(guidance: float) -> None:
     """Raise unless ``guidance`` is a usable default scale (finite, >= 0)."""
     if not (math.isfinite(guidance) and guidance >= 0):
@@ -103,29 +117,54 @@ def architecture(model: Any) -> dict[str, Any]:
     return arch
 
 
-def export(run: Path, out: Path, precision: str = "int8", merge: bool = False, guidance: float = 1.0) -> Card:
-    """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale) and copy guard."""
+Guidance = float | Mapping[str, float]  # one default scale, or a scale per kind (kinds not named: 1.0)
+
+
+def export(
+    run: Path, out: Path, precision: str = "int8", merge: bool = False, guidance: Guidance = 1.0
+) -> Card:
+    """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale, or one per kind)
+    and copy guard."""
     if precision not in WEIGHT_PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
-    check_guidance(guidance)
     quiet_transformers()
     run = Path(run)
     info = read_run(run)
-    if guidance != 1.0 and not info["config"].get("tag_dropout"):
+    by_kind = _guidance_by_kind(guidance, list(info["tags"]))
+    if any(g != 1.0 for g in by_kind.values()) and not info["config"].get("tag_dropout"):
         # Guidance contrasts with the unconditioned header, which such a model never saw in training.
-        log.warning("--guidance %g on a run trained without --tag-dropout: guidance may not help", guidance)
+        log.warning("--guidance %s on a run trained without --tag-dropout: guidance may not help", by_kind)
     model, tok, adapter = _load_trained(run, info, merge)
     if adapter and precision != "fp32":
         raise ConfigError(
             "an adapter checkpoint holds only the LoRA weights (fp32); pass --merge to export "
             f"{precision} weights of the merged model"
         )
-    texts = [item.record.text for src in info["data"]["sources"] for item in iter_split(Path(src))]
-    guard = CopyGuard(build_index(texts))
-    card = _card(run, info, model, tok, adapter, precision, merge, guidance, guard)
-    save_checkpoint(out, model, tok, card, precision, extras=guard.save)
+    records = [item.record for src in info["data"]["sources"] for item in iter_split(Path(src))]
+    guard = CopyGuard(build_index([r.text for r in records]))
+    ranker = fit_ranker(records)
+    card = _card(run, info, model, tok, adapter, precision, merge, by_kind, guard)
+    card.ranker = None if ranker is None else ranker.describe()
+
+    def extras(directory: Path) -> None:
+        guard.save(directory)
+        if ranker is not None:
+            ranker.save(directory)
+
+    save_checkpoint(out, model, tok, card, precision, extras=extras)
     log.info("exported %s (%s) to %s", card.model_id, precision, out)
     return card
+
+
+def _generation(by_kind: dict[str, float]) -> dict[str, Any]:
+    """The card's sampling defaults: a scale per kind, and one for any other kind (the common scale, else 1)."""
+    scales = set(by_kind.values())
+    default = scales.pop() if len(scales) == 1 else 1.0
+    return {
+        "sampling": Sampling(guidance=default).to_dict(),
+        "guidance": default,
+        "guidance_by_kind": by_kind,
+    }
 
 
 # The run's figures a card carries; start_val_loss is, for LoRA, the base's loss the adapter is measured against.
@@ -140,7 +179,7 @@ def _card(
     adapter: dict[str, Any] | None,
     precision: str,
     merge: bool,
-    guidance: float,
+    guidance: dict[str, float],
     guard: CopyGuard,
 ) -> Card:
     """The exported checkpoint's card: what it is, what it knows, how it was trained and how it samples."""
@@ -163,12 +202,14 @@ def _card(
             "trained_on_data": info["base"].startswith("scratch:"),
         },
         tags=info["tags"],
+        # Runs recorded before renderings existed trained on the control codes.
+        rendering=info["config"].get("rendering") or "tags",
         created=created,
         adapter=adapter,
         data=info["data"],
         training=info["config"],
         metrics={k: info.get(k) for k in METRICS},
-        generation={"sampling": Sampling(guidance=guidance).to_dict(), "guidance": float(guidance)},
+        generation=_generation(guidance),
         copy_guard={
             "file": GUARD_FILE,
             "ngram_words": GUARD_N,

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,8 @@ class Trainer:
     ) -> None:
         from accelerate import Accelerator
 
+        # The rendering is resolved once and recorded in the run, so a resume and the export see the same.
+        config = replace(config, rendering=setup.rendering(config))
         self.config, self.on_step, self.on_start = config, on_step, on_start
         quiet_transformers()
         if config.threads:
@@ -148,11 +150,11 @@ class Trainer:
         self.model, self.tokenizer = self._model_and_tokenizer()
         self.eos = self.tokenizer.eos_token_id
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
-        self.train_ex = encode(self.tokenizer, self.data.train)
+        self.train_ex = encode(self.tokenizer, self.data.train, config.rendering)
         self.val_blocks = pack(
             [
                 s
-                for ex in encode(self.tokenizer, self.data.val)
+                for ex in encode(self.tokenizer, self.data.val, config.rendering)
                 for s in segments(ex, config.block_size, self.eos)
             ],
             config.block_size,
@@ -380,7 +382,8 @@ class Trainer:
 
     def _samples(self) -> None:
         lm = self.acc.unwrap_model(self.loss).lm
-        out = samples(lm, self.tokenizer, self.tags, self.config.sample_tokens, self.config.seed)
+        c = self.config
+        out = samples(lm, self.tokenizer, self.tags, c.sample_tokens, c.seed, c.rendering or "tags")
         with (self.run / "samples.jsonl").open("a") as f:
             for s in out:
                 f.write(json.dumps({"step": self.progress.step, **s}, ensure_ascii=False) + "\n")

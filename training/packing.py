@@ -33,8 +33,8 @@ class Encoded:
     body: list[int]
 
 
-def encode(tokenizer, records: list[Record]) -> list[Encoded]:
-    """Tokenize records; headers are cached since many records share them."""
+def encode(tokenizer, records: list[Record], rendering: str = "tags") -> list[Encoded]:
+    """Tokenize records, headers in ``rendering``; headers are cached since many records share them."""
     cache: dict[str, list[int]] = {}
 
     def ids(text: str) -> list[int]:
@@ -46,7 +46,7 @@ def encode(tokenizer, records: list[Record]) -> list[Encoded]:
         return []
     bodies = tokenizer([escape_body(r.text) for r in records], add_special_tokens=False)["input_ids"]
     return [
-        Encoded(ids(header(r.kind, r.tags)), ids(header(r.kind, {})), list(body))
+        Encoded(ids(header(r.kind, r.tags, rendering)), ids(header(r.kind, {}, rendering)), list(body))
         for r, body in zip(records, bodies, strict=True)
     ]
 

@@ -27,6 +27,7 @@ from linernotes.model.card import Card
 from linernotes.training.config import TrainConfig
 
 if TYPE_CHECKING:  # the training loop imports torch: only when a build runs
+    from linernotes.training.export import Guidance
     from linernotes.training.loop import StartHook, StepHook
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def build(
     work: Path,
     recipe: str,
     precision: str | None = "int8",
-    guidance: float = 1.0,
+    guidance: Guidance = 1.0,
     data: dict[str, Any] | None = None,
     say: Callable[[str], None] = log.info,
     on_step: StepHook | None = None,
@@ -209,7 +210,7 @@ def steps_for_budget(
     return max(1, int(minutes * 60 / per_step * margin))
 
 
-def reexport(work: Path, guidance: float) -> Card:
+def reexport(work: Path, guidance: Guidance) -> Card:
     """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and with ``guidance``
     as the card's default scale (e.g. the scale an evaluation chose)."""
     from linernotes.model.card import read_card
@@ -221,7 +222,7 @@ def reexport(work: Path, guidance: float) -> Card:
     return export_run(work / "run", work / "checkpoint", precision, lora, guidance)
 
 
-def export_run(run: Path, checkpoint: Path, precision: str, lora: bool, guidance: float) -> Card:
+def export_run(run: Path, checkpoint: Path, precision: str, lora: bool, guidance: Guidance) -> Card:
     """Export ``run``; an adapter is merged into its base unless kept as fp32, so the bot loads one
     self-contained (int8) model."""
     from linernotes.training.export import export

@@ -30,11 +30,17 @@ def representative(tags: dict[str, dict[str, Any]], limit: int = 4) -> list[tupl
 
 
 def samples(
-    model, tokenizer, tags: dict[str, dict[str, Any]], max_tokens: int, seed: int
+    model, tokenizer, tags: dict[str, dict[str, Any]], max_tokens: int, seed: int, rendering: str
 ) -> list[dict[str, Any]]:
-    """Generate one sample per representative tag set with the model as it is now."""
+    """Generate one sample per representative tag set with the model as it is now (prompted in ``rendering``)."""
     card = Card(
-        model_id="training", base_model="", precision="fp32", architecture={}, tokenizer={}, tags=tags
+        model_id="training",
+        base_model="",
+        precision="fp32",
+        architecture={},
+        tokenizer={},
+        tags=tags,
+        rendering=rendering,
     )
     gen = Generator(LocalBackend(model, tokenizer), card, None, GenerateConfig(max_attempts=1, min_chars=0))
     sampling = Sampling(max_new_tokens=max_tokens, seed=seed)

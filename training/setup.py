@@ -15,7 +15,7 @@ from linernotes.model.bases import resolve_base
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import is_checkpoint, load_checkpoint
 from linernotes.model.quiet import quiet_transformers
-from linernotes.training.config import SCRATCH, TrainConfig
+from linernotes.training.config import DEFAULT_RENDERING, SCRATCH, TrainConfig
 
 log = logging.getLogger(__name__)
 # Attention and MLP projections LoRA adapts: GPT-2's fused Conv1D layers, then Llama's (and most
@@ -142,6 +142,15 @@ def load_pretrained(name: str) -> tuple[Any, Any]:
         raise ConfigError(f"--base {name!r}: its tokenizer has no end-of-text token; linernotes needs one")
     tok.pad_token = tok.pad_token or tok.eos_token
     return model, tok
+
+
+def rendering(config: TrainConfig) -> str:
+    """The header rendering a run trains with: ``--rendering``, else its checkpoint base's, else the default."""
+    if config.rendering:
+        return config.rendering
+    if not config.from_scratch and is_checkpoint(config.base):
+        return read_card(Path(config.base)).rendering
+    return DEFAULT_RENDERING
 
 
 def checkpoint_model_id(name: str) -> str | None:

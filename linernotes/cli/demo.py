@@ -30,11 +30,14 @@ RECIPE = "demo"  # training/pipeline.py: LoRA on the pretrained offline base
 GUIDANCE = 1.0  # the card's default scale (see README "Conditioning that holds")
 WARM_LIMIT = 48  # generations stored before the session starts: the demo's keys, at a CPU-friendly cost
 REUSE_WARM_LIMIT = 4  # on later runs: one batch, so a second run stays within seconds on a CPU
+# The tags are the product, so the script asks for opposites a reader can tell apart: the same genre at a
+# high and a low score, and a 5-star and a 1-star product.
 DEMO_SCRIPT = [
-    ("alice", "review", {"genre": "Metal", "score": 7.5}),
-    ("bob", "review", {"genre": "Jazz", "score": 3.5}),
+    ("alice", "review", {"genre": "Metal", "score": 9.0}),
+    ("bob", "review", {"genre": "Metal", "score": 2.0}),
     ("alice", "lyrics", {"part": "chorus", "seed": "neon on the river tonight"}),
-    ("bob", "product", {"rating": 4}),
+    ("alice", "product", {"rating": 5}),
+    ("bob", "product", {"rating": 1}),
 ]
 
 
@@ -184,7 +187,7 @@ async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
         if name == "review" and who == "bob":
             options = await uncached_review(bot, options)
         results[name + who] = await slash(env, members[who], channel, name, options)
-    # Two members rate: the Metal review splits them, the Jazz review wins both over.
+    # Two members rate: the 9.0 review splits them, the 2.0 review wins both over.
     votes = [
         ("alice", "👍", "reviewalice"),
         ("bob", "👎", "reviewalice"),

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     asked = from_args(GenerateArgs, args)
     gen = Generator.load(asked.checkpoint, from_args(GenerateConfig, args))
     tags = {k: getattr(asked, k) for k in TAGS[asked.kind] if getattr(asked, k) is not None}
-    guidance = args.guidance if args.guidance is not None else gen.card.generation.get("guidance", 1.0)
+    guidance = args.guidance if args.guidance is not None else gen.card.guidance(asked.kind)
     base = from_args(Sampling, args, seed=None, guidance=guidance)
     # Text i uses seed + 1000*i: reproducible one by one, yet different from each other.
     requests = [

@@ -15,6 +15,8 @@ import typing
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
+from linernotes.common.errors import ConfigError
+
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
 
@@ -96,6 +98,16 @@ def _help(text: str, default: Any) -> str:
 def choices_of(f: dataclasses.Field) -> Collection[Any] | None:
     """The values a field's flag allows (its ``choices``), or None when any value of its type goes."""
     return f.metadata.get("argparse", {}).get("choices")
+
+
+def check_choices(config: Any) -> None:
+    """Raise ``ConfigError`` naming the flag and its choices for any field of ``config`` (a dataclass built
+    in code, not parsed) set outside its flag's ``choices``; None is left to the field's own meaning."""
+    for f in dataclasses.fields(config):
+        allowed, value = choices_of(f), getattr(config, f.name)
+        if allowed is not None and value is not None and value not in allowed:
+            name = _flag(f, None)
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
 def add_flags(

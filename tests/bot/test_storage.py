@@ -145,3 +145,24 @@ async def test_replaced_file_is_followed(tmp_path, caplog, database):
         "Into the restored file.",
     ]
     con.close()
+
+
+async def test_generations_stored_before_ranking_read_as_one_draft(tmp_path, database):
+    path = tmp_path / "v5.sqlite3"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied REAL)")
+    for version, _, sql in MIGRATIONS[:5]:
+        con.executescript(
+            f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, 'v{version}', 0);\nCOMMIT;"
+        )
+    con.execute(
+        "INSERT INTO generations (kind, cache_key, tags, text, model_id, sampling, seed, origin, created) "
+        "VALUES ('review', 'review|Rock|5.0', '{}', 'Stored by an older bot.', 'm1', '{}', 1, 'warm', 0)"
+    )
+    con.commit()
+    con.close()
+    db = await database(path)
+    assert (await db.get(1)).ranked == 1
+    ranked = result("Chosen of four.")
+    ranked.ranked = 4
+    assert (await db.get(await db.add(ranked, "review|Rock|5.0", "warm"))).ranked == 4

@@ -9,13 +9,16 @@ from linernotes.data.format import (
     END,
     HEADER_OPEN,
     PARTS,
+    RENDERINGS,
     escape_body,
     header,
     make_record,
     normalize_part,
     parse,
     prompt,
+    read_header,
     render,
+    score_words,
     unescape_body,
 )
 
@@ -44,10 +47,15 @@ def records(draw):
     return make_record(kind, tags, body)
 
 
-@given(records())
-def test_parse_inverts_render(record):
-    text = render(record)
+@given(records(), st.sampled_from(RENDERINGS))
+def test_parse_inverts_render_in_every_rendering(record, rendering):
+    text = render(record, rendering)
     assert parse(text) == record
+    # The rendering is read back too (an unconditioned header and lyrics say nothing in words).
+    said = read_header(text.partition("\n")[0])[2]
+    assert said == rendering or (
+        rendering == "words" and said == "prose" and not {"score", "rating"} & set(record.tags)
+    )
     # The only marker in the rendered text is the final end marker; the header is one line.
     assert text.count(HEADER_OPEN) == 2 and text.endswith(END)
     head, _, body = text.partition("\n")
@@ -133,3 +141,76 @@ def test_scores_keep_one_decimal():
 def test_malformed_text_is_rejected(bad):
     with pytest.raises(FormatError):
         parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("kind", "tags", "prose", "words"),
+    [
+        (
+            "review",
+            {"genre": "Metal", "score": 7.5},
+            "<|review|> A review of a Metal album, scored 7.5 out of 10.",
+            "<|review|> A review of a Metal album, scored 7.5 out of 10 (very good).",
+        ),
+        (
+            "review",
+            {"genre": "Electronic", "score": 2},
+            "<|review|> A review of an Electronic album, scored 2.0 out of 10.",
+            "<|review|> A review of an Electronic album, scored 2.0 out of 10 (terrible).",
+        ),
+        (
+            "product",
+            {"rating": 1, "headline": 'Died in a "week"'},
+            '<|product|> A product review, rated 1 out of 5 stars, headlined "Died in a \\"week\\"".',
+            '<|product|> A product review, rated 1 out of 5 stars (terrible), headlined "Died in a \\"week\\"".',
+        ),
+        (
+            "lyrics",
+            {"part": "verse", "artist": "Iron Chapel", "title": "Ash"},
+            '<|lyrics|> A verse of a song by Iron Chapel, titled "Ash".',
+            '<|lyrics|> A verse of a song by Iron Chapel, titled "Ash".',
+        ),
+        (
+            "lyrics",
+            {"part": "song"},
+            "<|lyrics|> The full lyrics of a song.",
+            "<|lyrics|> The full lyrics of a song.",
+        ),
+        ("product", {}, "<|product|> A product review.", "<|product|> A product review."),
+    ],
+)
+def test_prose_renderings_read_as_english(kind, tags, prose, words):
+    assert prompt(kind, rendering="prose", **tags) == prose + "\n"
+    assert prompt(kind, rendering="words", **tags) == words + "\n"
+
+
+def test_score_words_cover_the_scale_in_order():
+    said = [score_words(s / 10) for s in range(0, 101)]
+    assert said[0] == "terrible" and said[-1] == "outstanding"
+    assert [score_words(s) for s in (2.0, 4.0, 6.0, 7.5, 9.0)] == [
+        "terrible",
+        "poor",
+        "mediocre",
+        "very good",
+        "outstanding",
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "<|review|> A review of a Metal album, scored 7.5 out of 10 (very bad).",  # words that do not fit
+        "<|review|> A review of an Metal album, scored 7.5 out of 10.",  # not what render says
+        "<|lyrics|> The interlude of a song.",
+        "<|product|> A product review, rated 6 out of 5 stars.",
+        "<|review|> A review of a Metal album.",
+    ],
+)
+def test_prose_that_render_would_not_write_is_rejected(bad):
+    with pytest.raises(FormatError):
+        read_header(bad)
+
+
+def test_an_unknown_rendering_names_the_known_ones():
+    with pytest.raises(FormatError, match="renderings are: tags, prose, words"):
+        prompt("review", rendering="poetry", genre="Jazz", score=3)

@@ -582,3 +582,15 @@ def test_the_check_builds_the_base_from_its_config_alone(
     int8 = layer_dims(load_checkpoint(tiny_checkpoint, "int8", "cpu").model)
     assert base_layers(tiny_checkpoint) == int8 == layers
     assert check_adapter(good_adapter, read_card(tiny_fp32), tiny_fp32) == read_card(good_adapter)
+
+
+def test_an_adapter_trained_on_another_rendering_is_refused(checkpoints, adapters, tmp_path):
+    import json
+
+    shutil.copytree(adapters["gpt2-fp32"]["a"], tmp_path / "a")
+    card = json.loads((tmp_path / "a" / "card.json").read_text())
+    (tmp_path / "a" / "card.json").write_text(json.dumps({**card, "rendering": "prose"}))
+    gen = Generator.load(checkpoints["gpt2-fp32"], GenerateConfig(**ONCE))
+    with pytest.raises(CheckpointError, match="trained on 'prose' headers, but .* is prompted with 'tags'"):
+        gen.attach("a", tmp_path / "a")
+    assert gen.adapters == []

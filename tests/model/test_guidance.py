@@ -240,6 +240,7 @@ def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
     assert main(["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "2.5"]) == 0
     assert read_card(out).generation["guidance"] == read_card(out).generation["sampling"]["guidance"] == 2.5
     assert "guidance 2.5" in capsys.readouterr().out
+    assert all(read_card(out).guidance(kind) == 2.5 for kind in ("review", "product", "lyrics"))
     # generate uses the card's default and says why each text stopped
     argv = ["generate", str(out), "lyrics", "--part", "chorus", "--seed", "1", "-n", "2", "--json"]
     assert main([*argv, "--max-new-tokens", "20", "--device", "cpu"]) in (0, 1)
@@ -258,3 +259,42 @@ def test_export_rejects_a_bad_guidance(tiny_run, tmp_path, capsys, bad):
     assert "--guidance must be a number >= 0" in capsys.readouterr().err and not out.exists()
     with pytest.raises(ConfigError, match="--guidance"):
         export(tiny_run, out, "fp32", guidance=float(bad))
+
+
+def test_export_stores_a_scale_per_kind_and_each_kind_samples_at_its_own(tiny_run, tmp_path, capsys):
+    from linernotes.cli.main import main
+
+    out = tmp_path / "per-kind"
+    argv = ["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "1.5"]
+    assert main([*argv, "--kind-guidance", "review=2", "--kind-guidance", "lyrics=0.5"]) == 0
+    card = read_card(out)
+    assert (card.guidance("review"), card.guidance("lyrics"), card.guidance("product")) == (2.0, 0.5, 1.5)
+    assert "review (" in capsys.readouterr().out
+    for kind, tags, want in (
+        ("review", ["--genre", "Rock", "--score", "3"], 2.0),
+        ("lyrics", ["--part", "verse"], 0.5),
+    ):
+        run = [
+            "generate",
+            str(out),
+            kind,
+            *tags,
+            "--seed",
+            "1",
+            "--json",
+            "--max-new-tokens",
+            "12",
+            "--device",
+            "cpu",
+        ]
+        assert main(run) in (0, 1)
+        assert json.loads(capsys.readouterr().out.splitlines()[0])["sampling"]["guidance"] == want
+
+
+@pytest.mark.parametrize("bad", ["poem=2", "review", "review=loud"])
+def test_export_names_a_bad_kind_guidance(tiny_run, tmp_path, capsys, bad):
+    from linernotes.cli.main import main
+
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_run), "--out", str(out), "--kind-guidance", bad]) == 2
+    assert f"--kind-guidance {bad!r}: expected KIND=SCALE" in capsys.readouterr().err and not out.exists()

@@ -70,14 +70,22 @@ class Sample:
 
 
 def sample(
-    gen: Generator, conds: list[Condition], n: int, base: Sampling, guidance: float | None, seed: int
+    gen: Generator,
+    conds: list[Condition],
+    n: int,
+    base: Sampling,
+    guidance: float | None,
+    seed: int,
+    candidates: int = 1,
 ) -> list[Sample]:
-    """``n`` generations per condition; guidance None asks with the tags removed (same seeds)."""
+    """``n`` generations per condition, each the ranker's pick of ``candidates`` drafts; guidance None asks
+    with the tags removed (same seeds)."""
     requests, owners = [], []
     for c_i, cond in enumerate(conds):
         for j in range(n):
             s = replace(base, seed=seed + 1000 * c_i + j, guidance=1.0 if guidance is None else guidance)
-            requests.append(Request(cond.kind, cond.tags if guidance is not None else {}, sampling=s))
+            tags = cond.tags if guidance is not None else {}
+            requests.append(Request(cond.kind, tags, sampling=s, candidates=candidates))
             owners.append(cond)
     results = gen.generate(requests)
     return [Sample(c, guidance, r) for c, r in zip(owners, results, strict=True)]

@@ -6,8 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from linernotes.common.errors import ConfigError
-from linernotes.common.flags import flag
+from linernotes.common.flags import check_choices, flag
 from linernotes.model.card import WEIGHT_PRECISIONS
+
+# What judges read (training/eval/judges.py): word and character n-grams; or character n-grams alone, to
+# grade output that the checkpoint's ranker (word unigrams, model/rank.py) chose, by features that did not.
+FEATURES = ("words+chars", "chars")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,20 @@ class EvalConfig:
     max_new_tokens: int | None = field(
         default=None, metadata=flag("per generation (default: the card's sampling)")
     )
+    candidates: int = field(
+        default=1,
+        metadata=flag(
+            "drafts per generation, the checkpoint's ranker keeping the most on-tag (as ranked warm-up does)"
+        ),
+    )
+    judges: str = field(
+        default="words+chars",
+        metadata=flag(
+            "what the judges read; chars: character n-grams only, to grade --candidates by features the ranker "
+            "(word unigrams) does not use",
+            choices=FEATURES,
+        ),
+    )
     tag_id_examples: int = field(default=200, metadata=flag("real examples for tag-ID"))
     tag_id_tokens: int = field(default=96, metadata=flag("body tokens each tag-ID candidate scores"))
     batch_size: int = field(default=16, metadata=flag("sequences per forward pass when scoring"))
@@ -46,7 +64,17 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("samples", "max_values", "max_parts", "tag_id_examples", "tag_id_tokens", "batch_size"):
+        check_choices(self)
+        names = (
+            "samples",
+            "candidates",
+            "max_values",
+            "max_parts",
+            "tag_id_examples",
+            "tag_id_tokens",
+            "batch_size",
+        )
+        for name in names:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if min(self.max_values, self.max_parts) < 2:

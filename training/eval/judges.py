@@ -1,7 +1,8 @@
 """Light judges trained on real text: is this a Metal review, a chorus, a 3.0? (scikit-learn).
 
-A judge per (kind, tag): TF-IDF word and character n-grams into a logistic regression for categorical
-tags (genre, part, artist, rating), into ridge regression for review scores. The part judge also
+A judge per (kind, tag): TF-IDF word and character n-grams (or characters alone: ``FEATURES`` in
+``training/eval/config.py``) into a logistic regression for categorical tags (genre, part, artist,
+rating), into ridge regression for review scores. The part judge also
 sees the text's *structure* (line count and length, repeated lines and hooks, rhyme density), which
 words alone miss: a chorus is short and repeats itself. Judges fit in seconds and are cached beside
 the report, keyed by a fingerprint of the training split.
@@ -67,9 +68,8 @@ class Structure(BaseEstimator, TransformerMixin):
         return np.array([structure_features(t) for t in texts])
 
 
-def _features(structure: bool) -> FeatureUnion:
+def _features(structure: bool, features: str) -> FeatureUnion:
     parts: list[tuple[str, Any]] = [
-        ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000)),
         (
             "chars",
             TfidfVectorizer(
@@ -77,6 +77,9 @@ def _features(structure: bool) -> FeatureUnion:
             ),
         ),
     ]
+    if features == "words+chars":
+        words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000)
+        parts.insert(0, ("words", words))
     if structure:
         parts.append(("structure", Pipeline([("f", Structure()), ("scale", StandardScaler())])))
     return FeatureUnion(parts)
@@ -101,8 +104,11 @@ class Judge:
         return [float(v) for v in out] if self.labels is None else [str(v) for v in out]
 
 
-def fit_judge(kind: str, tag: str, records: list[Record], labels: list[str] | None) -> Judge | None:
-    """Fit one judge on the records carrying ``tag`` (restricted to ``labels``); None if too few."""
+def fit_judge(
+    kind: str, tag: str, records: list[Record], labels: list[str] | None, features: str = "words+chars"
+) -> Judge | None:
+    """Fit one judge on the records carrying ``tag`` (restricted to ``labels``) on ``features`` (one of
+    ``FEATURES``); None if too few."""
     if labels is None:
         rows = [(r.text, float(r.tags[tag])) for r in records if r.kind == kind and tag in r.tags]
         model: Any = Ridge(alpha=1.0)
@@ -117,7 +123,7 @@ def fit_judge(kind: str, tag: str, records: list[Record], labels: list[str] | No
     if len(rows) < 10:
         return None
     structure = tag == "part"
-    pipeline = Pipeline([("features", _features(structure)), ("model", model)])
+    pipeline = Pipeline([("features", _features(structure, features)), ("model", model)])
     texts, ys = zip(*rows, strict=True)
     pipeline.fit(list(texts), list(ys))
     fitted = None if labels is None else [str(c) for c in pipeline.classes_]
@@ -125,10 +131,19 @@ def fit_judge(kind: str, tag: str, records: list[Record], labels: list[str] | No
 
 
 def load_or_fit(
-    path: Path, fingerprint: str, wanted: dict[tuple[str, str], list[str] | None], records: list[Record]
+    path: Path,
+    fingerprint: str,
+    wanted: dict[tuple[str, str], list[str] | None],
+    records: list[Record],
+    features: str = "words+chars",
 ) -> dict[tuple[str, str], Judge]:
     """The judges for ``wanted`` (kind, tag) -> labels, from the cache when it matches, else fitted."""
-    key = {"version": JUDGE_VERSION, "data": fingerprint, "wanted": sorted(map(repr, wanted.items()))}
+    key = {
+        "version": JUDGE_VERSION,
+        "data": fingerprint,
+        "wanted": sorted(map(repr, wanted.items())),
+        "features": features,
+    }
     if path.is_file():
         cached = joblib.load(path)
         if cached.get("key") == key:
@@ -136,7 +151,7 @@ def load_or_fit(
             return cached["judges"]
     judges = {}
     for (kind, tag), labels in wanted.items():
-        judge = fit_judge(kind, tag, records, labels)
+        judge = fit_judge(kind, tag, records, labels, features)
         if judge is not None:
             judges[(kind, tag)] = judge
     path.parent.mkdir(parents=True, exist_ok=True)

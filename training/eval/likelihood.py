@@ -93,10 +93,12 @@ class Perplexity:
         return next(r.ppl for r in self.rows if r.kind == "all")
 
 
-def perplexity(records: list[Record], tokenizer, scorer: Scorer, block_size: int) -> Perplexity:
+def perplexity(
+    records: list[Record], tokenizer, scorer: Scorer, block_size: int, rendering: str = "tags"
+) -> Perplexity:
     """Test perplexity overall and per (kind, tag, value), long examples chunked as in training."""
     eos = tokenizer.eos_token_id
-    encoded = encode(tokenizer, records)
+    encoded = encode(tokenizer, records, rendering)
     seqs: list[Sequence] = []
     owner: list[int] = []
     for i, ex in enumerate(encoded):
@@ -146,7 +148,9 @@ class TagId:
     mean_rank: float = NAN
 
 
-def tag_id(cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int) -> TagId:
+def tag_id(
+    cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int, rendering: str = "tags"
+) -> TagId:
     """How often the true tag value gives the text the highest likelihood, against chance."""
     if not cases:
         return TagId(0)
@@ -155,7 +159,8 @@ def tag_id(cases: list[TagIdCase], tokenizer, scorer: Scorer, max_tokens: int) -
         body = tokenizer(escape_body(case.record.text), add_special_tokens=False)["input_ids"][:max_tokens]
         for value in case.candidates:
             head = tokenizer(
-                header(case.record.kind, case.record.tags | {case.tag: value}), add_special_tokens=False
+                header(case.record.kind, case.record.tags | {case.tag: value}, rendering),
+                add_special_tokens=False,
             )["input_ids"]
             seqs.append((head + body, len(head)))
     nlls = iter(scorer(seqs))

@@ -178,7 +178,7 @@ def write_markdown(report: EvalReport, path: Path) -> None:
         f"# Evaluation of {report.model_id}",
         "",
         f"{report.created} · checkpoint `{report.checkpoint}` · guidance {', '.join(f'{x:g}' for x in g.guidance)} "
-        f"(card default {g.default_guidance:g})",
+        f"(card defaults: {', '.join(f'{k} {x:g}' for k, x in g.default_guidance.items())})",
         "",
     ]
     lines += _perplexity(report) + _tag_id(report) + _adherence(report) + _health(report) + _people(report)

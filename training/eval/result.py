@@ -53,7 +53,7 @@ class Generation:
     """The generation measures: the scales compared, each scale's measures, the floor and real text."""
 
     guidance: list[float]
-    default_guidance: float  # the card's
+    default_guidance: dict[str, float]  # the card's scale per kind
     samples: Samples
     by_guidance: dict[str, AtScale]  # f"{scale:g}" -> measures
     floor: Floor

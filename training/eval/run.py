@@ -142,6 +142,7 @@ def likelihood_measures(s: Loaded) -> tuple[Perplexity, dict[str, TagId]]:
     model, tokenizer = s.gen.backend.model, s.gen.backend.tokenizer
     scorer = nll_scorer(model, s.config.batch_size)
     block = int(s.gen.card.training.get("block_size") or model.config.max_position_embeddings)
+    rendering = s.gen.card.rendering
     log.info("perplexity on %d %s examples", len(s.held), s.held_name)
     tag_ids = {
         f"{k}/{t}": tag_id(
@@ -149,10 +150,11 @@ def likelihood_measures(s: Loaded) -> tuple[Perplexity, dict[str, TagId]]:
             tokenizer,
             scorer,
             s.config.tag_id_tokens,
+            rendering,
         )
         for (k, t), values in s.candidates.items()
     }
-    return perplexity(s.held, tokenizer, scorer, block), tag_ids
+    return perplexity(s.held, tokenizer, scorer, block, rendering), tag_ids
 
 
 def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
@@ -161,10 +163,9 @@ def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
     config, card = s.config, s.gen.card
     scored = "review" in card.kinds and config.wants("review")
     wanted: dict = dict(s.candidates) | ({("review", "score"): None} if scored else {})
-    judges = load_or_fit(judges_cache, fingerprint(s.train), wanted, s.train)
+    judges = load_or_fit(judges_cache, fingerprint(s.train), wanted, s.train, config.judges)
     conds = [c for c in conditions(card, s.candidates) if config.wants(c.kind)]
-    default = float(card.generation.get("guidance", 1.0))
-    scales = list(config.guidance) or sorted({1.0, default})
+    scales = list(config.guidance) or sorted({1.0, *(card.guidance(k) for k in card.kinds)})
     base = Sampling(**card.generation.get("sampling", {}))
     if config.max_new_tokens:
         base = replace(base, max_new_tokens=config.max_new_tokens)
@@ -175,10 +176,13 @@ def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
         len(scales),
     )
     floor = sample(s.gen, conds, config.samples, base, None, config.seed)
-    generated = {scale: sample(s.gen, conds, config.samples, base, scale, config.seed) for scale in scales}
+    generated = {
+        scale: sample(s.gen, conds, config.samples, base, scale, config.seed, config.candidates)
+        for scale in scales
+    }
     return Generation(
         guidance=scales,
-        default_guidance=default,
+        default_guidance={k: card.guidance(k) for k in card.kinds},
         samples=Samples(config.samples, len(conds)),
         by_guidance={
             f"{scale:g}": _at_scale(texts, floor, judges, s.held, s.guard, s.train)
