@@ -105,9 +105,10 @@ def config(args: argparse.Namespace) -> EvalConfig:
     )
 
 
-def measure(loaded: Loaded, kind: str) -> KindResult:
-    """Generate for every request of ``kind`` (and its floor), judged by judges fitted on the training split."""
-    settings = replace(loaded.config, kinds=(kind,), out=str(Path(loaded.config.out) / kind))
+def measure(loaded: Loaded, kind: str, samples: int) -> KindResult:
+    """Generate ``samples`` per request of ``kind`` (and its floor), judged by judges fitted on the training
+    split."""
+    settings = replace(loaded.config, kinds=(kind,), out=str(Path(loaded.config.out) / kind), samples=samples)
     own = replace(
         loaded, config=settings, candidates=candidate_values(loaded.gen.card, settings, loaded.held)
     )
@@ -283,6 +284,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", default=str(DEMO), help="checkpoint to evaluate (default: the demo's)")
     p.add_argument("--samples", type=int, default=4, help="generations per request (per grid cell)")
     p.add_argument(
+        "--product-samples",
+        type=int,
+        default=None,
+        help="generations per product rating (default: --samples)",
+    )
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="kinds to measure")
+    p.add_argument(
         "--genres", type=int, default=5, help="genres asked for, 5 scores each (also caps the ratings judged)"
     )
     p.add_argument("--held-out", type=float, default=0.2, help="share of groups held out for the ceilings")
@@ -309,14 +317,18 @@ def main(argv: list[str] | None = None) -> None:
     settings = {"test_fraction": args.held_out}
     prepare_once(SOURCES, Path(args.work) / "prepared", settings, say)
     loaded = load(config(args))
-    results = [measure(loaded, kind) for kind in KINDS if kind in loaded.gen.card.kinds]
+    per_kind = {"review": args.samples, "product": args.product_samples or args.samples}
+    kinds = [k for k in KINDS if k in loaded.gen.card.kinds and k in args.kinds]
+    results = [measure(loaded, kind, per_kind[kind]) for kind in kinds]
     add_fluency(results, loaded, args)
     rows = table(results)
     print_table(rows)
     out = Path(args.work) / "report" / "table.json"
     out.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=1) + "\n")
-    say(f"\n{args.samples} generations per request; wall time {(time.perf_counter() - started) / 60:.1f} min")
-    review = next(r for r in results if r.kind == "review")
+    say(f"\n{per_kind} generations per request; wall time {(time.perf_counter() - started) / 60:.1f} min")
+    review = next((r for r in results if r.kind == "review"), None)
+    if review is None:
+        return
     scale, rho = best_score_spearman(review)
     say(f"(review score Spearman at guidance {scale}, the best of {', '.join(review.scales)})")
     say(f"RESULT review_score_spearman {num(rho)} target >= {SPEARMAN_TARGET}")

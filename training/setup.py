@@ -145,10 +145,14 @@ def load_pretrained(name: str) -> tuple[Any, Any]:
 
 
 def rendering(config: TrainConfig) -> str:
-    """The header rendering a run trains with: ``--rendering``, else its checkpoint base's, else the default."""
+    """The header rendering a run trains with: ``--rendering``; else a checkpoint base's own; else control
+    codes for a model from scratch (it reads no English: the shortest header serves it best) and
+    ``DEFAULT_RENDERING`` for a pretrained base."""
     if config.rendering:
         return config.rendering
-    if not config.from_scratch and is_checkpoint(config.base):
+    if config.from_scratch:
+        return "tags"
+    if is_checkpoint(config.base):
         return read_card(Path(config.base)).rendering
     return DEFAULT_RENDERING
 

@@ -87,6 +87,14 @@ def test_training_on_a_checkpoint_keeps_its_rendering_unless_told(words_checkpoi
     assert setup.rendering(told) == "tags"
 
 
+def test_a_model_from_scratch_gets_control_codes_and_a_pretrained_base_the_default(sample_data, tmp_path):
+    from linernotes.training.config import DEFAULT_RENDERING
+
+    assert setup.rendering(tiny_config(sample_data, tmp_path / "run")) == "tags"
+    pretrained = tiny_config(sample_data, tmp_path / "run", from_scratch=None, base="gpt2")
+    assert setup.rendering(pretrained) == DEFAULT_RENDERING == "words"
+
+
 def test_an_unknown_rendering_flag_is_refused(sample_data, tmp_path):
     with pytest.raises(ConfigError, match="--rendering must be one of tags, prose, words"):
         tiny_config(sample_data, tmp_path / "run", rendering="haiku")
