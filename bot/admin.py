@@ -17,6 +17,7 @@ from typing import Any
 from linernotes.bot.config import BotConfig
 from linernotes.bot.storage import Database, Scope
 from linernotes.bot.warm import warm_as_configured
+from linernotes.bot.web.privacy import permalink, public_id_of
 from linernotes.common.errors import LinernotesError
 from linernotes.model.card import Card
 from linernotes.model.generator import Generator
@@ -120,3 +121,11 @@ class Admin:
     async def places(self, generation_id: int, scope: Scope) -> list[dict[str, Any]]:
         """Where a generation was posted within ``scope``, first first."""
         return await self.db.deliveries_of(generation_id, scope)
+
+    async def web_link(self, generation_id: int) -> str | None:
+        """A generation's permalink under the website's public base URL, when one is configured and the
+        generation is public; None otherwise."""
+        if not self.config.web_url:
+            return None
+        public = await public_id_of(self.db, generation_id)
+        return permalink(self.config.web_url, public) if public else None

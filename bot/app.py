@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,6 +29,9 @@ from linernotes.bot.views import AnotherButton
 from linernotes.model.card import Card
 from linernotes.model.generator import Generator, Request, Result
 from linernotes.model.worker import GenerationWorker
+
+if TYPE_CHECKING:  # the website (aiohttp's server) loads only when web_port asks for it
+    from linernotes.bot.web.app import Site
 
 log = logging.getLogger(__name__)
 WARM_JOB = "linernotes-warm"
@@ -65,6 +68,7 @@ class LinernotesBot(commands.AutoShardedBot):
         self.admin: Admin | None = None
         self.models: ServerModels | None = None  # each server's own adapters (config.server_models)
         self.scheduler: AsyncIOScheduler | None = None
+        self.site: Site | None = None  # the website, when web_port is set
         self.tree.on_error = self._on_tree_error
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -92,6 +96,10 @@ class LinernotesBot(commands.AutoShardedBot):
         )
         self.add_dynamic_items(AnotherButton)
         await self._install_commands(self.worker.card)
+        # What `linernotes web` serves from when it is given no checkpoint.
+        await self.db.set_meta("serving_model", self.worker.card.model_id)
+        if self.config.web_port is not None and self.site is None:
+            await self._start_site()
         if self.config.warm_interval > 0 and self.scheduler is None:
             self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
             self.scheduler.add_job(
@@ -106,8 +114,24 @@ class LinernotesBot(commands.AutoShardedBot):
             )
             self.scheduler.start()
 
+    async def _start_site(self) -> None:
+        """Serve the website on this event loop, from the model the worker serves (reloads followed)."""
+        from linernotes.bot.config import web_settings
+        from linernotes.bot.web.app import Site
+
+        worker = self.worker
+        assert worker is not None
+        site = Site(self.db, web_settings(self.config), lambda: worker.card)
+        address = await site.start()
+        self.site = site
+        log.info("website on %s%s", address, f" (public address {site.url})" if site.url != address else "")
+
     async def close(self) -> None:
-        """Stop the scheduler, the worker (queued jobs cancelled, the running one finished), the database."""
+        """Stop the website, the scheduler, the worker (queued jobs cancelled, the running one finished),
+        the database."""
+        if self.site is not None:
+            await self.site.stop()
+            self.site = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
@@ -124,6 +148,7 @@ class LinernotesBot(commands.AutoShardedBot):
         if self.models is not None:
             await self.models.reattach()
         await self._install_commands(card)
+        await self.db.set_meta("serving_model", card.model_id)
 
     def _load(self, checkpoint: str) -> Generator:
         return Generator.load(checkpoint, generate_config(self.config))
@@ -201,6 +226,20 @@ class LinernotesBot(commands.AutoShardedBot):
     async def votes(self, generation_id: int) -> tuple[int, int]:
         """(approvals, rejections) of one generation."""
         return await self.db.votes(generation_id)
+
+    @property
+    def site_url(self) -> str | None:
+        """The website's base URL while it is served (its public one when configured), else None."""
+        return self.site.url if self.site is not None else None
+
+    async def web_link(self, generation_id: int) -> str | None:
+        """A generation's permalink on the website, when the site is served and the generation is public."""
+        if self.site is None:
+            return None
+        from linernotes.bot.web.privacy import permalink, public_id_of
+
+        public = await public_id_of(self.db, generation_id)
+        return permalink(self.site.url, public) if public else None
 
     async def server_models(self, guild_id: int) -> list[tuple[ServerModel, bool, str | None]] | None:
         """A server's models as /model list shows them (each with whether it is in use and why a ready one

@@ -123,6 +123,9 @@ def show_command(admin: Admin) -> app_commands.Command:
             text = f"#{id}: {permalink(first['guild_id'], first['channel_id'], first['message_id'])}"
             if len(places) > 1:
                 text += f" (posted {len(places)} times)"
+            link = await admin.web_link(id)
+            if link:
+                text += f"\nOn the web: {link}"
         await interaction.response.send_message(text, ephemeral=True)
 
     show = app_commands.describe(id="the number in the footer of a generation")(show)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from linernotes.bot.web.config import WebConfig
 from linernotes.common.errors import ConfigError
 from linernotes.common.flags import flag
 from linernotes.common.settings import layer, read_toml
@@ -42,6 +43,15 @@ GENERATOR_SETTINGS = ("precision", "device", "backend", "backend_url", "min_char
 def _generator_setting(name: str) -> Any:
     """A bot setting that is one of GenerateConfig's, with its default, help and choices."""
     (source,) = [f for f in fields(GenerateConfig) if f.name == name]
+    return field(default=source.default, metadata=source.metadata)
+
+
+WEB_SETTINGS = ("host", "url", "rate", "burst", "operator_env")  # the bot's ``web_<name>``
+
+
+def _web_setting(name: str) -> Any:
+    """A bot setting ``web_<name>`` that is WebConfig's ``name``, with its default and help."""
+    (source,) = [f for f in fields(WebConfig) if f.name == name]
     return field(default=source.default, metadata=source.metadata)
 
 
@@ -149,6 +159,18 @@ class BotConfig:
         metadata=flag("seconds between one server's /model train uploads (refused ones count)"),
     )
 
+    web_port: int | None = field(
+        default=None,
+        metadata=flag(
+            "serve the website and JSON API beside the bot on this port (unset: no website; 0: any)"
+        ),
+    )
+    web_host: str = _web_setting("host")
+    web_url: str | None = _web_setting("url")
+    web_rate: float = _web_setting("rate")
+    web_burst: int = _web_setting("burst")
+    web_operator_env: str = _web_setting("operator_env")
+
     def __post_init__(self) -> None:
         for name in (
             "per_key",
@@ -180,10 +202,17 @@ class BotConfig:
             )
         if self.sync not in {"auto", "always", "off"} and not self.sync.isdigit():
             raise ConfigError(f"bot setting sync must be auto, always, off or a guild id, got {self.sync!r}")
+        self.web_url = web_settings(self).url  # checked (and its trailing slash dropped) as the site's own
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy (holds no secret)."""
         return asdict(self)
+
+
+def web_settings(config: BotConfig) -> WebConfig:
+    """The website's settings the bot's call for (its ``web_*`` settings and its score buckets)."""
+    names = {name: getattr(config, f"web_{name}") for name in WEB_SETTINGS}
+    return WebConfig(port=config.web_port or 0, score_bucket=config.score_bucket, **names)
 
 
 def generate_config(config: BotConfig) -> GenerateConfig:

@@ -148,4 +148,49 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE generations ADD COLUMN ranked INTEGER NOT NULL DEFAULT 1;
         """,
     ),
+    (
+        7,
+        "the web: public ids, web showings, servers that publish, requests over time, generation costs",
+        # A permalink's id is a random token (96 bits), never the row id: ids in URLs cannot be guessed.
+        # Rows from before get one here (SQLite's randomblob draws from the OS's random source); new
+        # rows get theirs from Python's ``secrets`` (``Database.add``). A showing on the web is a
+        # delivery without a Discord channel or message (``via = 'web'``), so every showing of a
+        # generation, whichever way, is one row and the least-shown rule counts them all. ``shown`` is
+        # that count, kept by triggers in the same statement as the delivery's insert or delete, so
+        # "least shown first" is an index walk instead of a count per cached generation.
+        """
+        ALTER TABLE generations ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
+        UPDATE generations SET shown = (SELECT COUNT(*) FROM deliveries d WHERE d.generation_id = generations.id);
+        CREATE TRIGGER deliveries_count_showing AFTER INSERT ON deliveries BEGIN
+            UPDATE generations SET shown = shown + 1 WHERE id = NEW.generation_id;
+        END;
+        CREATE TRIGGER deliveries_uncount_showing AFTER DELETE ON deliveries BEGIN
+            UPDATE generations SET shown = shown - 1 WHERE id = OLD.generation_id;
+        END;
+        CREATE INDEX generations_least_shown ON generations (model_id, cache_key, shown, id);
+        ALTER TABLE generations ADD COLUMN public_id TEXT;
+        UPDATE generations SET public_id = lower(hex(randomblob(12)));
+        CREATE UNIQUE INDEX generations_by_public_id ON generations (public_id);
+        ALTER TABLE deliveries ADD COLUMN via TEXT NOT NULL DEFAULT 'discord' CHECK (via IN ('discord', 'web'));
+        CREATE TABLE published_servers (     -- servers whose managers made their models' texts public
+            guild_id INTEGER PRIMARY KEY,
+            since REAL NOT NULL
+        );
+        CREATE TABLE request_counts (        -- requests per key and hour, from Discord and the web API
+            hour INTEGER NOT NULL,           -- hours since the epoch (UTC)
+            source TEXT NOT NULL CHECK (source IN ('discord', 'web')),
+            cache_key TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            PRIMARY KEY (hour, source, cache_key)
+        );
+        CREATE TABLE generation_costs (      -- what generating cost, per model id
+            model_id TEXT PRIMARY KEY,
+            texts INTEGER NOT NULL,          -- generations that came out acceptable
+            failed INTEGER NOT NULL,         -- ... and those that did not
+            tokens INTEGER NOT NULL,         -- new tokens decoded
+            seconds REAL NOT NULL,           -- wall-clock seconds of the batches that wrote them
+            updated REAL NOT NULL
+        );
+        """,
+    ),
 ]

@@ -42,6 +42,7 @@ def model_group(models: ServerModels, permission: str) -> app_commands.Group:
     _add_train(group, models, check)  # in this order: the order members see them in
     _add_use_and_list(group, models, check, names)
     _add_delete_and_cancel(group, models, check, names)
+    _add_publish(group, models, check)
     return group
 
 
@@ -123,6 +124,23 @@ def _add_delete_and_cancel(
     @check
     async def cancel(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(await models.cancel(interaction.guild_id or 0))
+
+
+def _add_publish(group: app_commands.Group, models: ServerModels, check: Check) -> None:
+    """``/model publish on|off``: whether this server's models' texts may be shown on the bot's website."""
+
+    @group.command(
+        name="publish", description="Show this server's models' texts on the bot's website, or not"
+    )
+    @app_commands.describe(
+        choice="on: public like the bot's own texts; off (the default): kept to this server"
+    )
+    @app_commands.choices(choice=[app_commands.Choice(name=c, value=c) for c in ("on", "off")])
+    @check
+    async def publish(interaction: discord.Interaction, choice: str) -> None:
+        await interaction.response.send_message(
+            await models.publish(interaction.guild_id or 0, choice == "on")
+        )
 
 
 def _line(model: ServerModel, active: bool, unusable: str | None) -> str:

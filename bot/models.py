@@ -49,6 +49,7 @@ from linernotes.bot.names import NAME_MAX, RESERVED, name_key
 from linernotes.bot.registry import ModelError, ModelRegistry, ServerModel
 from linernotes.bot.trainer import TrainingProcess
 from linernotes.bot.uploads import check_upload, shown, store_upload
+from linernotes.bot.web.privacy import set_published
 from linernotes.common.errors import AdapterError, LinernotesError
 from linernotes.model.adapters import check_adapter
 from linernotes.model.card import Card
@@ -61,6 +62,9 @@ INTERRUPTED = "stopped: the bot restarted before training finished; run /model t
 BOT_SIDE = "an error on the bot's side; the operator has the details"
 PROGRESS_EVERY = 5.0  # seconds between progress edits (Discord rate-limits message edits)
 CHECKPOINT = "checkpoint"  # the adapter checkpoint inside a model's directory
+# What a model's record keeps of its training run (the child's ``done`` event): /model list shows the losses,
+# the operator's view on the web the cost.
+TRAINING_FIGURES = ("steps", "seconds", "val_loss", "base_val_loss", "tokens", "cpu_s", "gpu_s")
 
 
 @dataclass(frozen=True)
@@ -541,7 +545,7 @@ class ServerModels:
         t.done = done
         t.report = {
             **t.report,
-            "training": {k: done.get(k) for k in ("steps", "seconds", "val_loss", "base_val_loss")},
+            "training": {k: done.get(k) for k in TRAINING_FIGURES},
         }
         if not await self._enter(t, SAMPLING) or t.state != SAMPLING:
             return
@@ -589,6 +593,7 @@ class ServerModels:
         sampling = sampling_for(self.config, self.worker.card, "lyrics")
         request = Request("lyrics", {"part": part}, sampling=sampling, model=adapter)
         (result,) = await self.worker.submit([request], INTERACTIVE)
+        await self.registry.db.note_cost([result])
         return [line for line in result.text.splitlines() if line.strip()][:2] if result.ok else []
 
     # --- /model use, list, delete, cancel -----------------------------------------------------
@@ -609,6 +614,18 @@ class ServerModels:
         self._active[guild_id] = model.adapter_name  # with the check: a delete after this clears it
         await self.registry.set_active(guild_id, model.id)
         return f"This server now uses **{model.name}**."
+
+    async def publish(self, guild_id: int, published: bool) -> str:
+        """Opt this server's models' texts into the bot's website (or out again); returns a reply."""
+        await set_published(self.registry.db, guild_id, published)
+        where = f" ({self.config.web_url})" if self.config.web_url else ""
+        if published:
+            return (
+                f"This server's models' texts may now be shown on the bot's website{where}: those warmed or "
+                "posted here, never one continuing someone's own line, and never naming this server or anyone "
+                "in it. /model publish off takes them down."
+            )
+        return "This server's models' texts are no longer shown on the bot's website."
 
     async def listing(self, guild_id: int) -> list[tuple[ServerModel, bool, str | None]]:
         """This server's models (in the state the service holds them in), each with whether it is in use

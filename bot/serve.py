@@ -133,6 +133,7 @@ class RequestHandler:
                 content=f"⏳ Writing it: {position - 1} ahead of you in the queue…"
             )
         (result,) = await future
+        await self.db.note_cost([result])
         if not result.ok:
             raise GenerationError(f"Couldn't write that one ({result.error}). Try again.")
         gen_id = await self.db.add(result, key.key, "request", private=key.private)
@@ -160,6 +161,7 @@ class RequestHandler:
             except Exception as e:  # the interaction already failed; this is bookkeeping only
                 log.info("generation for a failed interaction did not finish: %s", e)
                 return
+            await self.db.note_cost([result])
             if result.ok:
                 await self.db.add(result, key.key, "request")
 

@@ -47,6 +47,7 @@ class Generation:
     text: str
     model_id: str
     ranked: int = 1  # drafts it was chosen from (warm-up with a ranker writes several)
+    public_id: str | None = None  # its permalink's id (a random token; None only for rows never given one)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,19 @@ class Reaction:
     user_hash: str
     vote: int
     present: bool
+
+
+# How often a generation was shown: every delivery counts, in Discord (sent or being sent) or on the web
+# (``generations.shown``, kept by triggers on ``deliveries``: migration 7). The least-shown rule, shared by
+# the bot's ``take`` and the web's (bot/web/store.py): fewest showings first, then the oldest.
+SHOWN = "g.shown"
+LEAST_SHOWN = f"{SHOWN}, g.id"
+HOUR = 3600
+
+
+def public_token() -> str:
+    """A new permalink id: 96 random bits as 24 hex digits (as migration 7 gave older rows)."""
+    return secrets.token_hex(12)
 
 
 def _reason(error: sqlite3.Error) -> str:
@@ -199,6 +213,16 @@ class Database:
         await self._follow_file()
         return list(await self.db.execute_fetchall(sql, params))
 
+    async def write(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+        """Run one writing statement (``... RETURNING``), commit, and return the rows it returned.
+
+        One statement is atomic in SQLite, also against other connections and processes (``linernotes
+        web`` beside the bot): what it reads and what it writes are one step."""
+        await self._follow_file()
+        rows = list(await self.db.execute_fetchall(sql, params))
+        await self.db.commit()
+        return rows
+
     async def migrate(self) -> list[int]:
         """Apply migrations newer than the database; returns the versions applied."""
         await self.execute(
@@ -249,7 +273,7 @@ class Database:
         r = result.request
         return await self.execute(
             "INSERT INTO generations (kind, cache_key, tags, seed_line, text, model_id, sampling, seed, origin, "
-            "created, private, ranked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created, private, ranked, public_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.kind,
                 cache_key,
@@ -263,6 +287,7 @@ class Database:
                 time.time(),
                 int(private or r.seed_line is not None),
                 result.ranked,
+                public_token(),
             ),
         )
 
@@ -282,21 +307,33 @@ class Database:
     ) -> tuple[Generation, int] | None:
         """Reserve the least-shown generation for this key that this channel has not seen.
 
-        Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss.
+        Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss. The
+        choice and the reservation are one statement, so no other taker (another request, the web API in
+        this process or another) can take the same generation between them.
         """
         async with self._lock:
-            rows = await self.fetch(
-                "SELECT g.*, (SELECT COUNT(*) FROM deliveries d WHERE d.generation_id = g.id) AS shown "
-                "FROM generations g WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 "
-                "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ?) "
-                "ORDER BY shown, g.id LIMIT 1",
-                (model_id, cache_key, channel_id),
+            rows = await self.write(
+                "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
+                "SELECT g.id, ?, ?, ?, ?, ? FROM generations g "
+                "WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 AND NOT EXISTS "
+                "(SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ? AND d.via = 'discord') "
+                f"ORDER BY {LEAST_SHOWN} LIMIT 1 RETURNING id, generation_id",
+                (
+                    channel_id,
+                    guild_id,
+                    user_hash,
+                    json.dumps(requested),
+                    time.time(),
+                    model_id,
+                    cache_key,
+                    channel_id,
+                ),
             )
-            if not rows:
-                return None
-            gen = _generation(rows[0])
-            delivery = await self.reserve(gen.id, channel_id, guild_id, user_hash, requested)
-            return gen, delivery
+        if not rows:
+            return None
+        gen = await self.get(rows[0]["generation_id"])
+        assert gen is not None  # generations are deleted only with their deliveries
+        return gen, rows[0]["id"]
 
     async def reserve(
         self,
@@ -355,11 +392,48 @@ class Database:
         return {r[0]: r[1] for r in rows}
 
     async def note_demand(self, cache_key: str) -> None:
-        """Count a request for a key (warm-up keeps popular keys deeper)."""
-        await self.execute(
-            "INSERT INTO demand VALUES (?, 1, ?) ON CONFLICT (cache_key) DO UPDATE SET "
-            "requests = requests + 1, last = excluded.last",
-            (cache_key, time.time()),
+        """Count a request for a key (warm-up keeps popular keys deeper; the operator's view shows it
+        over time)."""
+        now = time.time()
+        await self.execute_all(
+            [
+                (
+                    "INSERT INTO demand VALUES (?, 1, ?) ON CONFLICT (cache_key) DO UPDATE SET "
+                    "requests = requests + 1, last = excluded.last",
+                    (cache_key, now),
+                ),
+                count_requests("discord", cache_key, 1, now),
+            ]
+        )
+
+    async def note_cost(self, results: list[Result]) -> None:
+        """Record what one batch of generation cost, per model: texts, tokens, and the batch's wall-clock
+        time (its slowest result's), shared between the batch's models by their tokens."""
+        if not results:
+            return
+        seconds = max(r.seconds for r in results)
+        tokens = sum(r.tokens for r in results) or 1
+        by_model: dict[str, list[Result]] = {}
+        for r in results:
+            by_model.setdefault(r.model_id, []).append(r)
+        await self.execute_all(
+            [
+                (
+                    "INSERT INTO generation_costs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_id) DO UPDATE SET "
+                    "texts = texts + excluded.texts, failed = failed + excluded.failed, "
+                    "tokens = tokens + excluded.tokens, seconds = seconds + excluded.seconds, "
+                    "updated = excluded.updated",
+                    (
+                        model,
+                        sum(r.ok for r in rs),
+                        sum(not r.ok for r in rs),
+                        sum(r.tokens for r in rs),
+                        seconds * (sum(r.tokens for r in rs) or 1) / tokens,
+                        time.time(),
+                    ),
+                )
+                for model, rs in by_model.items()
+            ]
         )
 
     async def hot_keys(self, limit: int) -> list[str]:
@@ -471,6 +545,15 @@ class Database:
         return [dict(r) | {"tags": json.loads(r["tags"])} for r in rows]
 
 
+def count_requests(source: str, cache_key: str, n: int, when: float) -> tuple[str, tuple]:
+    """The statement that adds ``n`` requests for a key to its hour's count (``source``: discord or web)."""
+    return (
+        "INSERT INTO request_counts VALUES (?, ?, ?, ?) ON CONFLICT (hour, source, cache_key) DO UPDATE SET "
+        "requests = requests + excluded.requests",
+        (int(when // HOUR), source, cache_key, n),
+    )
+
+
 def _generation(row: aiosqlite.Row) -> Generation:
     return Generation(
         row["id"],
@@ -481,6 +564,7 @@ def _generation(row: aiosqlite.Row) -> Generation:
         row["text"],
         row["model_id"],
         row["ranked"],
+        row["public_id"],
     )
 
 

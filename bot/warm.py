@@ -96,6 +96,7 @@ async def warm(
     for start in range(0, len(requests), per_job):
         chunk = requests[start : start + per_job]
         results = await worker.submit([r for _, r in chunk], priority=BACKGROUND)
+        await db.note_cost(results)
         for (key, _), result in zip(chunk, results, strict=True):
             if result.ok:
                 await db.add(result, key.key, "warm")

@@ -36,7 +36,9 @@ ALLOWED = {
 # The exceptions, by name: the bot's own benchmarks measure the bot's internals (its queue, cache and
 # worker under a burst; its server models from upload to answer), as tests/bot do, so they import bot
 # directly. No other script may.
-BENCH_EXTRA = {"bench/serve.py": {"bot"}, "bench/server_models.py": {"bot"}}
+# bench/web.py prepares the database its server (the real `linernotes web`, in another process) serves with
+# the bot's own storage, and reads the showings back from it.
+BENCH_EXTRA = {"bench/serve.py": {"bot"}, "bench/server_models.py": {"bot"}, "bench/web.py": {"bot"}}
 # The names the stages had before they moved under ``linernotes``: importing one by its bare name would load
 # a second copy of the module from a source checkout (and fail once installed).
 BARE = {"data", "model", "training", "bot", "cli"}

@@ -168,7 +168,10 @@ def _generation(by_kind: dict[str, float]) -> dict[str, Any]:
 
 
 # The run's figures a card carries; start_val_loss is, for LoRA, the base's loss the adapter is measured against.
-METRICS = ("best_val_loss", "best_val_ppl", "start_val_loss", "best_step", "steps", "tokens", "status")
+METRICS = (
+    "best_val_loss", "best_val_ppl", "start_val_loss", "best_step", "steps", "tokens", "status",
+    "elapsed_s", "cpu_s", "gpu_s",  # what training cost (the website's operator view shows it)
+)  # fmt: skip
 
 
 def _card(

@@ -259,6 +259,7 @@ class Trainer:
         bar = self._bar()
         status = "complete"
         started, last = time.perf_counter() - p.elapsed, time.perf_counter()
+        cpu_started = time.process_time() - p.cpu
         if self.on_start:
             self.on_start(Plan(self.total, len(self.data.train), len(self.data.val)))
         self.start_val = self._start_val_loss()
@@ -269,7 +270,7 @@ class Trainer:
                 p.tokens += tokens
                 now = time.perf_counter()
                 rate = tokens / max(now - last, 1e-9)
-                last, p.elapsed = now, now - started
+                last, p.elapsed, p.cpu = now, now - started, time.process_time() - cpu_started
                 if self.acc.is_main_process:
                     self.metrics.write(
                         step=p.step,
@@ -424,6 +425,8 @@ class Trainer:
             "total_steps": self.total,
             "tokens": p.tokens,
             "elapsed_s": round(p.elapsed, 1),
+            "cpu_s": round(p.cpu, 1),
+            "gpu_s": self._gpu_seconds(),
             "best_step": p.best_step or p.step,
             "best_val_loss": p.best_val,
             "best_val_ppl": None if p.best_val is None else perplexity(p.best_val),
@@ -448,6 +451,10 @@ class Trainer:
                 self.metrics.read(), self.run / "loss.png", f"{self.config.base_name} on {self.config.data}"
             )
         return summary
+
+    def _gpu_seconds(self) -> float:
+        """GPU seconds the run took: its time, when it trained on a GPU (held throughout), else none."""
+        return round(self.progress.elapsed, 1) if self.acc.device.type == "cuda" else 0.0
 
     def _bar(self):
         if not (self.config.progress and self.acc.is_main_process):

@@ -13,8 +13,9 @@ and reports ``{"event": "prepared", "report": {...}, "summary": text}`` or, endi
   ``val_examples`` 0 means the upload has no validation split: both losses in ``done`` are then null;
 - ``{"event": "step", "step": s, "total": T, "loss": x, "elapsed": sec, "eta": sec}`` after each step;
 - ``{"event": "done", "checkpoint": path, "model_id": id, "base_val_loss": x, "val_loss": y,
-  "steps": n, "seconds": t}`` once the adapter checkpoint is in place under its final name and has
-  passed the check the bot applies to every adapter (``check_output``).
+  "steps": n, "seconds": t, "tokens": n, "cpu_s": t, "gpu_s": t}`` once the adapter checkpoint is in
+  place under its final name and has passed the check the bot applies to every adapter
+  (``check_output``); tokens trained on and the CPU and GPU seconds training took are what it cost.
 
 Stopping: ``sigterm_exits`` makes SIGTERM end the job at once (``SystemExit``); the checkpoint is only
 ever renamed into place complete, and a job stopped before ``done`` removes it, so a stopped job never
@@ -165,6 +166,9 @@ def done_event(checkpoint: Path, model_id: str, summary: dict[str, Any], seconds
         "val_loss": _number(summary.get("best_val_loss")),
         "steps": summary["steps"],
         "seconds": seconds,
+        "tokens": summary.get("tokens"),
+        "cpu_s": summary.get("cpu_s"),
+        "gpu_s": summary.get("gpu_s"),
     }
 
 

@@ -32,6 +32,7 @@ class Progress:
     best_step: int | None = None
     bad_evals: int = 0
     elapsed: float = 0.0
+    cpu: float = 0.0  # CPU seconds of the training process (every thread), across resumes: the run's cost
 
 
 def trainable_state(model: torch.nn.Module, lora: bool) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from linernotes.cli import (
     playground,
     prepare_cmd,
     train_cmd,
+    web_cmd,
 )
 
 MODULES = [
@@ -26,4 +27,5 @@ MODULES = [
     bot_cmd,
     adapter_cmd,
     models_cmd,
+    web_cmd,
 ]

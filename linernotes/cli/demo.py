@@ -137,6 +137,7 @@ def simulated_bot(checkpoint: Path, database: Path, **settings: Any) -> Linernot
         "hot_per_key": 2,
         "warm_limit": WARM_LIMIT,
         "sync": "always",
+        "web_port": 0,  # the website beside the bot, on any free port of 127.0.0.1
     }
     config = load_config(
         None,
@@ -205,11 +206,30 @@ async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
         await members[who].react(results[which].response, emoji)
         say(f"{who} reacted {emoji} to #{gid}")
     say("")
+    await on_the_web(bot, results["reviewalice"])
     await server_model(env, bot, guild, channel)
     await slash(env, members["bob"], channel, "stats", {})
     if interactive:
         await shell(env, members, channel, lines)
     await where_ratings_landed(bot, database)
+
+
+async def on_the_web(bot: LinernotesBot, answer: Any) -> None:
+    """One of the session's answers on the website the bot serves beside it: its permalink, and an API call
+    for the same key (a script's or another bot's way in; it counts as a showing)."""
+    import aiohttp
+
+    gid = generation_id(answer)
+    link = await bot.web_link(gid) if gid is not None else None
+    if bot.site_url is None or link is None:
+        return
+    call = f"{bot.site_url}/api/review?genre=Metal&score=9.0"
+    async with aiohttp.ClientSession() as session, session.get(call) as response:
+        status, body = response.status, await response.json()
+    got = f"{body['id']}: {' '.join(body['text'].split())[:70]}…" if status == 200 else body.get("error")
+    say(f"On the web, while the bot runs (the site and JSON API beside it, {bot.site_url}/):")
+    say(f"  #{gid}'s permalink: {link}")
+    say(f"  curl '{call}'  ->  {status}, {got}\n")
 
 
 async def server_model(env, bot, guild, channel) -> None:
@@ -366,6 +386,10 @@ async def where_ratings_landed(bot, database: Path) -> None:
         f"generations, {counts['rated']} rated, {counts['pairs']} preference pairs."
     )
     say(f"Retrain with them: linernotes train --data {database.parent / 'prepared'} --extra-data {out} ...")
+    say(
+        f"The cache on the web, without the bot: linernotes web --db {database} --checkpoint "
+        f"{database.parent / 'checkpoint'} (then open http://127.0.0.1:8080/)"
+    )
 
 
 def go_live(checkpoint: Path) -> None:

@@ -54,6 +54,9 @@ class PlaygroundArgs:
             "database for the cache and ratings (default: the demo's, .linernotes/demo/bot.sqlite3)"
         ),
     )
+    site_port: int = field(
+        default=0, metadata=flag("port on 127.0.0.1 of the bot's website and JSON API (0: any free port)")
+    )
     warm: int | None = field(
         default=None,
         metadata=flag(
@@ -99,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     """The playground command: serve until Ctrl-C (or "End preview session" in the page)."""
     require_preview()
     check_port(args.port)
+    if args.site_port:
+        check_port(args.site_port)
     if args.warm is not None and args.warm < 0:
         raise ConfigError(f"--warm {args.warm}: must be 0 or more")
     home = demo_home(None)
@@ -115,11 +120,11 @@ def run(args: argparse.Namespace) -> int:
     database.parent.mkdir(parents=True, exist_ok=True)
     quiet_logging()
     warm = args.warm if args.warm is not None else (WARM_LIMIT if built else REUSE_WARM_LIMIT)
-    asyncio.run(serve(checkpoint, database, args.port, warm))
+    asyncio.run(serve(checkpoint, database, args.port, warm, args.site_port))
     return 0
 
 
-async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int) -> None:
+async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int, site_port: int = 0) -> None:
     """Start the bot in SimCord, warm its cache, serve the page; always close the bot on the way out."""
     import simcord
 
@@ -127,7 +132,7 @@ async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int) ->
     with stop_on_signals(stop):
         say(f"Starting the bot on {checkpoint} (database {database})…")
         # --warm 0: none before the page opens (the bot's own setting cannot be 0); /warm still works.
-        bot = simulated_bot(checkpoint, database, warm_limit=warm_limit or WARM_LIMIT)
+        bot = simulated_bot(checkpoint, database, warm_limit=warm_limit or WARM_LIMIT, web_port=site_port)
         try:
             # Generous settle: a page action waits for model work on the worker thread to finish.
             async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
@@ -144,7 +149,7 @@ async def serve(checkpoint: Path, database: Path, port: int, warm_limit: int) ->
 async def show_page(env: Any, channel: Any, members: list[Any], port: int, stop: asyncio.Event) -> None:
     """Serve the channel to the members until stopped or the page ends the session."""
     async with env.preview(channel, viewers=members, layout="channel", port=port) as pv:
-        announce(pv.url)
+        announce(pv.url, env.bot.site_url)
         await unless_stopped(pv.wait_closed(), stop)
 
 
@@ -167,14 +172,16 @@ async def warm(bot: Any) -> None:
     say(f"Warm-up: {stored} new generations stored in {time.time() - started:.0f} s.")
 
 
-def announce(url: str) -> None:
-    """Print the page's address once: it carries the session's secret, so it goes nowhere else."""
+def announce(url: str, site: str | None = None) -> None:
+    """Print the page's address once: it carries the session's secret, so it goes nowhere else. The bot's
+    website (public texts only, no key) is printed on a line of its own that does not start with it."""
+    web = f"The bot's website and JSON API (what it wrote, with permalinks): {site}/\n" if site else ""
     say(
         f"\nPlayground ready: #general on a simulated server, members {' and '.join(MEMBERS)} "
         "(switch with 'Viewing as').\n"
         f"Open this address in a browser on this machine (it holds the session's key; don't share it):\n\n"
         f"    {url}\n\n"
-        "Press Ctrl-C to stop."
+        f"{web}Press Ctrl-C to stop."
     )
 
 

@@ -17,7 +17,7 @@ async def test_setup_and_close(tiny_fp32, tmp_path):
         assert bot.scheduler is not None and bot.scheduler.running
         job = bot.scheduler.get_job("linernotes-warm")
         assert job.max_instances == 1 and job.coalesce
-        assert await bot.db.versions() == [1, 2, 3, 4, 5, 6]
+        assert await bot.db.versions() == [1, 2, 3, 4, 5, 6, 7]
         assert {c.name for c in bot.tree.get_commands()} == {
             "review",
             "product",

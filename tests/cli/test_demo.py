@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -61,6 +62,13 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     assert "alice › /product rating:5" in out and "bob › /product rating:1" in out
     assert "deferred at once" in out  # a miss, acknowledged before it was written
     assert "reacted 👍 to #" in out and "reacted 👎 to #" in out
+    # The site beside the bot: the first review's permalink, and the API call for its key, answered.
+    web = out.split("On the web, while the bot runs")[1].split("\n\n")[0]
+    assert re.search(r"#\d+'s permalink: http://127\.0\.0\.1:\d+/g/[0-9a-f]{24}\n", web), web
+    assert re.search(
+        r"curl 'http://127\.0\.0\.1:\d+/api/review\?genre=Metal&score=9\.0'  ->  200, [0-9a-f]{24}: ", web
+    )
+    assert "linernotes web --db" in out
     assert "linernotes stats" in out and "Ratings: 👍 4 · 👎 1" in out
     # A manager uploads songs; the server's own model trains and then writes its chorus.
     assert "carol › /model train name:Harbor file:harbor_lights.txt" in out

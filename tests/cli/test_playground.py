@@ -209,6 +209,7 @@ def test_review_rate_and_switch_member_in_the_page(chromium, playground, browser
     code, out = pg.stop()
     assert code == 0, out + pg.stderr_tail()
     assert "Stopped." in out and out.count(url) == 1  # the secret address is printed once
+    assert "The bot's website and JSON API (what it wrote, with permalinks): http://127.0.0.1:" in out
     # The ratings are in the database the playground was given, as `linernotes feedback export` sees them.
     exported = tmp_path / "feedback"
     linernotes = Path(sys.executable).parent / "linernotes"

@@ -12,6 +12,7 @@ import pytest
 
 import linernotes.cli
 from linernotes.bot.config import BotConfig
+from linernotes.bot.web.config import WebConfig
 from linernotes.cli import (
     adapter_cmd,
     bot_cmd,
@@ -23,6 +24,7 @@ from linernotes.cli import (
     playground,
     prepare_cmd,
     train_cmd,
+    web_cmd,
 )
 from linernotes.cli.main import build_parser
 from linernotes.common.flags import add_flags, flag, from_args
@@ -68,6 +70,7 @@ FLAG_SOURCES: dict[str, list[tuple[type, frozenset[str]]]] = {
     "adapter": [(adapter_cmd.AdapterArgs, NONE)],
     "models add": [(models_cmd.ModelsAddArgs, NONE)],
     "models list": [(models_cmd.ModelsListArgs, NONE)],
+    "web": [(web_cmd.WebArgs, NONE), (WebConfig, NONE)],
 }
 # argparse's own: -h everywhere, and the top level's -v (how much to log, not a setting of any command).
 PLUMBING = {"": {"help", "verbose"}}

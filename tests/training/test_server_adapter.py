@@ -56,6 +56,7 @@ def test_job_reports_start_steps_and_done_in_order(job, tiny_checkpoint):
     assert all(e["total"] == 4 and e["loss"] > 0 and e["elapsed"] >= 0 for e in events[1:-1])
     assert events[-2]["eta"] == 0.0
     assert events[-1] == done and done["steps"] == 4 and done["seconds"] > 0
+    assert done["tokens"] > 0 and done["cpu_s"] > 0 and done["gpu_s"] == 0.0  # its cost, for the operator
     assert Path(done["checkpoint"]) == job["work"] / "checkpoint"
     assert done["base_val_loss"] > 0 and done["val_loss"] > 0
     json.dumps(events, allow_nan=False)  # every event is plain JSON
