@@ -80,16 +80,18 @@ class Card:
                         f"score {value:g} is outside the range this model was trained on ({lo:g}-{hi:g})"
                     )
             elif name in CATEGORICAL:
-                tags[name] = self._known_value(kind, name, str(value))
+                tags[name] = self.known_value(kind, name, str(value))
         return tags
 
-    def _known_value(self, kind: str, name: str, value: str) -> str:
+    def known_value(self, kind: str, name: str, value: str) -> str:
+        """``value`` of a categorical tag in this model's spelling (matched case-insensitively), or a
+        ``TagError`` listing what it knows (the value shortened: it may be anything a user typed)."""
         known = self.values(kind, name)
         by_fold = {k.casefold(): k for k in known}
         if value.casefold() in by_fold:
             return by_fold[value.casefold()]
         shown = ", ".join(known[:25]) + (f", ... ({len(known)} in all)" if len(known) > 25 else "")
-        raise TagError(f"{name} {value!r} is not one this model knows; it knows: {shown}")
+        raise TagError(f"{name} {value[:40]!r} is not one this model knows; it knows: {shown or 'none'}")
 
     def to_json(self) -> str:
         """Serialized card."""

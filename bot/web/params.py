@@ -13,7 +13,7 @@ from typing import Any
 
 from linernotes.bot.cache import Key, bucket, parse_key
 from linernotes.bot.web.errors import BadRequest
-from linernotes.common.errors import FormatError
+from linernotes.common.errors import FormatError, TagError
 from linernotes.data.format import KINDS, normalize_part
 from linernotes.model.card import Card
 
@@ -122,9 +122,7 @@ def _known(card: Card | None, kind: str, name: str, value: str) -> str:
     """``value`` in the model's spelling when the serving model's card lists the tag's values."""
     if card is None or kind not in card.tags:
         return value
-    known = card.values(kind, name)
-    by_fold = {k.casefold(): k for k in known}
-    if value.casefold() in by_fold:
-        return by_fold[value.casefold()]
-    listed = ", ".join(known[:25]) + (f", ... ({len(known)} in all)" if len(known) > 25 else "")
-    raise BadRequest(f"{name} {value[:40]!r} is not one this model knows; it knows: {listed or 'none'}")
+    try:
+        return card.known_value(kind, name, value)
+    except TagError as e:
+        raise BadRequest(str(e)) from None

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from scipy.stats import binomtest
 
-from linernotes.data.format import Record, escape_body, header
+from linernotes.data.format import Record, escape_body, header, normalize_tags
 from linernotes.training.eval.stats import NAN, wilson
 from linernotes.training.packing import encode, segments
 
@@ -159,7 +159,12 @@ def tag_id(
         body = tokenizer(escape_body(case.record.text), add_special_tokens=False)["input_ids"][:max_tokens]
         for value in case.candidates:
             head = tokenizer(
-                header(case.record.kind, case.record.tags | {case.tag: value}, rendering),
+                # Candidates are read as text ("5"); a rendering may need the typed value (5 stars).
+                header(
+                    case.record.kind,
+                    normalize_tags(case.record.kind, case.record.tags | {case.tag: value}),
+                    rendering,
+                ),
                 add_special_tokens=False,
             )["input_ids"]
             seqs.append((head + body, len(head)))
