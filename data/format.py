@@ -137,12 +137,13 @@ def normalize_tags(kind: str, tags: Mapping[str, Any]) -> dict[str, Any]:
             if spec.required:
                 raise FormatError(f"{kind}: tag {spec.name!r} is required")
             continue
-        out[spec.name] = _convert(kind, spec, value)
+        out[spec.name] = convert_value(spec, value, f"{kind}: tag {spec.name!r}")
     return out
 
 
-def _convert(kind: str, spec: TagSpec, value: Any) -> Any:
-    where = f"{kind}: tag {spec.name!r}"
+def convert_value(spec: TagSpec, value: Any, where: str) -> Any:
+    """``value`` as ``spec``'s type (a part normalized, a score to one decimal), or a ``FormatError`` that
+    names it as ``where`` says (``"review: tag 'score'"``; a web parameter is just ``"score"``)."""
     if spec.type is str:
         if not isinstance(value, str) or not value.strip():
             raise FormatError(f"{where} must be non-empty text, got {value!r}")

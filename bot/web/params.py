@@ -6,7 +6,6 @@ Every refusal is a ``BadRequest`` saying which parameter is wrong and what it ma
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from linernotes.bot.cache import Key, bucket, parse_key
 from linernotes.bot.web.errors import BadRequest
 from linernotes.common.errors import FormatError, TagError
-from linernotes.data.format import KINDS, normalize_part
+from linernotes.data.format import KINDS, convert_value
 from linernotes.model.card import Card
 
 # The tags a visitor may ask by, per kind: those the cache is keyed by (free text such as a headline never is).
@@ -89,33 +88,19 @@ def _value(kind: str, name: str, raw: str, step: float, card: Card | None) -> An
     if len(raw) > MAX_VALUE:
         raise BadRequest(f"{name} is {len(raw)} characters long; at most {MAX_VALUE}")
     (spec,) = [s for s in KINDS[kind] if s.name == name]
-    if spec.type is str:
-        value = _part(raw) if name == "part" else raw
-        return _known(card, kind, name, value)
     try:
-        number = float(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a number, got {raw[:40]!r}") from None
-    if not math.isfinite(number) or not spec.lo <= number <= spec.hi:  # type: ignore[operator]
-        raise BadRequest(f"{name} must be between {spec.lo:g} and {spec.hi:g}, got {raw[:40]!r}")
-    if spec.type is int:
-        if number != int(number):
-            raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}")
-        return int(number)
-    if card is not None and kind in card.tags:
-        lo, hi = card.score_range()
-        if not lo <= number <= hi:
-            raise BadRequest(
-                f"{name} {number:g} is outside the range this model was trained on ({lo:g}-{hi:g})"
-            )
-    return bucket(number, step)
-
-
-def _part(raw: str) -> str:
-    try:
-        return normalize_part(raw)
+        value = convert_value(spec, raw, name)  # the bot's own conversion: a part normalized, a score to 0.1
     except FormatError as e:
         raise BadRequest(str(e)) from None
+    if spec.type is str:
+        return _known(card, kind, name, value)
+    if spec.type is float and card is not None and kind in card.tags:
+        lo, hi = card.score_range()
+        if not lo <= value <= hi:
+            raise BadRequest(
+                f"{name} {value:g} is outside the range this model was trained on ({lo:g}-{hi:g})"
+            )
+    return bucket(value, step) if spec.type is float else value
 
 
 def _known(card: Card | None, kind: str, name: str, value: str) -> str:
