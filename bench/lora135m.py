@@ -40,7 +40,7 @@ from train_throughput import (
     Collate,
     Count,
     Gate,
-    block_count,
+    gated_ours,
     gated_trainer,
     length_grouped,
     run_interleaved,
@@ -107,33 +107,7 @@ def with_autocast(trainer, autocast: str | None) -> None:
 
 def run_ours(config, gate: Gate, autocast: str | None) -> tuple[dict, Callable]:
     """Our trainer on ``config``, parked between steps; reports useful tokens per step."""
-    from linernotes.training.loop import Trainer
-
-    counts: list[Count] = []
-
-    def on_step(progress, loss: float) -> None:
-        gate.report(Count(*(sum(getattr(c, f) for c in counts) for f in ("useful", "real", "positions"))))
-        counts.clear()
-        gate.wait()  # also after the last step: the run's wind-down must not overlap another side's step
-
-    trainer = Trainer(config, on_step=on_step)
-    trainer.val_blocks = []  # throughput only: no validation (and no step-0 validation pass)
-    with_autocast(trainer, autocast)
-    forward = trainer._forward
-
-    def counted(blocks: list):
-        counts.append(block_count(blocks, config.block_size))
-        return forward(blocks)
-
-    trainer._forward = counted
-    trainer._save_state = lambda: None
-    trainer._finish = lambda status: {}
-    info = {
-        "examples": len(trainer.data.train),
-        "truncated": 0,
-        "batch": f"{config.batch_size}x{config.block_size}",
-    }
-    return info, lambda: (gate.wait(), trainer.train())
+    return gated_ours(config, gate, lambda trainer: with_autocast(trainer, autocast))
 
 
 def run_hf(config, gate: Gate) -> tuple[dict, Callable]:

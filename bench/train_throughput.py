@@ -204,17 +204,12 @@ def block_count(blocks: list, block_size: int = BLOCK) -> Count:
 
 def run_ours(data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tuple[dict, Callable]:
     """Our trainer as `linernotes train` runs it, with the bench's model and tokenizer."""
-    import linernotes.training.loop as loop
     import linernotes.training.setup as setup
     from linernotes.training.config import TrainConfig
-    from linernotes.training.loop import Trainer
 
     tok, _ = encoded(data, tmp)
     # Same model and tokenizer as the other sides: bypass building a fresh small model.
     setup.build = lambda config, texts: (model(len(tok), n_layer), tok)
-    # An empty validation split (the long corpus has none) makes the tokenizer fail on an empty list.
-    encode = loop.encode
-    loop.encode = lambda tokenizer, records: encode(tokenizer, records) if records else []
     config = TrainConfig(
         data=str(data),
         out=str(tmp / "ours"),
@@ -227,6 +222,14 @@ def run_ours(data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tup
         progress=False,
         precision="fp32",
     )
+    return gated_ours(config, gate)
+
+
+def gated_ours(config, gate: Gate, tune: Callable[[Any], None] | None = None) -> tuple[dict, Callable]:
+    """Our trainer on ``config``, parked by ``gate`` between steps, each step reporting its tokens;
+    ``tune(trainer)`` adjusts it first (bench/lora135m.py's autocast)."""
+    from linernotes.training.loop import Trainer
+
     counts: list[Count] = []
 
     def on_step(progress, loss: float) -> None:
@@ -235,18 +238,21 @@ def run_ours(data: Path, tmp: Path, steps: int, n_layer: int, gate: Gate) -> tup
         gate.wait()  # also after the last step: the run's wind-down must not overlap another side's step
 
     trainer = Trainer(config, on_step=on_step)
-    trainer.val_blocks = []  # throughput only
+    trainer.val_blocks = []  # throughput only: no validation (and no step-0 validation pass)
+    if tune:
+        tune(trainer)
     forward = trainer._forward
 
     def counted(blocks: list):
-        counts.append(block_count(blocks))
+        counts.append(block_count(blocks, config.block_size))
         return forward(blocks)
 
     trainer._forward = counted  # the loop reports tokens with headers; count useful ones per micro-batch
-    # Throughput only: skip the 1.5 GB training state and weights the run would write after its last step.
+    # Throughput only: skip the training state and weights the run would write after its last step.
     trainer._save_state = lambda: None
     trainer._finish = lambda status: {}
-    info = {"examples": len(trainer.data.train), "truncated": 0, "batch": f"{BATCH}x{BLOCK}"}
+    batch = f"{config.batch_size}x{config.block_size}"
+    info = {"examples": len(trainer.data.train), "truncated": 0, "batch": batch}
     return info, lambda: (gate.wait(), trainer.train())
 
 
