@@ -44,6 +44,16 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def print_aligned(rows: list[list[str]] | list[tuple[str, ...]]) -> None:
+    """A table as aligned text: the first row is the header, underlined."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    say("")
+    for i, row in enumerate(rows):
+        say(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            say("-+-".join("-" * w for w in widths))
+
+
 def pct(x: float | None, digits: int = 1) -> str:
     """A share as a percentage ("n/a" for None or NaN)."""
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.{digits}f}%"

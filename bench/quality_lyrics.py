@@ -48,7 +48,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from quality_common import FLUENCY_BASE, SHARED, add_eval_flags, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
+from quality_common import (  # noqa: E402
+    FLUENCY_BASE,
+    SHARED,
+    add_eval_flags,
+    fluency_scorer,
+    pct,
+    print_aligned,
+    say,
+    use_repo_bases,
+)
 
 from linernotes.data.splits import read_split  # noqa: E402
 from linernotes.model.card import read_card  # noqa: E402
@@ -397,12 +406,7 @@ def print_table(results: list[Measured], real_ppl: float) -> None:
         table.append(
             (name, *[cell(r) for r in results], ref, target, judged(pretrained) if pretrained else "")
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    say("")
-    for i, row in enumerate(table):
-        say(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            say("-+-".join("-" * w for w in widths))
+    print_aligned(table)
     say(
         "Adherence, leaks, stops, copying, distinct-2 and fluency at each side's chosen scale; "
         f"{results[0].report.generation.samples.per_condition} generations per condition."

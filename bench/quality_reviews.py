@@ -47,7 +47,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from quality_common import FLUENCY_BASE, SHARED, add_eval_flags, fluency_scorer, pct, say, use_repo_bases  # noqa: E402
+from quality_common import (  # noqa: E402
+    FLUENCY_BASE,
+    SHARED,
+    add_eval_flags,
+    fluency_scorer,
+    pct,
+    print_aligned,
+    say,
+    use_repo_bases,
+)
 
 from linernotes.training.eval.adherence import LabelAdherence, Regression, ScoreAdherence  # noqa: E402
 from linernotes.training.eval.config import EvalConfig  # noqa: E402
@@ -255,12 +264,7 @@ def table(results: list[KindResult]) -> list[list[str]]:
 
 def print_table(rows: list[list[str]]) -> None:
     """The table, as aligned text and as Markdown (for docs/quality.md)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    say("")
-    for i, row in enumerate(rows):
-        say(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            say("-+-".join("-" * w for w in widths))
+    print_aligned(rows)
     say("\nMarkdown:\n")
     for i, row in enumerate(rows):
         say("| " + " | ".join(row) + " |")
