@@ -190,13 +190,14 @@ class Generator:
 
     def generate_prepared(self, prepared: list[Request]) -> list[Result]:
         """``generate`` for requests already through ``prepare`` (a batch gathered from several callers)."""
-        drafts = [c for r in prepared for c in self._candidates(r)]
+        groups = [self._candidates(r) for r in prepared]
+        drafts = [c for group in groups for c in group]
         results: list[Result] = []
         for start in range(0, len(drafts), self.config.max_batch):
             results.extend(self._generate_batch(drafts[start : start + self.config.max_batch]))
         chosen, at = [], 0
-        for r in prepared:
-            n = len(self._candidates(r))
+        for group in groups:
+            n = len(group)
             chosen.append(self._best(results[at : at + n]) if n > 1 else results[at])
             at += n
         return chosen
