@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from linernotes.bot.engines import is_postgres, shown_as
 from linernotes.bot.web.config import WebConfig
 from linernotes.common.errors import ConfigError
 from linernotes.common.flags import flag
@@ -62,7 +63,14 @@ class BotConfig:
     checkpoint: str = field(
         metadata=flag("checkpoint directory (or LINERNOTES_CHECKPOINT)", positional=True, metavar="CKPT")
     )
-    database: str = field(default="linernotes.sqlite3", metadata=flag("SQLite database", name="--db"))
+    database: str = field(
+        default="linernotes.sqlite3",
+        metadata=flag(
+            "the store: a SQLite file, or postgresql://USER@HOST/DB shared by several bot processes "
+            "(a password from PGPASSWORD or ~/.pgpass, never in the URL's logs)",
+            name="--db",
+        ),
+    )
     per_key: int = field(default=3, metadata=flag("target depth of unserved generations per cache key"))
     hot_per_key: int = field(default=8, metadata=flag("the depth for the keys people ask for most"))
     hot_keys: int = field(default=10, metadata=flag("how many of the most asked-for keys get that depth"))
@@ -202,11 +210,16 @@ class BotConfig:
             )
         if self.sync not in {"auto", "always", "off"} and not self.sync.isdigit():
             raise ConfigError(f"bot setting sync must be auto, always, off or a guild id, got {self.sync!r}")
+        if is_postgres(self.database) and self.server_models and not self.models_dir:
+            raise ConfigError(
+                "with a PostgreSQL store, set models_dir (--models-dir) to a directory every bot process "
+                "sees (a shared volume): one process trains a server's model and all of them serve it"
+            )
         self.web_url = web_settings(self).url  # checked (and its trailing slash dropped) as the site's own
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready copy (holds no secret)."""
-        return asdict(self)
+        """JSON-ready copy (holds no secret: a store URL's password is masked)."""
+        return asdict(self) | {"database": shown_as(self.database)}
 
 
 def web_settings(config: BotConfig) -> WebConfig:

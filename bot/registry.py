@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
+from linernotes.bot.engines import Conflict, Row
 from linernotes.bot.model_states import FAILED, JOB, READY
 from linernotes.bot.names import free_name, name_key
 from linernotes.bot.storage import Database
@@ -59,7 +57,7 @@ class ServerModel:
         return f"server-{self.id}"
 
 
-def _model(row: aiosqlite.Row) -> ServerModel:
+def _model(row: Row) -> ServerModel:
     fields = {k: v for k, v in dict(row).items() if k != "name_key"}  # the registry's own lookup column
     return ServerModel(**{**fields, "report": json.loads(row["report"])})
 
@@ -95,12 +93,12 @@ class ModelRegistry:
             await self.forget(old)
         row = (guild_id, name, key, status, base_model_id, adapter_id, path, upload, json.dumps(report))
         try:
-            model_id = await self.db.execute(
+            model_id = await self.db.insert(
                 "INSERT INTO server_models (guild_id, name, name_key, status, base_model_id, model_id, path, "
                 "upload, report, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, now, now),
             )
-        except sqlite3.IntegrityError:
+        except Conflict:
             await self.check_free(guild_id, name)  # says which model holds the name
             raise
         found = await self.by_id(model_id)

@@ -1,9 +1,9 @@
-"""The bot's SQLite database (aiosqlite, one file, WAL): the generation cache, deliveries, ratings.
+"""The bot's store: the generation cache, deliveries, ratings, on SQLite (one file, the embedded default)
+or PostgreSQL (several bot processes on one store; see ``bot.engines``).
 
 User ids are never stored: a salted hash (the salt is random per database) identifies a voter.
-Multi-statement operations hold one lock, so two requests never take the same cached generation.
-The file is watched: one deleted while the bot runs is written back from the open connection, one
-replaced is switched to; reactions that cannot be written are kept in memory and retried.
+Taking a cached generation is one statement, so two requests never take the same one, also from two
+processes. Reactions that cannot be written are kept in memory and retried.
 """
 
 from __future__ import annotations
@@ -12,27 +12,21 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import secrets
-import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from linernotes.bot.migrations import MIGRATIONS
-from linernotes.common.errors import InputError, LinernotesError
+from linernotes.bot.engines import Engine, Row, StorageError, Unavailable, engine_for, is_postgres
+from linernotes.bot.migrations import migrations
+from linernotes.common.errors import InputError
 from linernotes.model.generator import Result
 
 log = logging.getLogger(__name__)
-
-
-class StorageError(LinernotesError):
-    """The database file cannot be used (not SQLite, not writable, unreadable)."""
+__all__ = ["Database", "StorageError", "Unavailable"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +75,9 @@ class Reaction:
 SHOWN = "g.shown"
 LEAST_SHOWN = f"{SHOWN}, g.id"
 HOUR = 3600
+EVERYWHERE = ("1 = 1", ())  # a condition that holds for every row
+UP = "COUNT(*) FILTER (WHERE r.vote = 1)"  # approvals among ``ratings r``
+DOWN = "COUNT(*) FILTER (WHERE r.vote = -1)"
 
 
 def public_token() -> str:
@@ -88,157 +85,91 @@ def public_token() -> str:
     return secrets.token_hex(12)
 
 
-def _reason(error: sqlite3.Error) -> str:
-    """What a SQLite error means for the operator."""
-    text = str(error)
-    if "not a database" in text:
-        return f"not a SQLite database ({text})"
-    if "readonly" in text or "read-only" in text:
-        return f"cannot write to it ({text}); the bot stores its cache and ratings there"
-    return text
+def lock_key(*parts: object) -> int:
+    """A 63-bit number standing for ``parts``: the key of a lock across processes (``Transaction.lock``)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 class Database:
-    """Async access to the bot's database."""
+    """Async access to the bot's store (``target``: a SQLite file's path, or a ``postgresql://`` URL)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-        self._file_lock = asyncio.Lock()
-        self._file_id: tuple[int, int] | None = None  # (device, inode) of the file opened
+    def __init__(self, target: str | Path) -> None:
+        self.engine: Engine = engine_for(target)
+        self.path = self.engine.label  # what messages name: a file, or the URL without its password
         self._salt = ""
         self.unsaved: list[Reaction] = []
+        self._flushing = asyncio.Lock()
+        if hasattr(self.engine, "reopened"):
+            self.engine.reopened = self._prepare  # a SQLite file replaced under us is migrated
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes (on other machines) may use this store at the same time."""
+        return self.engine.dialect == "postgresql"
 
     async def open(self) -> None:
-        """Open, switch to WAL, apply pending migrations, and prove the file is writable (idempotent).
+        """Connect, apply pending migrations, and prove the store writable (idempotent).
 
         Any failure closes the connection again (its thread would otherwise keep the process alive)
-        and raises a ``StorageError`` naming the file.
-        """
-        if self._db is not None:
-            return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        and raises a ``StorageError`` naming the store."""
+        await self.engine.open()
         try:
-            self._db = await aiosqlite.connect(self.path)
-            self._db.row_factory = aiosqlite.Row
-            await self._db.execute_fetchall("PRAGMA journal_mode=WAL")
-            # WAL's recommended level: commits survive a killed process (not a power cut) without an fsync
-            # each, which a burst of requests would otherwise queue behind.
-            await self._db.execute_fetchall("PRAGMA synchronous=NORMAL")
-            await self._db.execute_fetchall("PRAGMA foreign_keys=ON")
-            await self.migrate()
-            self._salt = await self._meta("user_salt") or await self._set_meta(
-                "user_salt", secrets.token_hex(16)
-            )
-            # A read-only file opens and reads fine; only a write tells, and every request writes.
-            await self._set_meta("opened", str(time.time()))
-        except sqlite3.Error as e:
-            await self.close()
-            raise StorageError(f"{self.path}: {_reason(e)}") from None
-        self._file_id = self._stat()
+            await self._prepare()
+        except BaseException as e:
+            await self.engine.close()
+            if isinstance(e, Unavailable):
+                raise StorageError(str(e)) from None
+            raise
+
+    async def _prepare(self) -> None:
+        await self.migrate()
+        self._salt = await self._meta("user_salt") or await self._first_meta(
+            "user_salt", secrets.token_hex(16)
+        )
+        # A read-only file opens and reads fine; only a write tells, and every request writes.
+        await self._set_meta("opened", str(time.time()))
 
     async def close(self) -> None:
         """Close the connection (trying reactions still unsaved one last time)."""
-        if self._db is None:
-            return
         if self.unsaved:
             await self.flush_reactions()
             if self.unsaved:
                 log.error("%d rating reactions could not be saved to %s", len(self.unsaved), self.path)
-        try:
-            await self._db.close()
-        finally:
-            self._db = None
+        await self.engine.close()
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("database is not open")
-        return self._db
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement on its own (committed at once)."""
+        await self.engine.fetch(sql, params)
 
-    # --- the file under the connection --------------------------------------------------------
-
-    def _stat(self) -> tuple[int, int] | None:
-        """(device, inode) of the file at our path now; None when there is none."""
-        if self.path == ":memory:":
-            return None
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return st.st_dev, st.st_ino
-
-    async def _follow_file(self) -> None:
-        """Notice the file being deleted or replaced under the open connection, and recover."""
-        if self._file_id is None or self._stat() == self._file_id:
-            return
-        async with self._file_lock:
-            now = self._stat()
-            if now == self._file_id or self._db is None:
-                return  # another caller recovered meanwhile
-            # Everything into the old file, and its write-ahead log emptied: a log left beside a new file
-            # under the same name would be replayed into it.
-            await self.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-            if now is None:
-                log.error("%s was deleted while the bot was running: writing the open copy back", self.path)
-                await self._write_back()
-            else:
-                log.warning("%s was replaced while the bot was running: switching to the new file", self.path)
-            old, self._db, self._file_id = self._db, None, None
-            await old.close()
-            await self.open()
-
-    async def _write_back(self) -> None:
-        """Copy the open (deleted) database to a new file at our path."""
-        restore = f"{self.path}.restore-{os.getpid()}"
-        target = await aiosqlite.connect(restore)
-        try:
-            await self.db.backup(target)
-        finally:
-            await target.close()
-        os.replace(restore, self.path)
-
-    async def execute(self, sql: str, params: tuple = ()) -> int:
-        """Run one statement, close its cursor, commit; returns the last inserted row id."""
-        await self._follow_file()
-        async with self.db.execute(sql, params) as cur:
-            rowid = cur.lastrowid
-        await self.db.commit()
-        return int(rowid or 0)
-
-    async def fetch(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one query and return its rows."""
-        await self._follow_file()
-        return list(await self.db.execute_fetchall(sql, params))
+        return await self.engine.fetch(sql, params)
 
-    async def write(self, sql: str, params: tuple = ()) -> list[aiosqlite.Row]:
-        """Run one writing statement (``... RETURNING``), commit, and return the rows it returned.
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one writing statement (``... RETURNING``) on its own and return the rows it returned.
 
-        One statement is atomic in SQLite, also against other connections and processes (``linernotes
-        web`` beside the bot): what it reads and what it writes are one step."""
-        await self._follow_file()
-        rows = list(await self.db.execute_fetchall(sql, params))
-        await self.db.commit()
-        return rows
+        One statement is atomic: what it reads and what it writes are one step (also against other
+        processes, where the statement says how: see ``take``)."""
+        return await self.engine.fetch(sql, params)
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one ``INSERT`` and return the new row's id."""
+        rows = await self.engine.fetch(f"{sql} RETURNING id", params)
+        return int(rows[0][0])
+
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run several statements as one transaction: all of them, or none."""
+        await self.engine.run(statements)
 
     async def migrate(self) -> list[int]:
         """Apply migrations newer than the database; returns the versions applied."""
-        await self.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied REAL)"
-        )
-        done = {r[0] for r in await self.fetch("SELECT version FROM schema_migrations")}
+        await self.engine.start_migrations()
+        done = set(await self.versions())
         applied = []
-        for version, name, sql in MIGRATIONS:
-            if version in done:
-                continue
-            quoted = name.replace("'", "''")  # executescript takes no parameters
-            await self.db.executescript(
-                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, "
-                f"'{quoted}', {time.time()});\nCOMMIT;"
-            )
-            applied.append(version)
+        for version, name, sql in migrations(self.engine.dialect):
+            if version not in done and await self.engine.apply(version, name, sql):
+                applied.append(version)
         return applied
 
     async def versions(self) -> list[int]:
@@ -250,8 +181,18 @@ class Database:
         return rows[0][0] if rows else None
 
     async def _set_meta(self, key: str, value: str) -> str:
-        await self.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        await self.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
         return value
+
+    async def _first_meta(self, key: str, value: str) -> str:
+        """Store ``value`` unless another process stored one first; returns the one stored."""
+        await self.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+        found = await self._meta(key)
+        assert found is not None
+        return found
 
     async def get_meta(self, key: str) -> str | None:
         """A stored setting (e.g. the hash of the last synced command set)."""
@@ -271,7 +212,7 @@ class Database:
         """Store a finished generation; returns its id. A private one (seeded, or asked for with the
         user's own words) is never served from the cache."""
         r = result.request
-        return await self.execute(
+        return await self.insert(
             "INSERT INTO generations (kind, cache_key, tags, seed_line, text, model_id, sampling, seed, origin, "
             "created, private, ranked, public_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -309,24 +250,28 @@ class Database:
 
         Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss. The
         choice and the reservation are one statement, so no other taker (another request, the web API in
-        this process or another) can take the same generation between them.
-        """
-        async with self._lock:
-            rows = await self.write(
-                "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
-                "SELECT g.id, ?, ?, ?, ?, ? FROM generations g "
+        this process or another) can take the same generation between them. On PostgreSQL, where
+        statements run side by side: the channel's lock makes takes for one channel wait for each other
+        (each then sees what the one before took), and a generation another request is taking right now
+        is skipped, not waited for (``FOR UPDATE SKIP LOCKED``)."""
+        async with self.engine.transaction() as tx:
+            await tx.lock(lock_key("take", channel_id))
+            rows = await tx.fetch(
+                "WITH pick AS (SELECT g.id FROM generations g "
                 "WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 AND NOT EXISTS "
                 "(SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ? AND d.via = 'discord') "
-                f"ORDER BY {LEAST_SHOWN} LIMIT 1 RETURNING id, generation_id",
+                f"ORDER BY {LEAST_SHOWN} LIMIT 1{self.engine.skip_locked}) "
+                "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
+                "SELECT pick.id, ?, ?, ?, ?, ? FROM pick RETURNING id, generation_id",
                 (
+                    model_id,
+                    cache_key,
+                    channel_id,
                     channel_id,
                     guild_id,
                     user_hash,
                     json.dumps(requested),
                     time.time(),
-                    model_id,
-                    cache_key,
-                    channel_id,
                 ),
             )
         if not rows:
@@ -344,7 +289,7 @@ class Database:
         requested: dict[str, Any],
     ) -> int:
         """Record a delivery about to be sent; its message id is filled in by ``delivered``."""
-        return await self.execute(
+        return await self.insert(
             "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (generation_id, channel_id, guild_id, user_hash, json.dumps(requested), time.time()),
@@ -352,14 +297,17 @@ class Database:
 
     async def delivered(self, delivery_id: int, message_id: int) -> None:
         """Attach the sent message to its delivery."""
-        async with self._lock:
-            # Discord never reuses a message id, but a simulated Discord (the demo, tests) starts its ids
-            # over each session while the database persists: an older row with this id is from another world.
-            await self.execute(
-                "UPDATE deliveries SET message_id = NULL WHERE message_id = ? AND id != ?",
-                (message_id, delivery_id),
-            )
-            await self.execute("UPDATE deliveries SET message_id = ? WHERE id = ?", (message_id, delivery_id))
+        # Discord never reuses a message id, but a simulated Discord (the demo, tests) starts its ids over
+        # each session while the database persists: an older row with this id is from another world.
+        await self.execute_all(
+            [
+                (
+                    "UPDATE deliveries SET message_id = NULL WHERE message_id = ? AND id != ?",
+                    (message_id, delivery_id),
+                ),
+                ("UPDATE deliveries SET message_id = ? WHERE id = ?", (message_id, delivery_id)),
+            ]
+        )
 
     async def undeliver(self, delivery_id: int) -> None:
         """Forget a delivery whose message could not be sent (the generation stays available)."""
@@ -372,7 +320,7 @@ class Database:
 
     async def deliveries_of(self, generation_id: int, scope: Scope | None = None) -> list[dict[str, Any]]:
         """Where a generation was shown: everywhere (for the operator), or only within ``scope``."""
-        where, params = scope.where() if scope else ("1", ())
+        where, params = scope.where() if scope else EVERYWHERE
         rows = await self.fetch(
             "SELECT message_id, channel_id, guild_id, delivered FROM deliveries d "
             f"WHERE generation_id = ? AND message_id IS NOT NULL AND {where} ORDER BY delivered",
@@ -399,7 +347,7 @@ class Database:
             [
                 (
                     "INSERT INTO demand VALUES (?, 1, ?) ON CONFLICT (cache_key) DO UPDATE SET "
-                    "requests = requests + 1, last = excluded.last",
+                    "requests = demand.requests + 1, last = excluded.last",
                     (cache_key, now),
                 ),
                 count_requests("discord", cache_key, 1, now),
@@ -420,8 +368,9 @@ class Database:
             [
                 (
                     "INSERT INTO generation_costs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_id) DO UPDATE SET "
-                    "texts = texts + excluded.texts, failed = failed + excluded.failed, "
-                    "tokens = tokens + excluded.tokens, seconds = seconds + excluded.seconds, "
+                    "texts = generation_costs.texts + excluded.texts, failed = generation_costs.failed + excluded.failed, "
+                    "tokens = generation_costs.tokens + excluded.tokens, "
+                    "seconds = generation_costs.seconds + excluded.seconds, "
                     "updated = excluded.updated",
                     (
                         model,
@@ -457,13 +406,14 @@ class Database:
 
     async def flush_reactions(self) -> bool:
         """Write the reactions waiting in memory, oldest first; True when none is left."""
-        while self.unsaved:
-            try:
-                await self._apply(self.unsaved[0])
-            except sqlite3.Error as e:
-                log.warning("could not save a rating (%s); %d kept to retry", e, len(self.unsaved))
-                return False
-            self.unsaved.pop(0)
+        async with self._flushing:  # reactions arriving together: each written once, in order
+            while self.unsaved:
+                try:
+                    await self._apply(self.unsaved[0])
+                except Unavailable as e:
+                    log.warning("could not save a rating (%s); %d kept to retry", e, len(self.unsaved))
+                    return False
+                self.unsaved.pop(0)
         return True
 
     async def _apply(self, r: Reaction) -> None:
@@ -472,48 +422,41 @@ class Database:
         if gen is None:
             return  # not one of our answers
         now = time.time()
-        statements: list[tuple[str, tuple]] = [
-            (
-                "INSERT OR REPLACE INTO reactions (message_id, user_hash, vote, generation_id, added) "
-                "VALUES (?, ?, ?, ?, ?)"
-                if r.present
-                else "DELETE FROM reactions WHERE message_id = ? AND user_hash = ? AND vote = ?",
-                (r.message_id, r.user_hash, r.vote, gen, now)
-                if r.present
-                else (r.message_id, r.user_hash, r.vote),
-            ),
-            ("DELETE FROM ratings WHERE generation_id = ? AND user_hash = ?", (gen, r.user_hash)),
-            (
-                # The newest reaction still there is the vote (INSERT OR REPLACE gives a re-added one a new seq).
+        async with self.engine.transaction() as tx:
+            # Two processes recomputing one user's vote on one generation at once would each delete it
+            # and both insert: one at a time.
+            await tx.lock(lock_key("vote", gen, r.user_hash))
+            # Delete, then insert: a reaction added again is the newest (a new ``seq``).
+            await tx.fetch(
+                "DELETE FROM reactions WHERE message_id = ? AND user_hash = ? AND vote = ?",
+                (r.message_id, r.user_hash, r.vote),
+            )
+            if r.present:
+                await tx.fetch(
+                    "INSERT INTO reactions (message_id, user_hash, vote, generation_id, added) VALUES (?, ?, ?, ?, ?)",
+                    (r.message_id, r.user_hash, r.vote, gen, now),
+                )
+            await tx.fetch(
+                "DELETE FROM ratings WHERE generation_id = ? AND user_hash = ?", (gen, r.user_hash)
+            )
+            # The newest reaction still there is the vote.
+            await tx.fetch(
                 "INSERT INTO ratings SELECT generation_id, user_hash, vote, message_id, ? FROM reactions "
                 "WHERE generation_id = ? AND user_hash = ? ORDER BY seq DESC LIMIT 1",
                 (now, gen, r.user_hash),
-            ),
-        ]
-        await self.execute_all(statements)
-
-    async def execute_all(self, statements: list[tuple[str, tuple]]) -> None:
-        """Run several statements as one transaction: all of them, or none."""
-        await self._follow_file()
-        try:
-            for sql, params in statements:
-                await self.db.execute_fetchall(sql, params)
-            await self.db.commit()
-        except BaseException:
-            await self.db.rollback()
-            raise
+            )
 
     async def votes(self, generation_id: int) -> tuple[int, int]:
         """(approvals, rejections) of one generation."""
         rows = await self.fetch(
-            "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM ratings WHERE generation_id = ?",
+            f"SELECT {UP}, {DOWN} FROM ratings r WHERE r.generation_id = ?",
             (generation_id,),
         )
         return int(rows[0][0]), int(rows[0][1])
 
     async def totals(self, scope: Scope | None = None) -> dict[str, int]:
         """Counts for /stats: everything (for the operator), or what was served within ``scope``."""
-        where, params = scope.where() if scope else ("1", ())
+        where, params = scope.where() if scope else EVERYWHERE
         served = f"FROM deliveries d WHERE d.message_id IS NOT NULL AND {where}"
         voted = f"FROM ratings WHERE message_id IN (SELECT d.message_id {served}) AND vote = ?"
         out = {}
@@ -539,7 +482,7 @@ class Database:
     async def rated(self) -> list[dict[str, Any]]:
         """Every rated generation with its vote counts (for feedback export)."""
         rows = await self.fetch(
-            "SELECT g.*, SUM(r.vote = 1) AS up, SUM(r.vote = -1) AS down FROM generations g "
+            f"SELECT g.*, {UP} AS up, {DOWN} AS down FROM generations g "
             "JOIN ratings r ON r.generation_id = g.id GROUP BY g.id ORDER BY g.id"
         )
         return [dict(r) | {"tags": json.loads(r["tags"])} for r in rows]
@@ -549,12 +492,12 @@ def count_requests(source: str, cache_key: str, n: int, when: float) -> tuple[st
     """The statement that adds ``n`` requests for a key to its hour's count (``source``: discord or web)."""
     return (
         "INSERT INTO request_counts VALUES (?, ?, ?, ?) ON CONFLICT (hour, source, cache_key) DO UPDATE SET "
-        "requests = requests + excluded.requests",
+        "requests = request_counts.requests + excluded.requests",
         (int(when // HOUR), source, cache_key, n),
     )
 
 
-def _generation(row: aiosqlite.Row) -> Generation:
+def _generation(row: Row) -> Generation:
     return Generation(
         row["id"],
         row["kind"],
@@ -572,9 +515,15 @@ def _generation(row: aiosqlite.Row) -> Generation:
 async def existing(database: str | Path) -> AsyncIterator[Database]:
     """The bot's database at ``database``, open for an operator's command and closed after; refused when
     there is none (opening would create an empty one)."""
-    if not Path(database).is_file():
-        raise InputError(f"--db {database}: no such database (the bot creates it when it first starts)")
     db = Database(database)
+    missing = InputError(f"--db {db.path}: no such database (the bot creates it when it first starts)")
+    if not is_postgres(database) and not Path(database).is_file():
+        raise missing
+    if is_postgres(database):
+        await db.engine.open()
+        if "schema_migrations" not in await db.engine.tables():
+            await db.engine.close()
+            raise missing
     await db.open()
     try:
         yield db

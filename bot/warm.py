@@ -1,7 +1,8 @@
 """Pre-warming: keep every cache key at its target depth, deepest for the keys people ask for most.
 
 The same function serves the scheduled job, ``/warm`` and ``linernotes warm``; all of them hand their
-batches to the one generation worker at background priority, so people's requests go first. Each
+batches to the one generation worker at background priority, so people's requests go first. Processes
+sharing a store warm it one at a time (``bot.leases``). Each
 model is warmed on its own keys (the cache is keyed by model id): the bot's own first, then each server
 model in use, within one run's limit.
 """
@@ -15,6 +16,7 @@ from functools import partial
 
 from linernotes.bot.cache import Key, base_keys, parse_key
 from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.leases import warm_lease
 from linernotes.bot.storage import Database
 from linernotes.common.errors import TagError
 from linernotes.model.card import Card
@@ -118,10 +120,23 @@ async def warm_as_configured(
 ) -> int:
     """``warm`` with the bot's settings, for the bot's own model and then each server model in use
     (``adapters``: attached name and card), sharing ``limit``: the scheduled job, ``/warm`` and
-    ``linernotes warm`` alike."""
+    ``linernotes warm`` alike. One process at a time warms a store (``warm_lease``): 0 when another is."""
+    async with warm_lease(db) as held:
+        if not held:
+            return 0
+        return await _warm_models(config, db, worker, limit, progress, [(None, worker.card), *adapters])
+
+
+async def _warm_models(
+    config: BotConfig,
+    db: Database,
+    worker: GenerationWorker,
+    limit: int | None,
+    progress: Callable[[int, int], None] | None,
+    models: Sequence[tuple[str | None, Card]],
+) -> int:
     stored = 0
     sampling = partial(sampling_for, config, worker.card)  # an adapter samples as its base does
-    models = [(None, worker.card), *adapters]
     for n, (model, card) in enumerate(models):
         # An equal share of what is left for each model still to warm, so no model waits for all the others.
         left = None if limit is None else -(-(limit - stored) // (len(models) - n))

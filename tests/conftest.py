@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import PostgresServer, why_not
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -25,6 +29,34 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINERNOTES_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+
+
+ENGINES = ("sqlite", "postgresql")  # the bot's two stores: tests that take ``store`` run on both
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this test process (skipped, saying why, where none can start)."""
+    reason = why_not()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=ENGINES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's bot store lives (its ``--db``): a SQLite file, or an empty schema on the test server."""
+    return store_at(request, tmp_path, request.param)
+
+
+def store_at(request: pytest.FixtureRequest, tmp_path: Path, engine: str) -> str:
+    """A new, empty store of one engine: a SQLite file's path or a PostgreSQL URL."""
+    if engine == "sqlite":
+        return str(tmp_path / "bot.sqlite3")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_schema(f"t_{uuid.uuid4().hex[:12]}")
 
 
 def tiny_config(data: Path, out: Path, **kw):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -85,10 +84,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if "Allow" in e.headers:
             response.headers["Allow"] = e.headers["Allow"]
         return response
-    except (
-        sqlite3.OperationalError,
-        StorageError,
-    ) as e:  # a busy or vanished database: not the visitor's doing
+    except StorageError as e:  # a busy or vanished database: not the visitor's doing
         log.warning("the site could not read the database: %s", e)
         return answer(request, 503, "the database is busy; try again shortly")
 
@@ -150,7 +146,7 @@ class Site:
         try:
             await self.context.store.flush_counts(force=True)
         except (
-            sqlite3.Error,
+            StorageError,
             RuntimeError,
         ) as e:  # the database closed first: counts of the last seconds lost
             log.warning("request counts of the last seconds could not be written: %s", e)

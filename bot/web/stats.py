@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.bot.cache import parse_key
-from linernotes.bot.storage import HOUR, Database
+from linernotes.bot.storage import DOWN, HOUR, UP, Database
 from linernotes.common.errors import CheckpointError
 from linernotes.model.card import Card, read_card
 
@@ -62,7 +62,7 @@ async def figures(db: Database, model_id: str | None, card: Card | None) -> Figu
 async def approval(db: Database) -> list[tuple[str, str, str, int, int]]:
     """Approvals and rejections per tag value, tags as the cache keys them (scores by bucket)."""
     rows = await db.fetch(
-        "SELECT g.cache_key, SUM(r.vote = 1), SUM(r.vote = -1) FROM ratings r "
+        f"SELECT g.cache_key, {UP}, {DOWN} FROM ratings r "
         "JOIN generations g ON g.id = r.generation_id GROUP BY g.cache_key"
     )
     votes: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])

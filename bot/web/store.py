@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from linernotes.bot.storage import LEAST_SHOWN, SHOWN, Database, count_requests
+from linernotes.bot.storage import DOWN, LEAST_SHOWN, SHOWN, UP, Database, count_requests
 from linernotes.bot.web.privacy import PUBLIC
 
 KEYS_TTL = 5.0  # seconds a list of keys is reused (a key warmed since is served after this at the latest)
@@ -185,9 +185,9 @@ class WebStore:
         """The best-rated public generations (approvals less rejections, then approvals, then newest)."""
         where, params = _among(keys)
         rows = await self.db.fetch(
-            f"SELECT {FIELDS}, SUM(r.vote = 1) AS up, SUM(r.vote = -1) AS down FROM ratings r "
-            f"JOIN generations g ON g.id = r.generation_id WHERE {where}{PUBLIC} GROUP BY g.id HAVING up > 0 "
-            "ORDER BY up - down DESC, up DESC, g.id DESC LIMIT ?",
+            f"SELECT {FIELDS}, {UP} AS up, {DOWN} AS down FROM ratings r "
+            f"JOIN generations g ON g.id = r.generation_id WHERE {where}{PUBLIC} GROUP BY g.id HAVING {UP} > 0 "
+            f"ORDER BY {UP} - {DOWN} DESC, {UP} DESC, g.id DESC LIMIT ?",
             (*params, limit),
         )
         return [_public(r) for r in rows]
@@ -210,5 +210,5 @@ def _among(keys: list[str] | None) -> tuple[str, tuple]:
     if keys is None:
         return "", ()
     if not keys:
-        return "0 AND ", ()
+        return "1 = 0 AND ", ()
     return f"g.cache_key IN ({', '.join('?' for _ in keys)}) AND ", tuple(keys)

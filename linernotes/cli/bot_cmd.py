@@ -146,6 +146,7 @@ def run_warm(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from linernotes.bot.config import generate_config
+    from linernotes.bot.engines import shown_as
     from linernotes.bot.storage import Database
     from linernotes.bot.warm import warm_as_configured
     from linernotes.model.generator import Generator
@@ -176,7 +177,7 @@ def run_warm(args: argparse.Namespace) -> int:
             await db.close()
 
     stored = asyncio.run(main())
-    print(f"stored {stored} generations in {config.database}")
+    print(f"stored {stored} generations in {shown_as(config.database)}")
     return 0
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from linernotes.bot import create_bot
+from linernotes.bot.engines import is_postgres
+from tests.conftest import store_at
 
 
 @pytest.fixture
@@ -28,8 +32,17 @@ def bot_checkpoint(tiny_fp32):
 
 
 @pytest.fixture
-async def simcord_bot(bot_checkpoint, tmp_path, bot_settings):
-    bot = create_bot(bot_checkpoint, tmp_path / "bot.sqlite3", **bot_settings)
+def bot_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The bot's store: SQLite, unless a test asks for an engine
+    (``@pytest.mark.parametrize("bot_store", ENGINES, indirect=True)``)."""
+    return store_at(request, tmp_path, getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def simcord_bot(bot_checkpoint, bot_store, bot_settings, tmp_path):
+    if is_postgres(bot_store):
+        bot_settings = {"models_dir": str(tmp_path / "server-models"), **bot_settings}
+    bot = create_bot(bot_checkpoint, bot_store, **bot_settings)
     yield bot
     await bot.close()  # SimCord detaches a bot without closing it: close it as a real shutdown does
 

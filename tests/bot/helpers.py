@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
 from linernotes.bot.cache import key_for
 from linernotes.model.config import Sampling
 from linernotes.model.generator import Request
@@ -47,3 +52,22 @@ async def burst(env, calls: list[tuple], timeout: float = 60) -> list:
         env._settle_internal = settle
     await env.settle(timeout=timeout)
     return results
+
+
+@asynccontextmanager
+async def store_down(db, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """The bot's store refuses writes for a while: a SQLite file turned read-only, or the PostgreSQL
+    server stopped (and started again after, on the same port and data)."""
+    if db.shared:
+        server = request.getfixturevalue("postgres")
+        server.stop()
+        try:
+            yield
+        finally:
+            server.start()
+        return
+    await db.engine.db.execute_fetchall("PRAGMA query_only = ON")  # as a read-only disk would
+    try:
+        yield
+    finally:
+        await db.engine.db.execute_fetchall("PRAGMA query_only = OFF")

@@ -9,6 +9,7 @@ import pytest
 
 from linernotes.bot.admin import RELOAD_REFUSED, ReloadRefused
 from tests.bot.helpers import burst
+from tests.conftest import ENGINES
 
 pytestmark = pytest.mark.simcord(settle_timeout=120)
 WARM_LIMIT = 4  # generations per warm-up run: a few keys' worth keeps these tests quick
@@ -32,6 +33,7 @@ def refusals_only(env) -> int:
     return len(errors)
 
 
+@pytest.mark.parametrize("bot_store", ENGINES, indirect=True)
 async def test_warm_is_for_managers(simcord_env, server):
     guild, channel, alice, _ = server
     assert "warm" not in alice.available_commands(channel)
@@ -41,6 +43,7 @@ async def test_warm_is_for_managers(simcord_env, server):
     assert r.ephemeral and r.response.content == f"Warm-up stored {WARM_LIMIT} new generations."
 
 
+@pytest.mark.parametrize("bot_store", ENGINES, indirect=True)
 async def test_concurrent_warm_ups_fill_each_key_once(simcord_env, server):
     guild, channel, *_ = server
     bot = simcord_env.bot

@@ -19,7 +19,7 @@ def bot_settings(bot_settings):
 async def statements(simcord_env):
     """Every SQL statement the bot's database runs from now on."""
     seen: list[str] = []
-    await simcord_env.bot.db.db.set_trace_callback(seen.append)
+    await simcord_env.bot.db.engine.db.set_trace_callback(seen.append)
     return seen
 
 

@@ -7,8 +7,13 @@ import simcord
 
 from linernotes.common.errors import TagError
 from tests.bot.helpers import callbacks, fill, footer_id
+from tests.conftest import ENGINES
 
-pytestmark = pytest.mark.simcord(settle_timeout=60)
+# Each test runs on both stores: SQLite and PostgreSQL.
+pytestmark = [
+    pytest.mark.simcord(settle_timeout=60),
+    pytest.mark.parametrize("bot_store", ENGINES, indirect=True),
+]
 
 
 async def test_commands_follow_the_card(simcord_env, server):

@@ -10,11 +10,12 @@ from linernotes.bot.feedback import export_feedback
 from linernotes.cli.main import main
 from linernotes.data.splits import iter_split
 from linernotes.training.loop import train
-from tests.conftest import tiny_config
+from tests.conftest import ENGINES, tiny_config
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
 
 
+@pytest.mark.parametrize("bot_store", ENGINES, indirect=True)
 async def test_ratings_export_and_train_again(simcord_env, server, tmp_path, sample_data):
     guild, channel, alice, bob = server
     carol = guild.add_member(simcord_env.create_user("carol"))

@@ -7,6 +7,7 @@ Run outside SimCord: its virtual clock would fire the real-clock warm-up job dur
 from __future__ import annotations
 
 from linernotes.bot import create_bot
+from linernotes.bot.migrations import MIGRATIONS
 from linernotes.model.generator import Request
 
 
@@ -17,7 +18,7 @@ async def test_setup_and_close(tiny_fp32, tmp_path):
         assert bot.scheduler is not None and bot.scheduler.running
         job = bot.scheduler.get_job("linernotes-warm")
         assert job.max_instances == 1 and job.coalesce
-        assert await bot.db.versions() == [1, 2, 3, 4, 5, 6, 7]
+        assert await bot.db.versions() == [m[0] for m in MIGRATIONS]
         assert {c.name for c in bot.tree.get_commands()} == {
             "review",
             "product",
@@ -32,6 +33,6 @@ async def test_setup_and_close(tiny_fp32, tmp_path):
         assert result.model_id == bot.requests.card.model_id
     finally:
         await bot.close()
-    assert bot.scheduler is None and bot.worker._executor is None and bot.db._db is None
+    assert bot.scheduler is None and bot.worker._executor is None and bot.db.engine._db is None
     assert bot.models is None  # stopped first: its training child would outlive the worker otherwise
     await bot.close()  # closing twice is harmless

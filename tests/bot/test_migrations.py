@@ -1,4 +1,5 @@
-"""Migration 7 (the website's tables) on a fresh database and on one at version 6 holding rows."""
+"""The migrations on a fresh store of each engine (the same tables and columns on both), and migration 7
+(the website's tables) on a SQLite file at version 6 holding rows."""
 
 from __future__ import annotations
 
@@ -26,13 +27,12 @@ def at_version(path, version: int) -> sqlite3.Connection:
     return con
 
 
-async def test_a_fresh_database_has_the_web_tables_and_new_rows_get_public_ids(tmp_path):
-    db = Database(tmp_path / "fresh.sqlite3")
+async def test_a_fresh_database_has_the_web_tables_and_new_rows_get_public_ids(store):
+    db = Database(store)
     await db.open()
     try:
-        assert (await db.versions())[-1] == 7
-        tables = {r[0] for r in await db.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables >= WEB_TABLES
+        assert (await db.versions())[-1] == MIGRATIONS[-1][0]
+        assert await db.engine.tables() >= WEB_TABLES
         request = Request("review", {"genre": "Rock", "score": 5.0}, sampling=Sampling(seed=1))
         ids = [
             await db.add(Result(request, f"text {i}", True, 1, "end", 5, 0.1, "m1"), "k", "warm")
@@ -64,7 +64,7 @@ async def test_version_6_with_rows_is_migrated_to_7(tmp_path):
     db = Database(path)
     await db.open()
     try:
-        assert await db.versions() == [1, 2, 3, 4, 5, 6, 7]
+        assert await db.versions() == [m[0] for m in MIGRATIONS]
         rows = await db.fetch("SELECT public_id FROM generations ORDER BY id")
         assert len({r[0] for r in rows}) == 20 and all(re.fullmatch(r"[0-9a-f]{24}", r[0]) for r in rows)
         assert [tuple(r) for r in await db.fetch("SELECT via, message_id FROM deliveries")] == [
@@ -80,3 +80,39 @@ async def test_version_6_with_rows_is_migrated_to_7(tmp_path):
         await db.close()
     with sqlite3.connect(path) as con, pytest.raises(sqlite3.IntegrityError):
         con.execute("UPDATE deliveries SET via = 'carrier pigeon'")  # only the two ways a showing happens
+
+
+async def columns(db: Database) -> dict[str, set[str]]:
+    """Table -> its column names."""
+    out = {}
+    for table in await db.engine.tables():
+        if db.shared:
+            rows = await db.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ?",
+                (table,),
+            )
+        else:
+            rows = await db.fetch(f"SELECT name FROM pragma_table_info('{table}')")
+        out[table] = {r[0] for r in rows}
+    return out
+
+
+async def test_both_engines_build_the_same_tables(tmp_path, postgres):
+    stores = [Database(tmp_path / "fresh.sqlite3"), Database(postgres.new_schema("parity"))]
+    for db in stores:
+        await db.open()
+    try:
+        sqlite, pg = [await columns(db) for db in stores]
+        assert sqlite == pg and "leases" in sqlite
+        # The triggers that count showings work on both: a delivery is a showing, its removal is not.
+        for db in stores:
+            request = Request("review", {"genre": "Rock", "score": 5.0}, sampling=Sampling(seed=1))
+            gid = await db.add(Result(request, "t", True, 1, "end", 5, 0.1, "m1"), "k", "warm")
+            taken = await db.take("m1", "k", 7, 1, "h", {})
+            assert taken is not None and (await db.fetch("SELECT shown FROM generations"))[0][0] == 1
+            await db.undeliver(taken[1])
+            assert (await db.fetch("SELECT shown FROM generations WHERE id = ?", (gid,)))[0][0] == 0
+    finally:
+        for db in stores:
+            await db.close()

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.bot.helpers import footer_id
+from tests.conftest import ENGINES
 
-pytestmark = pytest.mark.simcord(settle_timeout=60)
+# Each test runs on both stores: SQLite and PostgreSQL.
+pytestmark = [
+    pytest.mark.simcord(settle_timeout=60),
+    pytest.mark.parametrize("bot_store", ENGINES, indirect=True),
+]
 
 
 @pytest.fixture

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from linernotes.bot.storage import Database
-from tests.bot.helpers import footer_id
+from tests.bot.helpers import footer_id, store_down
+from tests.conftest import ENGINES
 
-pytestmark = pytest.mark.simcord(settle_timeout=60)
+# Each test runs on both stores: SQLite and PostgreSQL.
+pytestmark = [
+    pytest.mark.simcord(settle_timeout=60),
+    pytest.mark.parametrize("bot_store", ENGINES, indirect=True),
+]
 
 
 async def test_vote_follows_the_reactions_still_there(simcord_env, server):
@@ -34,27 +39,25 @@ async def test_vote_follows_the_reactions_after_a_restart(simcord_env, server):
     assert await simcord_env.bot.db.votes(gid) == (0, 0)
 
 
-async def test_votes_that_cannot_be_written_are_kept_and_retried(simcord_env, server):
+async def test_votes_that_cannot_be_written_are_kept_and_retried(simcord_env, server, request):
     guild, channel, alice, bob = server
     r = await alice.slash(channel, "lyrics", part="verse")
     gid, db = footer_id(r.response), simcord_env.bot.db
-    await db.db.execute_fetchall("PRAGMA query_only = ON")  # SQLite refuses writes, as on a read-only disk
-    await alice.react(r.response, "👍")
-    await bob.react(r.response, "👎")
-    assert await db.votes(gid) == (0, 0) and len(db.unsaved) == 2
-    await db.db.execute_fetchall("PRAGMA query_only = OFF")  # the disk is back
+    async with store_down(db, request):
+        await alice.react(r.response, "👍")
+        await bob.react(r.response, "👎")
+        assert len(db.unsaved) == 2
     carol = guild.add_member(simcord_env.create_user("carol"))
     await carol.react(r.response, "👍")  # the next write retries the waiting ones first
     assert await db.votes(gid) == (2, 1) and not db.unsaved
 
 
-async def test_unsaved_votes_are_written_at_shutdown(simcord_env, server):
+async def test_unsaved_votes_are_written_at_shutdown(simcord_env, server, request):
     _, channel, alice, _ = server
     r = await alice.slash(channel, "lyrics", part="verse")
     gid, bot = footer_id(r.response), simcord_env.bot
-    await bot.db.db.execute_fetchall("PRAGMA query_only = ON")
-    await alice.react(r.response, "👎")
-    await bot.db.db.execute_fetchall("PRAGMA query_only = OFF")
+    async with store_down(bot.db, request):
+        await alice.react(r.response, "👎")
     await bot.db.close()  # as at shutdown: the waiting vote is written then
     again = Database(bot.config.database)
     await again.open()

@@ -1,13 +1,16 @@
-"""The database: migrations on a fresh file, hashed users, cache reservation, votes, file faults."""
+"""The store on both engines: migrations, hashed users, cache reservation and votes also from two
+processes at once; the SQLite file's faults."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
 
 import pytest
 
+from linernotes.bot.engines import is_postgres
 from linernotes.bot.migrations import MIGRATIONS
 from linernotes.bot.storage import Database, StorageError
 from linernotes.model.config import Sampling
@@ -36,22 +39,36 @@ async def database():
         await db.close()
 
 
-async def test_migrations_on_a_fresh_file_and_again(tmp_path, database):
-    path = tmp_path / "fresh.sqlite3"
-    db = await database(path)
+async def test_migrations_on_a_fresh_store_and_again(store, database):
+    db = await database(store)
     assert await db.versions() == [m[0] for m in MIGRATIONS]
     await db.close()
-    again = await database(path)
+    again = await database(store)
     assert await again.migrate() == []  # nothing re-applied
+    assert {"generations", "deliveries", "ratings", "demand", "schema_migrations", "meta", "leases"} <= (
+        await again.engine.tables()
+    )
     await again.close()
-    con = sqlite3.connect(path)
-    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"generations", "deliveries", "ratings", "demand", "schema_migrations", "meta"} <= tables
+    if not is_postgres(store):
+        con = sqlite3.connect(store)
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        con.close()
 
 
-async def test_users_are_stored_hashed(tmp_path, database):
-    db = await database(tmp_path / "db.sqlite3")
+async def test_processes_starting_together_migrate_once(store, database):
+    stores = await asyncio.gather(*(database(store) for _ in range(3)))
+    assert [await s.versions() for s in stores] == [[m[0] for m in MIGRATIONS]] * 3
+    assert len({s.user_hash(1) for s in stores}) == 1  # one salt: a user is one voter to every process
+
+
+async def everything_stored(db: Database) -> str:
+    """Every value in every table, as text."""
+    rows = [await db.fetch(f"SELECT * FROM {table}") for table in sorted(await db.engine.tables())]
+    return repr([[tuple(r) for r in table] for table in rows])
+
+
+async def test_users_are_stored_hashed(store, database, tmp_path):
+    db = await database(store)
     gid = await db.add(result("A fine record."), "review|Rock|5.0", "warm")
     taken = await db.take(
         "m1",
@@ -64,13 +81,15 @@ async def test_users_are_stored_hashed(tmp_path, database):
     assert taken is not None and taken[0].id == gid
     await db.delivered(taken[1], message_id=99)
     await db.record_reaction(99, db.user_hash(424242), 1, present=True)
+    assert await db.votes(gid) == (1, 0)
+    assert "424242" not in await everything_stored(db)
     await db.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("db.sqlite3*"))
-    assert raw and b"424242" not in raw
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("bot.sqlite3*"))
+    assert b"424242" not in raw
 
 
-async def test_take_prefers_least_shown_and_skips_seen(tmp_path, database):
-    db = await database(tmp_path / "db.sqlite3")
+async def test_take_prefers_least_shown_and_skips_seen(store, database):
+    db = await database(store)
     a = await db.add(result("first", seed=1), "k", "warm")
     b = await db.add(result("second", seed=2), "k", "warm")
     user = db.user_hash(1)
@@ -83,6 +102,46 @@ async def test_take_prefers_least_shown_and_skips_seen(tmp_path, database):
     other = await db.take("m1", "k", channel_id=6, guild_id=None, user_hash=user, requested={})
     assert other is not None
     assert await db.depth("m1") == {}  # everything has been shown somewhere
+
+
+async def test_racing_processes_never_show_a_channel_one_text_twice(store, database):
+    """Two processes (two connections, on PostgreSQL a pool each) take at once for the same channels."""
+    first, second = await database(store), await database(store)
+    for i in range(12):
+        await first.add(result(f"text {i}", seed=i), "k", "warm")
+
+    async def take(db: Database, channel: int) -> int | None:
+        got = await db.take("m1", "k", channel_id=channel, guild_id=1, user_hash="h", requested={})
+        return got[0].id if got else None
+
+    calls = [take(db, channel) for _ in range(8) for db in (first, second) for channel in (1, 2)]
+    taken = await asyncio.gather(*calls)
+    by_channel = {1: [t for t, c in zip(taken, [1, 2] * 16, strict=True) if c == 1 and t]}
+    by_channel[2] = [t for t, c in zip(taken, [1, 2] * 16, strict=True) if c == 2 and t]
+    for ids in by_channel.values():
+        assert len(ids) == len(set(ids)) and len(ids) >= 8  # never twice; the cache had 12 for 16 asks
+    rows = await first.fetch("SELECT generation_id, channel_id, COUNT(*) FROM deliveries GROUP BY 1, 2")
+    assert all(r[2] == 1 for r in rows)
+
+
+async def test_votes_from_two_processes_are_one_vote(store, database):
+    first, second = await database(store), await database(store)
+    gid = await first.add(result("Rated from everywhere."), "k", "warm")
+    taken = await first.take("m1", "k", channel_id=3, guild_id=1, user_hash="h", requested={})
+    assert taken is not None
+    await first.delivered(taken[1], message_id=500)
+    voter = first.user_hash(77)
+    assert voter == second.user_hash(77)
+    # The same reaction event handled twice (e.g. a resumed gateway session replaying it) and a switch
+    # of mind, from both processes at once: one vote, the newest reaction's.
+    await asyncio.gather(
+        *(db.record_reaction(500, voter, 1, present=True) for db in (first, second, first, second))
+    )
+    assert await first.votes(gid) == (1, 0)
+    await second.record_reaction(500, voter, -1, present=True)
+    await first.record_reaction(500, voter, 1, present=False)
+    assert await second.votes(gid) == (0, 1)
+    assert not first.unsaved and not second.unsaved
 
 
 @pytest.fixture
@@ -106,7 +165,7 @@ async def test_read_only_database_is_refused_at_open(read_only):
     db = Database(read_only)
     with pytest.raises(StorageError, match=r"ro\.sqlite3: cannot write to it"):
         await db.open()
-    assert db._db is None  # closed again: no thread left running
+    assert db.engine._db is None  # closed again: no thread left running
 
 
 async def test_not_a_database_is_refused_at_open(tmp_path):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.simcord(settle_timeout=120)
+from tests.conftest import ENGINES
+
+# Each test runs on both stores: SQLite and PostgreSQL.
+pytestmark = [
+    pytest.mark.simcord(settle_timeout=120),
+    pytest.mark.parametrize("bot_store", ENGINES, indirect=True),
+]
 LIMIT = 4
 
 

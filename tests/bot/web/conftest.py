@@ -61,8 +61,9 @@ async def add(
 
 
 @pytest.fixture
-async def db(tmp_path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
+async def db(store) -> AsyncIterator[Database]:
+    """The site's store, on each engine in turn."""
+    database = Database(store)
     await database.open()
     yield database
     await database.close()
