@@ -21,13 +21,16 @@ $(STAMP):
 	@# Without a visible CUDA GPU, take the local CPU wheel first; an unpinned torch pulls a multi-GB CUDA build.
 	if ! nvidia-smi -L >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch==2.13.0; fi
 	$(BIN)/python -m pip install -q -e '.[dev,demo,playground]'
-	@# The playground test drives Debian's chromium; install it where apt-get is usable (as root or with
-	@# sudo), else the test skips and says why.
-	if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	@# The playground test drives Debian's chromium; the store's tests start a real PostgreSQL server (its
+	@# initdb). Install what is missing where apt-get is usable (as root or with sudo), else those tests skip
+	@# and say why.
+	missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
-		if [ "$$SUDO" = none ]; then echo "chromium missing and apt-get needs root: the browser test will skip"; \
-		else $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-			|| echo "could not install chromium: the browser test will skip"; fi; \
+		if [ "$$SUDO" = none ]; then echo "missing:$$missing; apt-get needs root: their tests will skip"; \
+		else $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+			|| echo "could not install$$missing: their tests will skip"; fi; \
 	fi
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Row = Any  # aiosqlite.Row or asyncpg.Record: both index by position and by column name, and have keys()
 Statement = tuple[str, Sequence[Any]]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+MIGRATION_TIMEOUT = 3600.0  # seconds
 
 
 class StorageError(LinernotesError):
@@ -375,7 +376,7 @@ class PostgresEngine(Engine):
     dialect = "postgresql"
     skip_locked = " FOR UPDATE OF g SKIP LOCKED"
     POOL = 8  # connections per process: a burst of requests shares them
-    TIMEOUT = 10.0  # seconds to connect: an unreachable server fails a request instead of hanging it
+    TIMEOUT = 5.0  # seconds to connect, or for a statement: a stuck server fails a request, not hangs it
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -396,7 +397,9 @@ class PostgresEngine(Engine):
 
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.POOL, timeout=self.TIMEOUT, command_timeout=60
+                # No floor: connections open on demand, so a server away is retried by the next request
+                # rather than by a background loop.
+                self.url, min_size=0, max_size=self.POOL, timeout=self.TIMEOUT, command_timeout=self.TIMEOUT
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StorageError(f"{self.label}: cannot connect ({type(e).__name__}: {e})") from None
@@ -452,7 +455,9 @@ class PostgresEngine(Engine):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self.MIGRATING)
             if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
                 return False
-            await conn.execute(sql)  # no arguments: the simple protocol, several statements at once
+            # No arguments: the simple protocol, several statements at once. A migration may rewrite every
+            # row of a big table: it gets an hour, not the request path's few seconds.
+            await conn.execute(sql, timeout=MIGRATION_TIMEOUT)
             await conn.execute(
                 "INSERT INTO schema_migrations VALUES ($1, $2, $3)", version, name, time.time()
             )
