@@ -174,7 +174,16 @@ async def measure(checkpoint: Path, database: Path, hits: int, misses: int, roun
 
     from linernotes.bot import create_bot
 
-    bot = create_bot(checkpoint, database, warm_interval=0, cooldown=0, per_key=1, shard_count=1, min_chars=1)
+    bot = create_bot(
+        checkpoint,
+        database,
+        warm_interval=0,
+        sync_interval=0,
+        cooldown=0,
+        per_key=1,
+        shard_count=1,
+        min_chars=1,
+    )
     out: dict = {"bursts": {n: [] for n in BURSTS}}
     with LoopBlockMeter() as meter, acknowledgements() as acked:
         async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:

@@ -69,7 +69,7 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
     from linernotes.bot import create_bot
 
     bot = create_bot(
-        checkpoint, tmp / "bench.sqlite3", warm_interval=0, cooldown=0, shard_count=1,
+        checkpoint, tmp / "bench.sqlite3", warm_interval=0, sync_interval=0, cooldown=0, shard_count=1,
         models_dir=str(tmp / "models"), models_per_server=1,
     )  # fmt: skip
     out: dict = {"servers": []}

@@ -8,7 +8,9 @@ a checkpoint, and what follows a reload: server adapters re-attached, commands r
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from linernotes.model.generator import Generator
 from linernotes.model.worker import GenerationWorker
 
 log = logging.getLogger(__name__)
+RELOAD = "reload"  # the meta key of the store's last /reload: {"checkpoint": path, "at": epoch seconds}
 RELOAD_REFUSED = "Reload refused: only the bot's operators may reload, and only a checkpoint from its checkpoint directory."
 
 
@@ -61,6 +64,7 @@ class Admin:
         self._load, self._after_reload, self._is_owner = load, after_reload, is_owner
         self._in_use = in_use  # server models some server uses: warmed after the bot's own
         self._warming = asyncio.Lock()
+        self._reload_seen: float | None = None  # when the store's last /reload was, as this process last saw
 
     async def warm(self) -> int:
         """Top up every cache key to its depth now; returns how many generations were stored.
@@ -106,12 +110,33 @@ class Admin:
         if target is None:
             log.info("reload refused: %r is not a checkpoint under checkpoints_dir", checkpoint)
             raise ReloadRefused
-        path = str(target)
+        card = await self._swap(str(target))
+        # Every process on this store follows (``follow_reload``): the path must be one they all see.
+        self._reload_seen = time.time()
+        await self.db.set_meta(RELOAD, json.dumps({"checkpoint": str(target), "at": self._reload_seen}))
+        return card
+
+    async def _swap(self, path: str) -> Card:
         card = await self.worker.swap(lambda: self._load(path))
         self.config.checkpoint = path
         await self._after_reload(card)
         log.info("now serving %s", card.model_id)
         return card
+
+    async def follow_reload(self) -> Card | None:
+        """Load the checkpoint another process on this store reloaded to (its ``/reload``), once; the new
+        card, or None when there is nothing new. The first look (at start-up) only notes where things are."""
+        found = await self.db.get_meta(RELOAD)
+        latest = json.loads(found) if found else {"checkpoint": self.config.checkpoint, "at": 0.0}
+        seen, self._reload_seen = self._reload_seen, latest["at"]
+        elsewhere = Path(latest["checkpoint"]).resolve() != Path(self.config.checkpoint).resolve()
+        if seen is None and elsewhere:
+            log.warning("the last /reload on this store chose %s; this process serves %s as configured",
+                        latest["checkpoint"], self.config.checkpoint)  # fmt: skip
+        if seen is None or latest["at"] <= seen or not elsewhere:
+            return None
+        log.info("another process reloaded to %s: following", latest["checkpoint"])
+        return await self._swap(latest["checkpoint"])
 
     async def stats(self, scope: Scope) -> Stats:
         """This server's figures, with the shared cache's depth and the queue."""

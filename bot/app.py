@@ -21,6 +21,7 @@ from linernotes.bot import commands as slash
 from linernotes.bot.admin import Admin
 from linernotes.bot.config import BotConfig, generate_config
 from linernotes.bot.errors import report
+from linernotes.bot.model_commands import channel_notifier
 from linernotes.bot.models import ServerModels
 from linernotes.bot.registry import ModelRegistry, ServerModel
 from linernotes.bot.serve import RequestHandler
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the website (aiohttp's server) loads only when web_port ask
 
 log = logging.getLogger(__name__)
 WARM_JOB = "linernotes-warm"
+SYNC_JOB = "linernotes-sync"
 # The bot never joins voice: discord.py's start-up warnings about voice libraries are noise here.
 discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 
@@ -56,7 +58,7 @@ class LinernotesBot(commands.AutoShardedBot):
             intents=intents(),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
-            **client_options,
+            **(config.shards() | client_options),  # the settings' shards, unless a caller chose (tests)
         )
         self.config = config
         # discord.py 2.7: AutoShardedClient.close() puts to a queue that only connect() creates, so closing a
@@ -86,7 +88,8 @@ class LinernotesBot(commands.AutoShardedBot):
             self.worker.start()
         # Adapters go on a whole model: a checkpoint that is itself an unmerged adapter takes none.
         if self.config.server_models and self.models is None and not self.worker.card.adapter:
-            self.models = ServerModels(self.config, ModelRegistry(self.db), self.worker)
+            notifier = channel_notifier(self)  # the trainer tells members whose upload another process took
+            self.models = ServerModels(self.config, ModelRegistry(self.db), self.worker, notifier)
             await self.models.start()
         router = self.models.route if self.models else None
         self.requests = RequestHandler(self.db, self.worker, self.config, router)
@@ -100,19 +103,26 @@ class LinernotesBot(commands.AutoShardedBot):
         await self.db.set_meta("serving_model", self.worker.card.model_id)
         if self.config.web_port is not None and self.site is None:
             await self._start_site()
-        if self.config.warm_interval > 0 and self.scheduler is None:
-            self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        await self.admin.follow_reload()  # notes the store's last /reload (a process started since follows)
+        if self.scheduler is None:
+            self._start_scheduler()
+
+    def _start_scheduler(self) -> None:
+        """The warm-up every ``warm_interval`` and the look at the store every ``sync_interval`` (either 0:
+        not scheduled; neither: no scheduler)."""
+        c, now = self.config, dt.datetime.now(dt.UTC)
+        jobs = [(self.warm_job, WARM_JOB, c.warm_interval, min(60.0, c.warm_interval))]
+        jobs.append((self.sync_job, SYNC_JOB, c.sync_interval, c.sync_interval))
+        jobs = [j for j in jobs if j[2] > 0]
+        if not jobs:
+            return
+        self.scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        for job, name, every, first in jobs:
             self.scheduler.add_job(
-                self.warm_job,
-                "interval",
-                seconds=self.config.warm_interval,
-                id=WARM_JOB,
-                max_instances=1,
-                coalesce=True,
-                next_run_time=dt.datetime.now(dt.UTC)
-                + dt.timedelta(seconds=min(60.0, self.config.warm_interval)),
-            )
-            self.scheduler.start()
+                job, "interval", seconds=every, id=name, max_instances=1, coalesce=True,
+                next_run_time=now + dt.timedelta(seconds=first),
+            )  # fmt: skip
+        self.scheduler.start()
 
     async def _start_site(self) -> None:
         """Serve the website on this event loop, from the model the worker serves (reloads followed)."""
@@ -184,6 +194,18 @@ class LinernotesBot(commands.AutoShardedBot):
         """The scheduled job: wait until ready, then top up the cache through the worker."""
         await self.wait_until_ready()
         return await self.warm_now()
+
+    async def sync_job(self) -> None:
+        """The scheduled look at the store: what other processes trained, chose, deleted or reloaded."""
+        await self.wait_until_ready()
+        await self.sync_now()
+
+    async def sync_now(self) -> None:
+        """Follow the store now: server models (``ServerModels.sync``), then another process's /reload."""
+        assert self.admin is not None
+        if self.models is not None:
+            await self.models.sync()
+        await self.admin.follow_reload()
 
     async def warm_now(self) -> int:
         """Top up the cache now (``Admin.warm``: one run at a time); returns how many were stored."""

@@ -153,6 +153,27 @@ class BotConfig:
             "uploads, training runs and adapters; default: server-models/ beside the database", metavar="DIR"
         ),
     )
+    trainer: bool = field(
+        default=True,
+        metadata=flag(
+            "this process trains queued server models; with several processes on one store, set it on one "
+            "(--no-trainer on the others: they queue uploads for it and serve what it trains)"
+        ),
+    )
+    sync_interval: float = field(
+        default=10.0,
+        metadata=flag(
+            "seconds between looks at the store for what other processes changed (models trained, chosen "
+            "or deleted; a /reload); 0: never"
+        ),
+    )
+    shard_ids: str | None = field(
+        default=None,
+        metadata=flag("the shards this process runs, e.g. 0,1 (with --shard-count: one cluster of shards)"),
+    )
+    shard_count: int | None = field(
+        default=None, metadata=flag("shards across all processes (unset: as Discord recommends)")
+    )
     upload_limit: int = field(default=2_000_000, metadata=flag("bytes per uploaded lyrics file"))
     models_per_server: int = field(default=3, metadata=flag("server models per server at most"))
     training_queue: int = field(
@@ -210,12 +231,33 @@ class BotConfig:
             )
         if self.sync not in {"auto", "always", "off"} and not self.sync.isdigit():
             raise ConfigError(f"bot setting sync must be auto, always, off or a guild id, got {self.sync!r}")
+        self.shards()  # checked now: a bad --shard-ids is refused before anything starts
+        if self.sync_interval < 0:
+            raise ConfigError(f"bot setting sync_interval must be >= 0, got {self.sync_interval}")
         if is_postgres(self.database) and self.server_models and not self.models_dir:
             raise ConfigError(
                 "with a PostgreSQL store, set models_dir (--models-dir) to a directory every bot process "
                 "sees (a shared volume): one process trains a server's model and all of them serve it"
             )
         self.web_url = web_settings(self).url  # checked (and its trailing slash dropped) as the site's own
+
+    def shards(self) -> dict[str, Any]:
+        """discord.py's sharding options for this process (none set: one process, Discord's count)."""
+        if self.shard_ids is None:
+            return {} if self.shard_count is None else {"shard_count": self.shard_count}
+        try:
+            ids = [int(part) for part in self.shard_ids.split(",")]
+        except ValueError:
+            raise ConfigError(
+                f"bot setting shard_ids must be numbers like 0,1, got {self.shard_ids!r}"
+            ) from None
+        count = self.shard_count
+        if count is None or count < 1 or len(set(ids)) != len(ids) or not all(0 <= i < count for i in ids):
+            raise ConfigError(
+                f"bot setting shard_ids {self.shard_ids!r} needs shard_count, and each id once, from 0 to "
+                f"shard_count - 1 (shard_count: {count})"
+            )
+        return {"shard_ids": ids, "shard_count": count}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy (holds no secret: a store URL's password is masked)."""

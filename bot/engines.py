@@ -61,10 +61,14 @@ def shown_as(target: str | Path) -> str:
     text = str(target)
     if not is_postgres(text):
         return text
-    parts = urlsplit(text)
-    if parts.password is None:
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:  # not a URL at all: show none of it (it may hold a password)
+        return f"{text.split('://', 1)[0]}://(a URL that cannot be read)"
+    if password is None:
         return text
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -78,6 +82,10 @@ class Transaction(ABC):
     @abstractmethod
     async def lock(self, key: int) -> None:
         """Hold a lock on ``key`` until the transaction ends, against every process on this store."""
+
+    @abstractmethod
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one writing statement once per row of parameters (the driver's executemany)."""
 
 
 class Engine(ABC):
@@ -97,9 +105,19 @@ class Engine(ABC):
     async def close(self) -> None:
         """Disconnect (idempotent)."""
 
+    @property
+    @abstractmethod
+    def is_open(self) -> bool:
+        """Whether the store is connected."""
+
     @abstractmethod
     def transaction(self) -> Any:
         """``async with engine.transaction() as tx``: one transaction."""
+
+    @abstractmethod
+    def snapshot(self) -> Any:
+        """``async with engine.snapshot() as tx``: a transaction that only reads, every statement seeing the
+        store as it was at its first, without holding up writers (other processes keep writing)."""
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one statement on its own (committed at once) and return its rows."""
@@ -124,6 +142,10 @@ class Engine(ABC):
     @abstractmethod
     async def tables(self) -> set[str]:
         """The tables the store holds."""
+
+    @abstractmethod
+    async def columns(self, table: str) -> list[str]:
+        """A table's columns, in their order."""
 
 
 # --- SQLite ---------------------------------------------------------------------------------------
@@ -159,6 +181,9 @@ class _SqliteTransaction(Transaction):
 
     async def lock(self, key: int) -> None:
         """Nothing to do: the transaction began IMMEDIATE, so it already is the one writer."""
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.db.executemany(sql, rows)
 
 
 class SqliteEngine(Engine):
@@ -208,6 +233,10 @@ class SqliteEngine(Engine):
             self._db = None
 
     @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise RuntimeError("database is not open")
@@ -229,6 +258,21 @@ class SqliteEngine(Engine):
                 if isinstance(e, sqlite3.Error):
                     raise _sqlite_error(self.label, e) from e
                 raise
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Transaction]:
+        # DEFERRED: in WAL mode a reading transaction sees the file as of its first read and takes no
+        # writer's lock, so the bot's writes go on meanwhile.
+        await self._follow_file()
+        async with self._busy:
+            try:
+                await self.db.execute_fetchall("BEGIN DEFERRED")
+                yield _SqliteTransaction(self.db)
+            except sqlite3.Error as e:
+                raise _sqlite_error(self.label, e) from e
+            finally:
+                if self.db.in_transaction:
+                    await self.db.execute_fetchall("ROLLBACK")  # it only read: nothing to keep
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         # A single statement is atomic on its own: no BEGIN, so reads never wait for the writer's lock.
@@ -269,6 +313,9 @@ class SqliteEngine(Engine):
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         )
         return {r[0] for r in rows}
+
+    async def columns(self, table: str) -> list[str]:
+        return [r["name"] for r in await self.fetch("SELECT name FROM pragma_table_info(?)", (table,))]
 
     # --- the file under the connection ------------------------------------------------------------
 
@@ -368,6 +415,9 @@ class _PostgresTransaction(Transaction):
     async def lock(self, key: int) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1)", key)
 
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(self.sql(sql), rows)
+
 
 class PostgresEngine(Engine):
     """A PostgreSQL database through an asyncpg pool. A connection the server dropped (a restart) is
@@ -395,14 +445,24 @@ class PostgresEngine(Engine):
             return
         import asyncpg
 
+        errors = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
         try:
-            self._pool = await asyncpg.create_pool(
-                # No floor: connections open on demand, so a server away is retried by the next request
-                # rather than by a background loop.
+            # No floor (min_size 0): connections open on demand, so a server away is retried by the next
+            # request rather than by a background loop. This connects to nothing yet.
+            pool = await asyncpg.create_pool(
                 self.url, min_size=0, max_size=self.POOL, timeout=self.TIMEOUT, command_timeout=self.TIMEOUT
             )
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except errors as e:  # a URL asyncpg cannot read
+            raise StorageError(f"{self.label}: {type(e).__name__}: {e}") from None
+        try:
+            async with (
+                pool.acquire()
+            ):  # reachable, and the credentials work: said now, not at a first request
+                pass
+        except errors as e:
+            pool.terminate()
             raise StorageError(f"{self.label}: cannot connect ({type(e).__name__}: {e})") from None
+        self._pool = pool
 
     async def close(self) -> None:
         if self._pool is None:
@@ -414,15 +474,28 @@ class PostgresEngine(Engine):
             pool.terminate()
 
     @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    @property
     def pool(self) -> Any:
         if self._pool is None:
             raise RuntimeError("database is not open")
         return self._pool
 
+    def transaction(self) -> Any:
+        return self._transaction()
+
+    def snapshot(self) -> Any:
+        # REPEATABLE READ: every statement sees the snapshot of the first (READ COMMITTED, the default,
+        # takes a new one per statement, so two tables read one after the other could disagree).
+        return self._transaction(isolation="repeatable_read", readonly=True)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
+        """A transaction on one of the pool's connections (``options``: asyncpg's, e.g. its isolation)."""
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn, conn.transaction(**options):
                 yield _PostgresTransaction(conn, self._numbered)
         except Exception as e:
             mapped = _postgres_error(self.label, e)
@@ -466,6 +539,14 @@ class PostgresEngine(Engine):
     async def tables(self) -> set[str]:
         rows = await self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
         return {r[0] for r in rows}
+
+    async def columns(self, table: str) -> list[str]:
+        rows = await self.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        )
+        return [r[0] for r in rows]
 
 
 def engine_for(target: str | Path) -> Engine:

@@ -1,27 +1,31 @@
-"""Work only one process at a time may do on a store (the warm-up), held as a row in ``leases``.
+"""Work only one process at a time may do on a store, held as a row in ``leases``: the warm-up, and a
+trainer's claim on its jobs (``process:NAME``).
 
 A lease is taken in one statement (an upsert that succeeds only when the row is free, expired, or already
-ours), renewed by a heartbeat while the work runs, and given back at the end. A process that dies stops
-renewing: its lease expires ``ttl`` seconds after its last heartbeat and the next process takes it. Each
-holding is also recorded in ``warm_runs``, so overlaps can be checked from the store afterwards.
+ours), renewed while the work goes on (the warm-up after each batch, a trainer at each look at the store),
+and given back at the end. A process that dies stops renewing: its lease expires ``ttl`` seconds after its
+last renewal and the next process takes it. No background task renews it (a task sleeping forever would
+also keep a simulated Discord from ever settling). Each warm-up is recorded in ``warm_runs``, so overlaps
+can be checked from the store afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
-from linernotes.bot.engines import Unavailable
 from linernotes.bot.storage import Database
 
 log = logging.getLogger(__name__)
-TTL = 120.0  # seconds a lease outlives its last heartbeat (how soon a dead process's work is taken over)
+TTL = 120.0  # seconds a process lease outlives its last renewal (how soon a dead trainer's jobs are failed)
+# A warm-up renews its lease between batches, and one batch may take minutes on a CPU: a dead process's
+# warm-up blocks the others for at most this long.
+WARM_TTL = 600.0
 
 
 def holder_name() -> str:
@@ -66,35 +70,23 @@ class Lease:
         )
         return rows[0][0] if rows else None
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.ttl / 4)
-            try:
-                if not await self.renew():
-                    log.error("lease %r was lost (this process stalled past %.0f s)", self.name, self.ttl)
-                    return
-            except Unavailable as e:  # the store is away: try again next beat, before the lease expires
-                log.warning("could not renew lease %r: %s", self.name, e)
-
 
 @asynccontextmanager
-async def warm_lease(db: Database, ttl: float = TTL) -> AsyncIterator[bool]:
-    """``async with warm_lease(db) as held``: the warm-up's lease, recorded in ``warm_runs`` while held;
-    ``held`` is False when another process is warming (do nothing then)."""
+async def warm_lease(db: Database, ttl: float = WARM_TTL) -> AsyncIterator[Lease | None]:
+    """``async with warm_lease(db) as lease``: the warm-up's lease (renew it between batches), recorded in
+    ``warm_runs`` while held; None when another process is warming (do nothing then)."""
     lease = Lease(db, "warm", ttl)
     if not await lease.take():
         log.info("another process (%s) is warming this store; not warming here", await lease.holder_now())
-        yield False
+        yield None
         return
-    run = await db.insert(
-        "INSERT INTO warm_runs (holder, started) VALUES (?, ?)", (lease.holder, time.time())
-    )
-    beat = asyncio.create_task(lease._heartbeat())
     try:
-        yield True
+        run = await db.insert(
+            "INSERT INTO warm_runs (holder, started) VALUES (?, ?)", (lease.holder, time.time())
+        )
+        try:
+            yield lease
+        finally:
+            await db.execute("UPDATE warm_runs SET ended = ? WHERE id = ?", (time.time(), run))
     finally:
-        beat.cancel()
-        with suppress(asyncio.CancelledError):
-            await beat
-        await db.execute("UPDATE warm_runs SET ended = ? WHERE id = ?", (time.time(), run))
         await lease.give_back()

@@ -203,8 +203,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         8,
-        "several processes on one store: leases (one warm-up at a time) and the warm-up runs",
+        "several processes on one store: leases, warm-up runs, the trainer holding a job, where to tell its member",
+        # A job is queued with no holder by a process that does not train (``trainer = false``); the trainer
+        # claims it (``holder``: its process, alive while its ``process:HOLDER`` lease is renewed) and tells
+        # the member in ``channel_id``. A trainer's own jobs carry its name from the start.
         """
+        ALTER TABLE server_models ADD COLUMN holder TEXT;
+        ALTER TABLE server_models ADD COLUMN channel_id INTEGER;
         CREATE TABLE leases (                -- work one process at a time may do, and who does it now
             name TEXT PRIMARY KEY,
             holder TEXT NOT NULL,            -- the process: host, pid and a random token

@@ -12,7 +12,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from linernotes.bot.models import NAME_MAX, ServerModels
+from linernotes.bot.models import NAME_MAX, Notifier, Notify, ServerModels
 from linernotes.bot.registry import ServerModel
 from linernotes.common.errors import LinernotesError
 
@@ -61,6 +61,27 @@ def _names(models: ServerModels, permission: str) -> Names:
     return names
 
 
+def channel_notifier(client: discord.Client) -> Notifier:
+    """How the trainer tells a member whose /model train another process received: a message in their
+    channel, then edits of it (it holds no interaction of theirs)."""
+
+    def in_channel(channel_id: int) -> Notify:
+        sent: list[discord.Message] = []
+
+        async def notify(text: str) -> None:
+            try:
+                if sent:
+                    sent[0] = await sent[0].edit(content=text)
+                else:
+                    sent.append(await client.get_partial_messageable(channel_id).send(text))
+            except discord.HTTPException as e:  # e.g. no permission to post there: /model list still tells
+                log.info("could not tell channel %s about its server model: %s", channel_id, e)
+
+        return notify
+
+    return in_channel
+
+
 def _add_train(group: app_commands.Group, models: ServerModels, check: Check) -> None:
     """``/model train``: the job is claimed before any await, then the upload is received."""
 
@@ -81,7 +102,9 @@ def _add_train(group: app_commands.Group, models: ServerModels, check: Check) ->
                 log.info("could not update the /model train message: %s", e)
 
         try:  # before any await: a /model cancel or delete sent right after this finds the job
-            job = models.claim(interaction.guild_id or 0, name, file.filename, file.size, notify)
+            job = models.claim(
+                interaction.guild_id or 0, name, file.filename, file.size, notify, interaction.channel_id
+            )
         except LinernotesError:
             await interaction.response.defer(thinking=True)  # answered as every /model train is: an edit
             raise

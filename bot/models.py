@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.leases import Lease, holder_name
 from linernotes.bot.model_states import (
     ATTACHED,
     CANCELLED,
@@ -58,6 +59,7 @@ from linernotes.model.worker import INTERACTIVE, GenerationWorker, QueueFull
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], Awaitable[None]]
+Notifier = Callable[[int], Notify]  # a channel's id -> how to tell a member there (a message, then its edits)
 INTERRUPTED = "stopped: the bot restarted before training finished; run /model train again"
 BOT_SIDE = "an error on the bot's side; the operator has the details"
 PROGRESS_EVERY = 5.0  # seconds between progress edits (Discord rate-limits message edits)
@@ -99,6 +101,8 @@ class Tracked:
     note: str | None = None  # what the member is told of its end
     removed: int = 0  # texts deleted with it
     last_note: float = 0.0
+    channel_id: int | None = None  # where it was asked for
+    remote: bool = False  # received by another process, trained by this one (the trainer)
 
     @classmethod
     def of(cls, model: ServerModel) -> Tracked:
@@ -144,9 +148,21 @@ def check_name(name: str) -> str:
 class ServerModels:
     """Each server's models: upload and train, use, list, delete, cancel; and routing requests."""
 
-    def __init__(self, config: BotConfig, registry: ModelRegistry, worker: GenerationWorker) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        registry: ModelRegistry,
+        worker: GenerationWorker,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.config, self.registry, self.worker = config, registry, worker
         self.root = models_root(config)
+        self._notifier = notifier  # tells the member of a job another process received (trainer only)
+        self.holder = holder_name()
+        # A trainer's jobs are its own while this lease lives (renewed at each look at the store); a trainer
+        # looking after it is gone fails them. Taken in ``start``.
+        self._lease: Lease | None = None
+        self._unattachable: set[int] = set()  # ready models that failed to attach: retried on reattach only
         self._queue: list[Tracked] = []  # jobs whose upload is stored, in the order asked; one runs at a time
         self._running: Tracked | None = None
         self._task: asyncio.Task | None = None
@@ -159,40 +175,111 @@ class ServerModels:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Fail jobs a restart interrupted (their files go), then attach every ready adapter that fits
-        the model now served and restore each server's choice."""
-        for model in await self.registry.with_status(*JOB):
+        """A trainer fails the jobs whose process is gone (a restart interrupted them; their files go);
+        then every process attaches each ready adapter that fits the model now served and restores
+        each server's choice. Jobs queued by processes that do not train wait for the trainer."""
+        if self.config.trainer:
+            self._lease = Lease(self.registry.db, f"process:{self.holder}", holder=self.holder)
+            await self._lease.take()
+            await self._fail_orphans()
+        await self.reattach()
+
+    async def _fail_orphans(self) -> None:
+        """Fail every job whose trainer is gone, telling its member where the trainer can."""
+        for model in await self.registry.orphans():
             log.warning(
                 "server model %s (server %s) was interrupted by a restart", model.name, model.guild_id
             )
-            await self._enter(self._track(model), FAILED, error=INTERRUPTED)
-        await self.reattach()
+            t = self._track(model)
+            t.notify = t.notify or self._notify_in(model)
+            await self._enter(t, FAILED, error=INTERRUPTED)
+
+    def _notify_in(self, model: ServerModel) -> Notify | None:
+        """How to tell the member who asked for ``model`` in its channel (None: no way)."""
+        if self._notifier is None or model.channel_id is None:
+            return None
+        return self._notifier(model.channel_id)
 
     async def reattach(self) -> None:
         """Attach the ready adapters trained on the model now served (after start-up or a reload); one that
         fails the adapter check fails with the reason (``_broken``), and the bot starts without it."""
-        base = self.worker.card
         self._cards.clear()  # after a reload the generator is a new one, holding no adapter yet
-        attached: dict[int, str] = {}  # row id -> adapter name
-        for model in await self.registry.with_status("ready"):
-            if model.base_model_id != base.model_id:
-                continue  # trained on another model: listed as unusable until retrained
-            where = Path(model.path) / CHECKPOINT
-            try:  # the check `models add` and the trainer's output passed, against the model now served
-                await asyncio.to_thread(check_adapter, where, base, Path(self.config.checkpoint))
-                await self._attach(model)
-            except AdapterError as e:  # broken for good: say so in /model list rather than retry forever
-                log.error("server model %s (server %s) is broken: %s", model.name, model.guild_id, e)
-                await self._broken(model, e)
-            except LinernotesError as e:  # not the adapter's fault (the backend's server, say): next start
-                log.error(
-                    "server model %s (server %s) could not be attached: %s", model.name, model.guild_id, e
-                )
-            except Exception:  # one adapter must never stop the bot from starting; the traceback is logged
-                log.exception("server model %s (server %s) could not be attached", model.name, model.guild_id)
-            else:
-                attached[model.id] = model.adapter_name
-        self._active = {g: attached[m] for g, m in (await self.registry.actives()).items() if m in attached}
+        self._unattachable.clear()
+        for model in await self._servable():
+            await self._try_attach(model)
+        await self._follow_choices()
+
+    async def _servable(self) -> list[ServerModel]:
+        """The ready models trained on the model now served (others are unusable until retrained)."""
+        base = self.worker.card.model_id
+        return [m for m in await self.registry.with_status(READY) if m.base_model_id == base]
+
+    async def _try_attach(self, model: ServerModel) -> None:
+        """Check and attach one ready adapter; one that fails the adapter check fails with the reason
+        (``_broken``), and one that cannot be attached for another reason waits for the next reattach."""
+        where = Path(model.path) / CHECKPOINT
+        try:  # the check `models add` and the trainer's output passed, against the model now served
+            await asyncio.to_thread(check_adapter, where, self.worker.card, Path(self.config.checkpoint))
+            await self._attach(model)
+        except AdapterError as e:  # broken for good: say so in /model list rather than retry forever
+            log.error("server model %s (server %s) is broken: %s", model.name, model.guild_id, e)
+            await self._broken(model, e)
+        except LinernotesError as e:  # not the adapter's fault (the backend's server, say): next start
+            log.error("server model %s (server %s) could not be attached: %s", model.name, model.guild_id, e)
+            self._unattachable.add(model.id)
+        except Exception:  # one adapter must never stop the bot from starting; the traceback is logged
+            log.exception("server model %s (server %s) could not be attached", model.name, model.guild_id)
+            self._unattachable.add(model.id)
+
+    async def _follow_choices(self) -> None:
+        """Each server's choice as the store has it, where the chosen adapter is attached."""
+        chosen = (await self.registry.actives()).items()
+        self._active = {g: f"server-{m}" for g, m in chosen if f"server-{m}" in self._cards}
+
+    # --- other processes on the same store --------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Follow what other processes changed in the store (``sync_interval``): a trainer fails the jobs of
+        trainers gone and claims jobs queued for it; a process that does not train follows its queued jobs
+        to their end; every process attaches models trained elsewhere, lets go of models deleted or failed
+        elsewhere, and takes each server's choice from the store."""
+        if self._lease is not None:
+            await self._lease.take()  # renewed at each look: alive while this process looks
+            await self._fail_orphans()
+            self._ensure_runner()
+        else:
+            await self._follow_jobs()
+        await self._follow_ready()
+
+    async def _follow_ready(self) -> None:
+        """Attach the ready adapters this process does not hold yet; let go of those no longer ready."""
+        ready = {m.adapter_name: m for m in await self._servable()}
+        busy = {t.adapter_name for t in self._jobs.values() if t.adapter_name}  # a local job's sample
+        for name in [n for n in self._cards if n not in ready and n not in busy]:
+            del self._cards[name]
+            await self._detach(name)
+        jobs = set(map(id, self._jobs.values()))
+        for t_id in [i for i, t in self._tracked.items() if t.state in (READY, FAILED) and id(t) not in jobs]:
+            del self._tracked[t_id]  # settled: the row is the record, and it may have changed elsewhere
+        for name, model in ready.items():
+            if name not in self._cards and model.id not in self._unattachable:
+                await self._try_attach(model)
+        await self._follow_choices()
+
+    async def _follow_jobs(self) -> None:
+        """The jobs this process queued for the trainer: follow each to its end, and tell its member."""
+        for t in [t for t in list(self._jobs.values()) if t.model is not None and not t.receiving]:
+            assert t.model is not None
+            row = await self.registry.by_id(t.model.id)
+            status = row.status if row is not None else CANCELLED
+            if status == t.state:
+                continue
+            t.state, t.model = status, row or t.model  # the trainer moved it: follow, without acting again
+            if status in JOB:
+                continue
+            self._jobs.pop(t.guild_id, None)
+            await self._tell(t, _followed_text(t.name, status, row.error if row else None))
+            t.notify = None
 
     async def _broken(self, model: ServerModel, error: AdapterError) -> None:
         """A ready model whose adapter cannot be served fails as any model does, through its states: no
@@ -210,7 +297,9 @@ class ServerModels:
     async def close(self) -> None:
         """Fail every job (a restart cannot resume them), stopping the running child; tells no one (the
         bot is going). All are moved first, so the queue cannot start another meanwhile."""
-        jobs = [t for t in list(self._jobs.values()) if self._move(t, FAILED)]
+        # A process that does not train holds only jobs queued for the trainer: they stay queued.
+        trained = [t for t in list(self._jobs.values()) if self.config.trainer]
+        jobs = [t for t in trained if self._move(t, FAILED)]
         for t in jobs:
             t.notify, t.error = None, INTERRUPTED
             await self._apply(t)
@@ -219,6 +308,8 @@ class ServerModels:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._lease is not None and self.registry.db.is_open:  # a store closed first: it expires
+            await self._lease.give_back()
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -355,7 +446,15 @@ class ServerModels:
         ``receive``); returns the model's record."""
         return await self.receive(self.claim(guild_id, name, filename, size, notify), read)
 
-    def claim(self, guild_id: int, name: str, filename: str, size: int, notify: Notify) -> Tracked:
+    def claim(
+        self,
+        guild_id: int,
+        name: str,
+        filename: str,
+        size: int,
+        notify: Notify,
+        channel_id: int | None = None,
+    ) -> Tracked:
         """Check a /model train request and take this server's one job and a place in the training
         queue, with no await: a /model cancel or delete sent right after finds the job, and uploads
         arriving together are counted together. Refusals cost nothing (nothing is downloaded)."""
@@ -374,7 +473,7 @@ class ServerModels:
             )
         if len(self._jobs) > self.config.training_queue:  # one running, training_queue waiting
             raise ModelError("The bot is training other servers' models; try again in a few minutes.")
-        t = self._jobs[guild_id] = Tracked(guild_id, name, filename, notify)
+        t = self._jobs[guild_id] = Tracked(guild_id, name, filename, notify, channel_id=channel_id)
         return t
 
     async def receive(
@@ -429,19 +528,31 @@ class ServerModels:
         t.folder = new_folder(self.root, t.guild_id)
         t.upload = store_upload(data, safe, t.folder / "upload")
         base_id = self.worker.card.model_id
-        t.model = await self.registry.add(t.guild_id, t.name, base_id, str(t.folder), t.filename, {})
+        holder = self.holder if self.config.trainer else None  # else: queued for the trainer to claim
+        t.model = await self.registry.add(
+            t.guild_id, t.name, base_id, str(t.folder), t.filename, {}, holder=holder, channel_id=t.channel_id
+        )
         self._tracked[t.model.id] = t
         if t.state != QUEUED:
             return False
-        ahead = len(self._queue) + (self._running is not None)
-        self._queue.append(t)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run_queue(), name="linernotes-training")
+        ahead = await self.registry.waiting(t.model.id)
+        if self.config.trainer:
+            self._queue.append(t)
+            self._ensure_runner()
         where = (
             f"queued behind {ahead} other training job(s)" if ahead else "it is read, then training starts"
         )
+        if not self.config.trainer:
+            where = (
+                f"queued for the bot's trainer behind {ahead} job(s); it posts its progress in this channel"
+            )
         await self._tell(t, f"⏳ **{t.name}** from {shown(t.filename)}: {where}.")
         return True
+
+    def _ensure_runner(self) -> None:
+        """Start working through the queue unless already at it."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run_queue(), name="linernotes-training")
 
     async def _catch_up(self, t: Tracked) -> None:
         """A job that ended while its upload came in: remove what came after its end (its row, its files)
@@ -454,9 +565,9 @@ class ServerModels:
     # --- the queue ----------------------------------------------------------------------------
 
     async def _run_queue(self) -> None:
-        """Train queued jobs one at a time, oldest first."""
-        while self._queue:
-            t = self._queue.pop(0)
+        """Train queued jobs one at a time, oldest first: this process's own, and those other processes
+        queued for the trainer."""
+        while (t := await self._next_job()) is not None:
             if t.state != QUEUED:
                 continue  # cancelled or deleted while it waited
             self._running = t
@@ -477,12 +588,37 @@ class ServerModels:
                 elif t.state == READY:
                     t.notify = None  # the member has been told; the interaction is not needed any more
 
+    async def _next_job(self) -> Tracked | None:
+        """The oldest job waiting: this process's next, unless another process queued one before it."""
+        while self._queue and self._queue[0].state != QUEUED:
+            self._queue.pop(0)  # cancelled or deleted while it waited
+        local = self._queue[0] if self._queue else None
+        older_than = local.model.id if local is not None and local.model is not None else None
+        remote = await self.registry.claim_queued(self.holder, older_than)
+        if remote is not None:
+            return self._adopt(remote)
+        return self._queue.pop(0) if self._queue else None
+
+    def _adopt(self, model: ServerModel) -> Tracked:
+        """A job another process queued, claimed by this trainer: its upload is on the shared models_dir."""
+        folder = Path(model.path)
+        uploads = sorted((folder / "upload").glob("*")) if (folder / "upload").is_dir() else []
+        t = Tracked(
+            model.guild_id, model.name, model.upload, self._notify_in(model), model=model, folder=folder,
+            upload=uploads[0] if uploads else None, channel_id=model.channel_id, remote=True,
+        )  # fmt: skip
+        self._tracked[model.id] = t
+        self._jobs.setdefault(model.guild_id, t)
+        return t
+
     async def _train(self, t: Tracked) -> None:
         """Run one job's child: it prepares the upload (or refuses it), trains and reports the adapter;
         then attach it and write the member's sample."""
         if not await self._enter(t, PREPARING) or t.state != PREPARING:
             return  # ended before its child started (a cancel while the member was told): start none
-        assert t.folder is not None and t.upload is not None
+        if t.upload is None:
+            raise ModelError("its upload is missing from the models directory the bot's processes share")
+        assert t.folder is not None
         process = t.process = TrainingProcess(
             t.upload, Path(self.config.checkpoint), t.folder, self.config.adapter_steps
         )
@@ -532,12 +668,24 @@ class ServerModels:
         ):
             return
         t.last_note = now
+        if t.remote and await self._ended_elsewhere(t):
+            return
         eta = float(event.get("eta") or 0)
         await self._tell(
             t,
             f"🏋️ Training **{t.name}**: step {event['step']}/{event['total']}, "
             f"loss {float(event['loss']):.2f}, about {_duration(eta)} left",
         )
+
+    async def _ended_elsewhere(self, t: Tracked) -> bool:
+        """Whether the process that received a job cancelled or deleted it (its row is gone): then stop
+        it here quietly (that process told the member)."""
+        assert t.model is not None
+        if await self.registry.by_id(t.model.id) is not None:
+            return False
+        t.notify = None
+        await self._enter(t, CANCELLED)
+        return True
 
     async def _finish(self, t: Tracked, done: dict[str, Any]) -> None:
         """Attach the finished adapter (sampling), write the member's sample with it, then it is ready
@@ -647,7 +795,11 @@ class ServerModels:
             return None
         if model.base_model_id != self.worker.card.model_id:
             return "it was trained on another version of the bot's model; train it again"
-        # Attached only at start-up or /reload: `linernotes models add` may have registered it since.
+        if model.id in self._unattachable:
+            return "it failed to load (the operator has the details); it is tried again when the bot restarts"
+        # Attached at start-up, /reload, and every sync_interval (added by `linernotes models add` since).
+        if self.config.sync_interval > 0:
+            return f"the bot has not loaded it yet (added since it started); it loads within {self.config.sync_interval:.0f} s"
         return (
             "the bot has not loaded it (added since the bot started, or it failed to load); "
             "it loads when the bot restarts"
@@ -680,6 +832,15 @@ def _duration(seconds: float) -> str:
     """'2 min 5 s' / '40 s'."""
     seconds = max(0, round(seconds))
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _followed_text(name: str, status: str, error: str | None) -> str:
+    """What the member is told when the trainer (another process) ended their job."""
+    if status == READY:
+        return f"✅ **{name}** is ready and now answers this server's /lyrics (a sample is in the trainer's message)."
+    if status == FAILED:
+        return f"❌ Training **{name}** failed: {error}"
+    return f"🛑 Training **{name}** was stopped."
 
 
 def _ready_text(name: str, done: dict[str, Any], lines: list[str]) -> str:

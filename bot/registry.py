@@ -50,6 +50,8 @@ class ServerModel:
     error: str | None
     created: float
     updated: float
+    holder: str | None = None  # the trainer process working on it (None: queued for any trainer)
+    channel_id: int | None = None  # where /model train was asked: the trainer tells the member there
 
     @property
     def adapter_name(self) -> str:
@@ -78,6 +80,8 @@ class ModelRegistry:
         upload: str,
         report: dict[str, Any],
         adapter_id: str | None = None,
+        holder: str | None = None,
+        channel_id: int | None = None,
     ) -> ServerModel:
         """Register a queued model, or a ready one when its adapter (``adapter_id``) is already complete
         on disk (replacing a failed one of the same name); refuses a taken name."""
@@ -95,8 +99,8 @@ class ModelRegistry:
         try:
             model_id = await self.db.insert(
                 "INSERT INTO server_models (guild_id, name, name_key, status, base_model_id, model_id, path, "
-                "upload, report, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, now, now),
+                "upload, report, created, updated, holder, channel_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, now, now, holder, channel_id),
             )
         except Conflict:
             await self.check_free(guild_id, name)  # says which model holds the name
@@ -198,6 +202,39 @@ class ModelRegistry:
         """The model (any server's) whose adapter has this model id."""
         rows = await self.db.fetch("SELECT * FROM server_models WHERE model_id = ?", (adapter_id,))
         return _model(rows[0]) if rows else None
+
+    async def claim_queued(self, holder: str, older_than: int | None = None) -> ServerModel | None:
+        """Claim the oldest job queued for any trainer (older than row ``older_than``, if given) for
+        ``holder``: one statement, so two trainers never claim the same job."""
+        limit, params = ("AND id < ? ", (older_than,)) if older_than is not None else ("", ())
+        rows = await self.db.write(
+            "UPDATE server_models SET holder = ? WHERE id = (SELECT id FROM server_models WHERE status = 'queued' "
+            f"AND holder IS NULL {limit}ORDER BY id LIMIT 1) AND holder IS NULL RETURNING *",
+            (holder, *params),
+        )
+        return _model(rows[0]) if rows else None
+
+    async def waiting(self, model_id: int) -> int:
+        """Jobs ahead of this one: queued before it, or being worked on (any process's)."""
+        marks = ", ".join("?" for _ in JOB)
+        rows = await self.db.fetch(
+            f"SELECT COUNT(*) FROM server_models WHERE status IN ({marks}) AND (status != 'queued' OR id < ?) "
+            "AND id != ?",
+            (*JOB, model_id, model_id),
+        )
+        return int(rows[0][0])
+
+    async def orphans(self) -> list[ServerModel]:
+        """Jobs whose trainer is gone: held by a process whose lease expired (it died, or stopped), or
+        past queued with no holder (left by a bot from before holders)."""
+        marks = ", ".join("?" for _ in JOB)
+        rows = await self.db.fetch(
+            f"SELECT * FROM server_models m WHERE status IN ({marks}) AND CASE WHEN holder IS NULL "
+            "THEN status != 'queued' ELSE NOT EXISTS (SELECT 1 FROM leases l WHERE l.name = 'process:' || "
+            "m.holder AND l.expires >= ?) END ORDER BY id",
+            (*JOB, time.time()),
+        )
+        return [_model(r) for r in rows]
 
     async def knows_server(self, guild_id: int) -> bool:
         """Whether the bot has ever answered in this server or holds a model or setting for it."""

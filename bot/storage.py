@@ -104,6 +104,11 @@ class Database:
             self.engine.reopened = self._prepare  # a SQLite file replaced under us is migrated
 
     @property
+    def is_open(self) -> bool:
+        """Whether the store is connected."""
+        return self.engine.is_open
+
+    @property
     def shared(self) -> bool:
         """Whether other processes (on other machines) may use this store at the same time."""
         return self.engine.dialect == "postgresql"
@@ -512,11 +517,11 @@ def _generation(row: Row) -> Generation:
 
 
 @asynccontextmanager
-async def existing(database: str | Path) -> AsyncIterator[Database]:
+async def existing(database: str | Path, option: str = "--db") -> AsyncIterator[Database]:
     """The bot's database at ``database``, open for an operator's command and closed after; refused when
-    there is none (opening would create an empty one)."""
+    there is none (opening would create an empty one). ``option``: the flag that named it, for messages."""
     db = Database(database)
-    missing = InputError(f"--db {db.path}: no such database (the bot creates it when it first starts)")
+    missing = InputError(f"{option} {db.path}: no such database (the bot creates it when it first starts)")
     if not is_postgres(database) and not Path(database).is_file():
         raise missing
     if is_postgres(database):

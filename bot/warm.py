@@ -10,7 +10,7 @@ model in use, within one run's limit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -75,6 +75,7 @@ async def warm(
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: str | None = None,
+    between: Callable[[], Awaitable[object]] | None = None,
 ) -> int:
     """Generate until every key of ``card``'s model (an attached adapter's name, or None: the checkpoint
     itself) reaches its depth (at most ``limit`` generations this run, most wanted keys first, so one run
@@ -105,6 +106,8 @@ async def warm(
                 stored += 1
         if progress:
             progress(min(start + per_job, len(requests)), len(requests))
+        if between is not None:
+            await between()  # e.g. renew the warm-up's lease: this run is still going
     if requests:
         log.info("warm-up stored %d of %d generations", stored, len(requests))
     return stored
@@ -121,10 +124,11 @@ async def warm_as_configured(
     """``warm`` with the bot's settings, for the bot's own model and then each server model in use
     (``adapters``: attached name and card), sharing ``limit``: the scheduled job, ``/warm`` and
     ``linernotes warm`` alike. One process at a time warms a store (``warm_lease``): 0 when another is."""
-    async with warm_lease(db) as held:
-        if not held:
+    async with warm_lease(db) as lease:
+        if lease is None:
             return 0
-        return await _warm_models(config, db, worker, limit, progress, [(None, worker.card), *adapters])
+        models = [(None, worker.card), *adapters]
+        return await _warm_models(config, db, worker, limit, progress, models, lease.renew)
 
 
 async def _warm_models(
@@ -134,6 +138,7 @@ async def _warm_models(
     limit: int | None,
     progress: Callable[[int, int], None] | None,
     models: Sequence[tuple[str | None, Card]],
+    between: Callable[[], Awaitable[object]],
 ) -> int:
     stored = 0
     sampling = partial(sampling_for, config, worker.card)  # an adapter samples as its base does
@@ -154,5 +159,6 @@ async def _warm_models(
             candidates=config.warm_candidates,
             progress=progress if model is None else None,
             model=model,
+            between=between,
         )
     return stored

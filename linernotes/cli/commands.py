@@ -5,6 +5,7 @@ from __future__ import annotations
 from linernotes.cli import (
     adapter_cmd,
     bot_cmd,
+    db_cmd,
     demo,
     eval_cmd,
     export_cmd,
@@ -25,6 +26,7 @@ MODULES = [
     generate_cmd,
     eval_cmd,
     bot_cmd,
+    db_cmd,
     adapter_cmd,
     models_cmd,
     web_cmd,

@@ -132,6 +132,7 @@ def simulated_bot(checkpoint: Path, database: Path, **settings: Any) -> Linernot
     # sync="always": every run is a new simulated Discord that has never seen the commands.
     demo_settings = {
         "warm_interval": 0,
+        "sync_interval": 0,  # one process on its own store: nothing to follow
         "cooldown": 0,
         "per_key": 1,
         "hot_per_key": 2,

@@ -22,6 +22,7 @@ def bot_settings() -> dict:
         "hot_per_key": 1,
         "shard_count": 1,
         "min_chars": 1,
+        "sync_interval": 0,  # tests call sync_now() where they need it (a real-clock job keeps SimCord from settling)
     }
 
 

@@ -120,3 +120,30 @@ def test_token_never_appears_in_output(tiny_fp32, tmp_path, capsys, monkeypatch)
     out = captured.out + captured.err
     assert "could not reach Discord" in out
     assert token not in out and "never-print-me" not in out
+
+
+def test_one_cluster_of_shards_from_flags_or_environment():
+    from linernotes.bot.app import LinernotesBot
+
+    args = build_parser().parse_args(
+        ["bot", "ck", "--shard-ids", "0,1", "--shard-count", "4", "--no-trainer"]
+    )
+    config = bot_cmd._config(args)
+    bot = LinernotesBot(config)
+    assert (bot.shard_ids, bot.shard_count, config.trainer) == ([0, 1], 4, False)
+    env = load_config(None, {"LINERNOTES_SHARD_IDS": "2,3", "LINERNOTES_SHARD_COUNT": "4"}, checkpoint="ck")
+    assert env.shards() == {"shard_ids": [2, 3], "shard_count": 4}
+    for bad in ("0,4", "1,1", "one"):
+        with pytest.raises(ConfigError, match="shard_ids"):
+            BotConfig(checkpoint="ck", shard_ids=bad, shard_count=4)
+    with pytest.raises(ConfigError, match="needs shard_count"):
+        BotConfig(checkpoint="ck", shard_ids="0")
+
+
+def test_a_postgresql_store_needs_a_shared_models_dir_and_its_password_is_never_shown():
+    url = "postgresql://bot:hunter2@db.internal/linernotes"
+    with pytest.raises(ConfigError, match="models_dir"):
+        BotConfig(checkpoint="ck", database=url)
+    config = BotConfig(checkpoint="ck", database=url, models_dir="/shared/models")
+    assert "hunter2" not in repr(config.to_dict()) and "bot:***@db.internal" in config.to_dict()["database"]
+    assert BotConfig(checkpoint="ck", database=url, server_models=False).database == url

@@ -45,10 +45,11 @@ async def test_processes_warming_together_take_turns(two):
     held: list[bool] = []
 
     async def run(db: Database) -> None:
-        async with warm_lease(db, ttl=0.4) as got:
-            held.append(got)
-            if got:
-                await asyncio.sleep(0.6)  # longer than the ttl: the heartbeat keeps it
+        async with warm_lease(db, ttl=0.4) as lease:
+            held.append(lease is not None)
+            for _ in range(3 if lease else 0):
+                await asyncio.sleep(0.2)  # a batch
+                assert await lease.renew()  # between batches: 0.6 s in all, longer than the ttl
 
     await asyncio.gather(run(two[0]), run(two[1]))
     assert sorted(held) == [False, True]

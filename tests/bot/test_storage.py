@@ -225,3 +225,16 @@ async def test_generations_stored_before_ranking_read_as_one_draft(tmp_path, dat
     ranked = result("Chosen of four.")
     ranked.ranked = 4
     assert (await db.get(await db.add(ranked, "review|Rock|5.0", "warm"))).ranked == 4
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://bot:hunter2@127.0.0.1:1/x", "bot:\\*\\*\\*@127.0.0.1:1/x: cannot connect"),
+        ("postgresql://bot:hunter2@[db/x", "a URL that cannot be read"),
+    ],
+)
+async def test_a_store_that_cannot_be_reached_is_refused_without_its_password(url, said):
+    with pytest.raises(StorageError, match=said) as e:
+        await Database(url).open()
+    assert "hunter2" not in str(e.value)
