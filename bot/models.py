@@ -508,6 +508,9 @@ class ServerModels:
         """Refuse before downloading: the server's quota, a name it has; False if the job ended."""
         await self.registry.check_room(t.guild_id, self.config.models_per_server)
         await self.registry.check_free(t.guild_id, t.name)
+        # Every process's jobs wait for the one trainer: the queue's limit is the store's.
+        if await self.registry.waiting(0) > self.config.training_queue:
+            raise ModelError("The bot is training other servers' models; try again in a few minutes.")
         if t.state != QUEUED:
             return False
         # From the download on, an upload counts against the server's cooldown, refused or not.

@@ -215,12 +215,13 @@ class ModelRegistry:
         return _model(rows[0]) if rows else None
 
     async def waiting(self, model_id: int) -> int:
-        """Jobs ahead of this one: queued before it, or being worked on (any process's)."""
+        """Jobs ahead of row ``model_id``: queued before it, or being worked on, by any process (0: every
+        job there is)."""
         marks = ", ".join("?" for _ in JOB)
         rows = await self.db.fetch(
-            f"SELECT COUNT(*) FROM server_models WHERE status IN ({marks}) AND (status != 'queued' OR id < ?) "
-            "AND id != ?",
-            (*JOB, model_id, model_id),
+            f"SELECT COUNT(*) FROM server_models WHERE status IN ({marks}) "
+            "AND (status != 'queued' OR id < ? OR ? = 0) AND id != ?",
+            (*JOB, model_id, model_id, model_id),
         )
         return int(rows[0][0])
 

@@ -85,7 +85,7 @@ def test_ranked_warm_up_writes_drafts_and_stores_the_rankers_pick(tiny_fp32, tmp
     assert rows == [("lyrics|chorus|", "warm", 3)]
 
 
-def test_stats_gives_the_operator_every_servers_totals(tmp_path, capsys):
+def test_stats_gives_the_operator_every_servers_totals(store, capsys):
     from linernotes.bot.storage import Database
     from tests.bot.test_storage import result
 
@@ -102,7 +102,6 @@ def test_stats_gives_the_operator_every_servers_totals(tmp_path, capsys):
         finally:
             await db.close()
 
-    database = tmp_path / "bot.sqlite3"
-    asyncio.run(fill(database))
-    assert main(["stats", "--db", str(database)]) == 0
+    asyncio.run(fill(store))
+    assert main(["stats", "--db", store]) == 0
     assert capsys.readouterr().out.strip() == "2 generations, 2 answers served, 1 👍 and 0 👎"

@@ -16,7 +16,7 @@ import simcord
 
 from linernotes.bot import create_bot
 from linernotes.bot.leases import Lease
-from linernotes.bot.registry import ModelRegistry
+from linernotes.bot.registry import ModelError, ModelRegistry
 from tests.bot.helpers import footer_id
 from tests.bot.test_server_models import manager, upload
 from tests.conftest import ENGINES
@@ -148,3 +148,19 @@ async def test_a_reload_in_one_process_reaches_the_other(
     assert trainer.bot.card.model_id == card.model_id
     await trainer.call(trainer.bot.sync_now)  # once: a second look finds nothing new
     assert trainer.bot.config.checkpoint == str((root / "int8").resolve())
+
+
+async def test_the_training_queue_is_the_stores_not_one_processes(simcord_env, server):
+    guild, channel, _, _ = server
+    simcord_env.bot.config.training_queue = 1  # one training, one waiting, across every process
+    registry = ModelRegistry(simcord_env.bot.db)
+    await registry.add(501, "theirs", "base", "/elsewhere", "x.txt", {})  # queued by another process
+    dana = manager(simcord_env, guild)
+    r = await dana.slash(channel, "model train", name="Harbor", file=upload())
+    assert "queued for the bot's trainer behind 1 job(s)" in r.response.content
+    await registry.add(502, "more", "base", "/elsewhere", "y.txt", {})
+    third = simcord_env.create_guild("Third")
+    erin = manager(simcord_env, third, "erin")
+    r = await erin.slash(third.create_text_channel("general"), "model train", name="Late", file=upload())
+    assert "training other servers' models" in r.response.content
+    simcord.assert_error(simcord_env, ModelError)

@@ -16,6 +16,7 @@ from linernotes.bot.web.config import WebConfig
 from linernotes.cli import (
     adapter_cmd,
     bot_cmd,
+    db_cmd,
     demo,
     eval_cmd,
     export_cmd,
@@ -69,6 +70,7 @@ FLAG_SOURCES: dict[str, list[tuple[type, frozenset[str]]]] = {
     "feedback export": [(bot_cmd.FeedbackExportArgs, NONE)],
     "adapter": [(adapter_cmd.AdapterArgs, NONE)],
     "models add": [(models_cmd.ModelsAddArgs, NONE)],
+    "db copy": [(db_cmd.CopyArgs, NONE)],
     "models list": [(models_cmd.ModelsListArgs, NONE)],
     "web": [(web_cmd.WebArgs, NONE), (WebConfig, NONE)],
 }
