@@ -100,8 +100,13 @@ def run_add(args: argparse.Namespace) -> int:
         f"added {model.name!r} for server {model.guild_id}: adapter {model.model_id} (knows {kinds}), {role}"
     )
     print(f"copied to {Path(model.path) / CHECKPOINT}")
-    # Ready adapters are attached at start-up and on /reload (ServerModels.reattach), not while running.
-    print("the bot serves it from its next start: restart a running bot (or /reload it) to load it")
+    # Ready adapters are attached at start-up, on /reload, and at each look at the store (ServerModels.sync).
+    if config.sync_interval > 0:
+        print(
+            f"a running bot loads it within {config.sync_interval:.0f} s (sync_interval); a stopped one when it starts"
+        )
+    else:
+        print("the bot serves it from its next start: restart a running bot (or /reload it) to load it")
     return 0
 
 
