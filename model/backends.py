@@ -13,8 +13,8 @@ already (see ``model.vllm_lora``).
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -190,7 +190,9 @@ class OpenAIBackend:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 body = json.loads(resp.read())
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as e:
+        # OSError: urllib wraps only what fails while sending (URLError); a connection the server resets or
+        # closes while we read its answer comes out bare (ConnectionResetError, RemoteDisconnected).
+        except (OSError, http.client.HTTPException, json.JSONDecodeError) as e:
             raise GenerationError(f"completions server {self.url} failed: {e}") from None
         choice = body["choices"][0]
         usage = body.get("usage", {}).get("completion_tokens", 0)

@@ -37,8 +37,14 @@ ALLOWED = {
 # worker under a burst; its server models from upload to answer), as tests/bot do, so they import bot
 # directly. No other script may.
 # bench/web.py prepares the database its server (the real `linernotes web`, in another process) serves with
-# the bot's own storage, and reads the showings back from it.
-BENCH_EXTRA = {"bench/serve.py": {"bot"}, "bench/server_models.py": {"bot"}, "bench/web.py": {"bot"}}
+# the bot's own storage, and reads the showings back from it. bench/cluster.py runs the bot in two processes
+# on one PostgreSQL store and checks deliveries, votes and warm-up runs from that store afterwards.
+BENCH_EXTRA = {
+    "bench/serve.py": {"bot"},
+    "bench/server_models.py": {"bot"},
+    "bench/web.py": {"bot"},
+    "bench/cluster.py": {"bot"},
+}
 # The names the stages had before they moved under ``linernotes``: importing one by its bare name would load
 # a second copy of the module from a source checkout (and fail once installed).
 BARE = {"data", "model", "training", "bot", "cli"}

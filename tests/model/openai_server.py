@@ -25,6 +25,13 @@ LORA_ROUTES = ("/v1/load_lora_adapter", "/v1/unload_lora_adapter")
 NO_ROUTE = (404, {"detail": "Not Found"})  # FastAPI's answer for a route the app does not have
 
 
+class _Listener(ThreadingHTTPServer):
+    """Connections may wait to be accepted as a real server's do (uvicorn, under vLLM, listens with a backlog
+    of 2048): with socketserver's 5, a few dozen requests at once get some connections reset."""
+
+    request_queue_size = 2048
+
+
 def error(status: int, message: str, kind: str) -> tuple[int, dict]:
     """vLLM's error answer (>= 0.10): status and ``{"error": {...}}``."""
     return status, {"error": {"message": message, "type": kind, "param": None, "code": status}}
@@ -82,7 +89,7 @@ class CompletionServer:
             def log_message(self, *args) -> None:
                 return None
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -1,12 +1,15 @@
 """The generator, in-process and through an OpenAI-compatible server: same behaviour either way."""
 
 import json
+import socket
+import struct
+import threading
 
 import pytest
 
-from linernotes.common.errors import TagError
+from linernotes.common.errors import GenerationError, TagError
 from linernotes.data.format import END, HEADER_OPEN, make_record, parse, render
-from linernotes.model.backends import Raw
+from linernotes.model.backends import OpenAIBackend, PromptText, Raw
 from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.copyguard import CopyGuard, build_index
 from linernotes.model.generator import Generator, Request
@@ -156,3 +159,26 @@ def test_render_of_generation_parses_back(generator):
     record = make_record("lyrics", result.request.tags, result.text)
     # Whatever the model wrote, as training text it is one header, an escaped body and the end marker.
     assert parse(render(record)) == record
+
+
+@pytest.mark.parametrize("how", ["reset", "closed"])
+def test_a_completions_server_dropping_the_connection_is_a_generation_error(how):
+    """urllib wraps only what fails while sending; a connection dropped while the answer is read came out
+    as a bare ConnectionResetError or RemoteDisconnected, which the bot showed as an internal error."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def drop() -> None:
+            conn, _ = listener.accept()
+            request = chunk = b"-"
+            while chunk and not request.endswith(b"}"):  # the whole request (its JSON body last), then drop
+                request += (chunk := conn.recv(65536))
+            if how == "reset":  # close with SO_LINGER 0: the peer gets a RST
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+        thread = threading.Thread(target=drop, daemon=True)
+        thread.start()
+        backend = OpenAIBackend(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", timeout=10)
+        with pytest.raises(GenerationError, match="completions server"):
+            backend.complete([PromptText("<|review|> x\n", "")], [Sampling(seed=1)])
+        thread.join(timeout=10)
