@@ -76,10 +76,12 @@ class RequestHandler:
         route = self.route(interaction.guild_id, kind)
         tags = route.card.check_request(kind, tags)
         user = self.db.user_hash(interaction.user.id)
-        # Refuse before any I/O: a request that will be turned away must not queue behind the database.
-        self.worker.check_room(user)
-        self.check_cooldown(interaction.user.id)
         key = key_for(kind, tags, self.config.score_bucket, seed_line)
+        # Refuse before any I/O what will be turned away: a user with requests waiting, and, for a text
+        # that is always generated, a full queue. A shared key is looked up first: the cache answers it
+        # even while the generator is busy (a miss is then refused by ``submit``, before any reply).
+        self.worker.check_room(user) if key.private else self.worker.check_owner(user)
+        self.check_cooldown(interaction.user.id)
         hit = (
             None
             if key.private

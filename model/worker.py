@@ -138,6 +138,10 @@ class GenerationWorker:
         refuse before touching anything else)."""
         if len(self._heap) >= self.max_queue:
             raise QueueFull(f"the generator is busy ({len(self._heap)} jobs queued); try again in a minute")
+        self.check_owner(owner)
+
+    def check_owner(self, owner: str | None) -> None:
+        """Raise ``QueueFull`` if ``owner`` already has as many jobs waiting as one may."""
         if owner is not None and self.owned(owner) >= self.max_per_owner:
             raise QueueFull(f"you already have {self.max_per_owner} requests waiting; wait for them first")
 

@@ -1,11 +1,12 @@
-"""Refusals cost no I/O: a full queue, a user's queued-job limit and the cooldown are checked first."""
+"""Refusals cost no I/O: a user's queued-job limit, the cooldown, and a full queue for what is always generated
+are checked first; a cached text is served even while the generator is busy."""
 
 from __future__ import annotations
 
 import pytest
 
 from linernotes.model.worker import QueueFull
-from tests.bot.helpers import burst
+from tests.bot.helpers import burst, fill
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
 
@@ -48,3 +49,13 @@ async def test_a_full_queue_refuses_before_any_io(simcord_env, server, statement
     answered = [r for r in results if r.response.embeds]
     assert len(answered) + len(turned_away) == len(fans)
     assert len([s for s in statements if s.startswith("INSERT INTO demand")]) == len(answered)
+
+
+async def test_a_cached_text_is_served_while_the_generator_is_busy(simcord_env, server):
+    guild, channel, alice, _ = server
+    await fill(simcord_env, "review", {"genre": "Metal", "score": 7.5}, 1)
+    fans = [guild.add_member(simcord_env.create_user(f"fan{i}")) for i in range(6)]
+    asks = [(fan, channel, "lyrics", {"part": "chorus", "seed": f"{fan.name} sings"}) for fan in fans]
+    results = await burst(simcord_env, [*asks, (alice, channel, "review", {"genre": "Metal", "score": 7.5})])
+    assert refused(simcord_env, results)  # the queue was full when alice asked
+    assert results[-1].response.embeds and not results[-1].ephemeral  # answered from the cache
