@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
+from linernotes.bot.copy import copy_store
 from linernotes.cli.chat import parse_line
 from linernotes.cli.main import main
+from tests.postgres import why_not
 
 TYPED = """\
 help
@@ -51,7 +55,7 @@ def run_demo(monkeypatch, capsys):
     return run
 
 
-def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run_demo):
+def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run_demo, request):
     home = tmp_path / "demo"
     shutil.copytree(tiny_checkpoint, home / "checkpoint")  # an earlier run's model: reused, not retrained
     shutil.copytree(sample_data, home / "prepared")
@@ -95,6 +99,14 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     # Metal 2.0 is cached now, so the script's miss moves to the nearest Metal score nothing answers yet.
     bob = again.split("bob › /review genre:Metal score:")[1].split("\n")
     assert bob[0] != "2.0" and float(bob[0]) <= 3.5 and "deferred at once" in bob[1]
+    # The demo's store moves to PostgreSQL with every row (where a server can start here: see tests/postgres.py).
+    if why_not() is None:
+        copied = asyncio.run(copy_store(f"sqlite:{home / 'bot.sqlite3'}", postgres_url(request)))
+        with sqlite3.connect(home / "bot.sqlite3") as con:
+            counts = {
+                table: con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in copied.rows
+            }
+        assert copied.rows == counts and counts["server_models"] == 1 and counts["ratings"] >= 5
 
 
 def test_typed_lines_parse():
@@ -103,3 +115,8 @@ def test_typed_lines_parse():
     assert typed.options == {"part": "chorus", "seed": "two words", "artist": "Iron Chapel"}
     assert parse_line("react 👎 12").args == ["👎", "12"]
     assert parse_line("quit").verb == "quit" and parse_line("   ") is None
+
+
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """An empty schema on the session's PostgreSQL server."""
+    return request.getfixturevalue("postgres").new_schema("demo_copy")
