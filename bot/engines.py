@@ -4,8 +4,8 @@ that several bot processes share (``--db postgresql://...``, through asyncpg).
 ``bot.storage`` and the modules beside it write their SQL once, in the subset both engines speak, with
 ``?`` placeholders; the PostgreSQL engine numbers them (``$1``...). Where the engines differ (the
 migrations' column types, a trigger) the migration says so. At run time they differ only where
-PostgreSQL runs statements side by side and SQLite has one writer: ``Transaction.lock`` and
-``Engine.skip_locked`` do something on PostgreSQL alone.
+PostgreSQL runs statements side by side and SQLite has one writer: ``Transaction.lock`` does something on
+PostgreSQL alone.
 
 Errors come out in the store's terms: ``Unavailable`` (the file or server cannot be used now: read-only,
 full, gone, restarting; a vote is kept and retried), ``Conflict`` (a uniqueness or reference rule said
@@ -80,8 +80,9 @@ class Transaction(ABC):
         """Run one statement in the transaction; its rows (a write's ``RETURNING`` rows)."""
 
     @abstractmethod
-    async def lock(self, key: int) -> None:
-        """Hold a lock on ``key`` until the transaction ends, against every process on this store."""
+    async def lock(self, *keys: int) -> None:
+        """Hold locks on ``keys`` until the transaction ends, against every process on this store (taken in
+        ascending order, so two transactions locking some of the same keys never deadlock)."""
 
     @abstractmethod
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -93,9 +94,6 @@ class Engine(ABC):
 
     dialect: str
     label: str  # what logs and errors name: a file path, or the URL without its password
-    # Appended to a ``SELECT ... FROM generations g`` that picks a row to take: a row another transaction
-    # is taking right now is passed over rather than waited for (SQLite: one writer, nothing to skip).
-    skip_locked = ""
 
     @abstractmethod
     async def open(self) -> None:
@@ -179,7 +177,7 @@ class _SqliteTransaction(Transaction):
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(await self.db.execute_fetchall(sql, tuple(params)))
 
-    async def lock(self, key: int) -> None:
+    async def lock(self, *keys: int) -> None:
         """Nothing to do: the transaction began IMMEDIATE, so it already is the one writer."""
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -412,8 +410,9 @@ class _PostgresTransaction(Transaction):
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(await self.conn.fetch(self.sql(sql), *params))
 
-    async def lock(self, key: int) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+    async def lock(self, *keys: int) -> None:
+        for key in sorted(set(keys)):
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", key)
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(self.sql(sql), rows)
@@ -424,7 +423,6 @@ class PostgresEngine(Engine):
     replaced on the next request; the request that found it broken fails as ``Unavailable``."""
 
     dialect = "postgresql"
-    skip_locked = " FOR UPDATE OF g SKIP LOCKED"
     POOL = 8  # connections per process: a burst of requests shares them
     TIMEOUT = 5.0  # seconds to connect, or for a statement: a stuck server fails a request, not hangs it
 

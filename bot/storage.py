@@ -91,6 +91,11 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
+def take_lock(model_id: str, cache_key: str) -> int:
+    """The lock every take of one model's cache key holds (Discord's and the web's, in any process)."""
+    return lock_key("take", model_id, cache_key)
+
+
 class Database:
     """Async access to the bot's store (``target``: a SQLite file's path, or a ``postgresql://`` URL)."""
 
@@ -256,16 +261,15 @@ class Database:
         Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss. The
         choice and the reservation are one statement, so no other taker (another request, the web API in
         this process or another) can take the same generation between them. On PostgreSQL, where
-        statements run side by side: the channel's lock makes takes for one channel wait for each other
-        (each then sees what the one before took), and a generation another request is taking right now
-        is skipped, not waited for (``FOR UPDATE SKIP LOCKED``)."""
+        statements run side by side, takes of one key (``take_lock``, the web's too) wait for each other,
+        and each then sees what the one before took, as on SQLite."""
         async with self.engine.transaction() as tx:
-            await tx.lock(lock_key("take", channel_id))
+            await tx.lock(take_lock(model_id, cache_key))
             rows = await tx.fetch(
                 "WITH pick AS (SELECT g.id FROM generations g "
                 "WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 AND NOT EXISTS "
                 "(SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ? AND d.via = 'discord') "
-                f"ORDER BY {LEAST_SHOWN} LIMIT 1{self.engine.skip_locked}) "
+                f"ORDER BY {LEAST_SHOWN} LIMIT 1) "
                 "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
                 "SELECT pick.id, ?, ?, ?, ?, ? FROM pick RETURNING id, generation_id",
                 (

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from linernotes.bot.storage import DOWN, LEAST_SHOWN, SHOWN, UP, Database, count_requests
+from linernotes.bot.storage import DOWN, LEAST_SHOWN, SHOWN, UP, Database, count_requests, take_lock
 from linernotes.bot.web.privacy import PUBLIC
 
 KEYS_TTL = 5.0  # seconds a list of keys is reused (a key warmed since is served after this at the latest)
@@ -132,17 +132,19 @@ class WebStore:
         if not keys or n < 1:
             return []
         marks = ", ".join("?" for _ in keys)
-        rows = await self.db.write(
-            "WITH RECURSIVE level(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM level WHERE n + 1 < ?), "
-            f"candidate AS (SELECT g.id, {SHOWN} AS shown FROM generations g "
-            f"WHERE g.model_id = ? AND g.cache_key IN ({marks}) AND {PUBLIC} ORDER BY {LEAST_SHOWN} LIMIT ?), "
-            "fewest AS (SELECT MIN(shown) AS least FROM candidate) "
-            "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered, via) "
-            "SELECT c.id, 0, NULL, '', ?, ?, 'web' FROM candidate c, level, fewest "
-            "WHERE c.shown + level.n < fewest.least + ? ORDER BY c.shown + level.n, c.id LIMIT ? "
-            "RETURNING generation_id",
-            (n, model_id, *keys, n, json.dumps(requested), time.time(), n, n),
-        )
+        async with self.db.engine.transaction() as tx:
+            await tx.lock(*(take_lock(model_id, key) for key in keys))  # as the bot's takes of these keys
+            rows = await tx.fetch(
+                "WITH RECURSIVE level(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM level WHERE n + 1 < ?), "
+                f"candidate AS (SELECT g.id, {SHOWN} AS shown FROM generations g "
+                f"WHERE g.model_id = ? AND g.cache_key IN ({marks}) AND {PUBLIC} ORDER BY {LEAST_SHOWN} LIMIT ?), "
+                "fewest AS (SELECT MIN(shown) AS least FROM candidate) "
+                "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered, via) "
+                "SELECT c.id, 0, NULL, '', ?, ?, 'web' FROM candidate c, level, fewest "
+                "WHERE c.shown + level.n < fewest.least + ? ORDER BY c.shown + level.n, c.id LIMIT ? "
+                "RETURNING generation_id",
+                (n, model_id, *keys, n, json.dumps(requested), time.time(), n, n),
+            )
         return [r[0] for r in rows]
 
     async def records(self, ids: Iterable[int]) -> dict[int, Public]:
