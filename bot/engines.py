@@ -21,8 +21,8 @@ import re
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -94,6 +94,9 @@ class Engine(ABC):
 
     dialect: str
     label: str  # what logs and errors name: a file path, or the URL without its password
+    # Run after the connection moved to another store under the same name (a SQLite file replaced while
+    # the bot runs): the store migrates it and reads its salt. PostgreSQL never moves.
+    reopened: Callable[[], Awaitable[None]] | None = None
 
     @abstractmethod
     async def open(self) -> None:
@@ -200,8 +203,6 @@ class SqliteEngine(Engine):
         self._file_lock = asyncio.Lock()
         self._file_id: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._recovering: asyncio.Task | None = None
-        # Run after the connection moved to a new file (the store migrates it and reads its salt).
-        self.reopened: Callable[[], Awaitable[None]] | None = None
 
     async def open(self) -> None:
         if self._db is not None:
@@ -240,37 +241,32 @@ class SqliteEngine(Engine):
             raise RuntimeError("database is not open")
         return self._db
 
+    def transaction(self) -> Any:
+        return self._begun("BEGIN IMMEDIATE", "COMMIT")
+
+    def snapshot(self) -> Any:
+        # DEFERRED: in WAL mode a reading transaction sees the file as of its first read and takes no
+        # writer's lock, so the bot's writes go on meanwhile. It only read: nothing to keep.
+        return self._begun("BEGIN DEFERRED", "ROLLBACK")
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def _begun(self, begin: str, end: str) -> AsyncIterator[Transaction]:
+        """A transaction begun with ``begin`` and ended with ``end`` (rolled back on any error)."""
         await self._follow_file()
         async with self._busy:
             try:
-                await self.db.execute_fetchall("BEGIN IMMEDIATE")
+                await self.db.execute_fetchall(begin)
             except sqlite3.Error as e:
                 raise _sqlite_error(self.label, e) from e
             try:
                 yield _SqliteTransaction(self.db)
-                await self.db.execute_fetchall("COMMIT")
+                await self.db.execute_fetchall(end)
             except BaseException as e:
-                await self.db.execute_fetchall("ROLLBACK")
+                if self.db.in_transaction:
+                    await self.db.execute_fetchall("ROLLBACK")
                 if isinstance(e, sqlite3.Error):
                     raise _sqlite_error(self.label, e) from e
                 raise
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Transaction]:
-        # DEFERRED: in WAL mode a reading transaction sees the file as of its first read and takes no
-        # writer's lock, so the bot's writes go on meanwhile.
-        await self._follow_file()
-        async with self._busy:
-            try:
-                await self.db.execute_fetchall("BEGIN DEFERRED")
-                yield _SqliteTransaction(self.db)
-            except sqlite3.Error as e:
-                raise _sqlite_error(self.label, e) from e
-            finally:
-                if self.db.in_transaction:
-                    await self.db.execute_fetchall("ROLLBACK")  # it only read: nothing to keep
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         # A single statement is atomic on its own: no BEGIN, so reads never wait for the writer's lock.
@@ -453,9 +449,8 @@ class PostgresEngine(Engine):
         except errors as e:  # a URL asyncpg cannot read
             raise StorageError(f"{self.label}: {type(e).__name__}: {e}") from None
         try:
-            async with (
-                pool.acquire()
-            ):  # reachable, and the credentials work: said now, not at a first request
+            # Reachable, and the credentials work: said now, not at a first request.
+            async with pool.acquire():
                 pass
         except errors as e:
             pool.terminate()
@@ -492,18 +487,19 @@ class PostgresEngine(Engine):
     @asynccontextmanager
     async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
         """A transaction on one of the pool's connections (``options``: asyncpg's, e.g. its isolation)."""
-        try:
+        with self._mapped():
             async with self.pool.acquire() as conn, conn.transaction(**options):
                 yield _PostgresTransaction(conn, self._numbered)
-        except Exception as e:
-            mapped = _postgres_error(self.label, e)
-            if mapped is e:
-                raise
-            raise mapped from e
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        try:
+        with self._mapped():
             return list(await self.pool.fetch(self._numbered(sql), *params))
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """asyncpg's errors in the store's terms (``_postgres_error``); others as they are."""
+        try:
+            yield
         except Exception as e:
             mapped = _postgres_error(self.label, e)
             if mapped is e:

@@ -47,7 +47,7 @@ from linernotes.bot.model_states import (
     ended,
 )
 from linernotes.bot.names import NAME_MAX, RESERVED, name_key
-from linernotes.bot.registry import ModelError, ModelRegistry, ServerModel
+from linernotes.bot.registry import ModelError, ModelRegistry, ServerModel, adapter_name
 from linernotes.bot.trainer import TrainingProcess
 from linernotes.bot.uploads import check_upload, shown, store_upload
 from linernotes.bot.web.privacy import set_published
@@ -233,8 +233,8 @@ class ServerModels:
 
     async def _follow_choices(self) -> None:
         """Each server's choice as the store has it, where the chosen adapter is attached."""
-        chosen = (await self.registry.actives()).items()
-        self._active = {g: f"server-{m}" for g, m in chosen if f"server-{m}" in self._cards}
+        chosen = {g: adapter_name(m) for g, m in (await self.registry.actives()).items()}
+        self._active = {g: name for g, name in chosen.items() if name in self._cards}
 
     # --- other processes on the same store --------------------------------------------------------
 
@@ -258,8 +258,8 @@ class ServerModels:
         for name in [n for n in self._cards if n not in ready and n not in busy]:
             del self._cards[name]
             await self._detach(name)
-        jobs = set(map(id, self._jobs.values()))
-        for t_id in [i for i, t in self._tracked.items() if t.state in (READY, FAILED) and id(t) not in jobs]:
+        jobs = list(self._jobs.values())  # records compare by identity (``eq=False``)
+        for t_id in [i for i, t in self._tracked.items() if t.state in (READY, FAILED) and t not in jobs]:
             del self._tracked[t_id]  # settled: the row is the record, and it may have changed elsewhere
         for name, model in ready.items():
             if name not in self._cards and model.id not in self._unattachable:
@@ -298,8 +298,8 @@ class ServerModels:
         """Fail every job (a restart cannot resume them), stopping the running child; tells no one (the
         bot is going). All are moved first, so the queue cannot start another meanwhile."""
         # A process that does not train holds only jobs queued for the trainer: they stay queued.
-        trained = [t for t in list(self._jobs.values()) if self.config.trainer]
-        jobs = [t for t in trained if self._move(t, FAILED)]
+        held = list(self._jobs.values()) if self.config.trainer else []
+        jobs = [t for t in held if self._move(t, FAILED)]
         for t in jobs:
             t.notify, t.error = None, INTERRUPTED
             await self._apply(t)
@@ -542,10 +542,12 @@ class ServerModels:
         if self.config.trainer:
             self._queue.append(t)
             self._ensure_runner()
-        where = (
-            f"queued behind {ahead} other training job(s)" if ahead else "it is read, then training starts"
-        )
-        if not self.config.trainer:
+            where = (
+                f"queued behind {ahead} other training job(s)"
+                if ahead
+                else "it is read, then training starts"
+            )
+        else:
             where = (
                 f"queued for the bot's trainer behind {ahead} job(s); it posts its progress in this channel"
             )

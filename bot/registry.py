@@ -56,7 +56,12 @@ class ServerModel:
     @property
     def adapter_name(self) -> str:
         """The name its adapter is attached under in the generator (unique across servers)."""
-        return f"server-{self.id}"
+        return adapter_name(self.id)
+
+
+def adapter_name(model_id: int) -> str:
+    """The name the adapter of the server model with row id ``model_id`` is attached under."""
+    return f"server-{model_id}"
 
 
 def _model(row: Row) -> ServerModel:

@@ -105,8 +105,7 @@ class Database:
         self._salt = ""
         self.unsaved: list[Reaction] = []
         self._flushing = asyncio.Lock()
-        if hasattr(self.engine, "reopened"):
-            self.engine.reopened = self._prepare  # a SQLite file replaced under us is migrated
+        self.engine.reopened = self._prepare  # a SQLite file replaced under us is migrated
 
     @property
     def is_open(self) -> bool:
@@ -126,10 +125,8 @@ class Database:
         await self.engine.open()
         try:
             await self._prepare()
-        except BaseException as e:
+        except BaseException:
             await self.engine.close()
-            if isinstance(e, Unavailable):
-                raise StorageError(str(e)) from None
             raise
 
     async def _prepare(self) -> None:
@@ -526,13 +523,13 @@ async def existing(database: str | Path, option: str = "--db") -> AsyncIterator[
     there is none (opening would create an empty one). ``option``: the flag that named it, for messages."""
     db = Database(database)
     missing = InputError(f"{option} {db.path}: no such database (the bot creates it when it first starts)")
-    if not is_postgres(database) and not Path(database).is_file():
-        raise missing
     if is_postgres(database):
         await db.engine.open()
         if "schema_migrations" not in await db.engine.tables():
             await db.engine.close()
             raise missing
+    elif not Path(database).is_file():
+        raise missing
     await db.open()
     try:
         yield db

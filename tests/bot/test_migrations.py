@@ -84,18 +84,7 @@ async def test_version_6_with_rows_is_migrated_to_7(tmp_path):
 
 async def columns(db: Database) -> dict[str, set[str]]:
     """Table -> its column names."""
-    out = {}
-    for table in await db.engine.tables():
-        if db.shared:
-            rows = await db.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = ?",
-                (table,),
-            )
-        else:
-            rows = await db.fetch(f"SELECT name FROM pragma_table_info('{table}')")
-        out[table] = {r[0] for r in rows}
-    return out
+    return {table: set(await db.engine.columns(table)) for table in await db.engine.tables()}
 
 
 async def test_both_engines_build_the_same_tables(tmp_path, postgres):
