@@ -23,8 +23,8 @@ a barrier before each phase, so each phase starts at the same instant in both. M
 - served twice: no generation delivered twice to one channel, from the store (``deliveries`` with
   ``via = 'discord'`` grouped by generation and channel);
 - votes: every member who got a cached review (in a burst or one at a time) rates it, and ``--fans``
-  voters who are members in both processes' servers (the same Discord users) rate every cached review in
-  both at the same moment, 👍 in one process and 👎 in the other (walking the generations in the same
+  voters who are members in both processes' servers (the same Discord users) rate every generation served
+  as a cached review (one of its messages) in both at the same moment, 👍 in one process and 👎 in the other (walking the generations in the same
   order, so one voter's two votes on one generation race across processes). Every reaction sent must be
   one ``reactions`` row, and every (generation, voter) one ``ratings`` row holding the vote of that
   voter's newest reaction;
@@ -41,9 +41,10 @@ per pooled connection lent (bench/serve.py, on SQLite, does not see this): a set
 task against every timer handle in the loop, and SimCord keeps a record of each cancelled timer until the
 next settle, scanning them as each callback finishes. Timed through settles, 250 cached reviews asked at
 once in one channel of one process were all answered only after 17-56 s, and hits one at a time slowed
-from about 8 ms to 30 ms (p50) as a run went on. So nothing timed here waits through a settle (``answered``
-and ``idle`` poll the bot's work) and those waits forget cancelled timers as a settle would (``tidy``):
-the same 250 are then answered within 1.6 s (SQLite: 0.8 s), and hits stay near 5 ms. Ends with
+from about 8 ms to 30 ms (p50) as a run went on. So nothing here waits through a settle (``answered``,
+``idle`` and ``quiet`` poll the bot's tasks; a settle would also sit out asyncpg's 300 s idle-connection
+timers) and those waits forget cancelled timers as a settle would (``tidy``): the same 250 are then
+answered within 1.6 s (SQLite: 0.8 s), and hits stay near 5 ms. Ends with
 ``RESULT cluster_ack_p99_s <median over rounds> target < 3``.
 """
 
@@ -72,7 +73,6 @@ ACK_LIMIT = 3.0  # seconds: Discord's window for an interaction's first response
 HIT_LIMIT = 0.050  # seconds, p99 of a cache hit's answer
 DAY = 86_400.0  # how far each process's SimCord clock is moved on from the one before (ids of its own)
 BARRIER_TIMEOUT = 1800.0  # seconds a process waits for the other at a barrier before giving up
-QUIET_STEP = 20.0  # seconds per settle (see ``quiet``)
 TEXTS = 16  # real texts the stock is made of
 LABELS = {
     "answered": "cached answer",
@@ -185,28 +185,25 @@ async def idle(env, limit: float = 60.0) -> None:
         await asyncio.sleep(0.001)
 
 
-async def quiet(env, limit: float = 1800.0) -> None:
-    """Wait until the bot finished everything the last calls started: first a plain wait while many of its
-    tasks run (see ``answered``; ``_work`` is SimCord's private record of them), then SimCord's settle in
-    short steps (a settle waits for every bot-owned timer due before its deadline, asyncpg's 300 s
-    idle-connection timers too, so one long settle would sit those out in real time)."""
+async def quiet(env, limit: float = 1800.0, still: float = 0.5) -> None:
+    """Wait until the bot finished everything the last calls started: none of its tasks running (``_work``,
+    SimCord's private record of them) for ``still`` seconds on end, polled as in ``answered``. Not SimCord's
+    settle: it also waits for every bot-owned timer, asyncpg's 300 s idle-connection timers among them, so
+    each settle after a phase sat those out in real time (5 minutes a phase, the machine idle)."""
     deadline = time.perf_counter() + limit
-    pending, moved = -1, time.perf_counter()
-    while pending > 8 or pending < 0:  # until few are left, or none finished for a second
-        now, count = time.perf_counter(), sum(not t.done() for t in env._work.tasks)
-        if count != pending:
-            pending, moved = count, now
-        elif now - moved > 1.0:
-            break
-        tidy(env)
-        await asyncio.sleep(0.05)
+    calm_since = None
     while True:
-        try:
-            await env.settle(timeout=QUIET_STEP)
+        now = time.perf_counter()
+        if any(not t.done() for t in env._work.tasks):
+            calm_since = None
+        elif calm_since is None:
+            calm_since = now
+        elif now - calm_since >= still:
             return
-        except TimeoutError:
-            if time.perf_counter() > deadline:
-                raise
+        if now > deadline:
+            raise TimeoutError("the bot is still busy")
+        tidy(env)
+        await asyncio.sleep(0.01)
 
 
 async def meet(barrier) -> None:
@@ -339,12 +336,15 @@ def generation_of(message) -> int:
 
 
 async def vote(env, world: World, answers: list, barrier) -> list[tuple[int, int, str]]:
-    """Every member rates the review they got; every fan rates every cached review here (👍 in process 0,
+    """Every member rates the review they got; every fan rates every generation served here (👍 in process 0,
     👎 in process 1), generations in ascending order in both processes, all at once; (message, user,
     emoji) of each reaction sent."""
     thumbs = env.bot.config.reactions
     calls = [(member, message, thumbs[i % 2]) for i, (member, message) in enumerate(answers)]
-    calls += [(fan, message, thumbs[world.index % 2]) for _, message in answers for fan in world.fans]
+    # Fans rate each generation once here (its first message): the race across processes is per
+    # (generation, voter), and a fan rating every message would grow with the answers, not the race.
+    first = {generation_of(message): message for _, message in reversed(answers)}
+    calls += [(fan, message, thumbs[world.index % 2]) for message in first.values() for fan in world.fans]
     calls.sort(key=lambda c: generation_of(c[1]))
     await meet(barrier)
     with unsettled(env):
@@ -400,17 +400,27 @@ async def bot_process(index: int, plan: dict, barrier) -> dict:
             warming = WarmLoop(bot, plan["warm_every"])
             warming.start()
             size = plan["commands"] // PROCESSES
-            bursts = [await burst(env, world, size, r, acked, barrier) for r in range(plan["rounds"])]
+            bursts = []
+            for r in range(plan["rounds"]):
+                bursts.append(await burst(env, world, size, r, acked, barrier))
+                progress(index, f"burst {r + 1} of {plan['rounds']} done")
             await meet(barrier)
             out["hits"] = await hits(env, world, plan["hits"], acked)
+            progress(index, "hits done")
             answers = [a for b in [*bursts, out["hits"]] for a in b.pop("answers")]
             out["reactions"] = await vote(env, world, answers, barrier)
+            progress(index, f"{len(out['reactions'])} reactions sent and handled")
             out["warm"] = await warming.stop()
             await quiet(env)
             out["bursts"] = bursts
             out["refusals"], out["errors"] = refusals_and_errors(env.errors)
     await bot.close()
     return out
+
+
+def progress(index: int, what: str) -> None:
+    """A line on stderr as each phase ends (the figures come at the end, on stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] process {index}: {what}", file=sys.stderr, flush=True)
 
 
 def child(index: int, plan: dict, barrier, results) -> None:

@@ -15,6 +15,7 @@ no), else the driver's own (a bug in our SQL, which must not be hidden).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -87,6 +88,12 @@ class Transaction(ABC):
     @abstractmethod
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one writing statement once per row of parameters (the driver's executemany)."""
+
+    @abstractmethod
+    async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
+        """Run one statement once per row of parameters, in order, each seeing the ones before; all their
+        rows, in one list (on PostgreSQL sent together, in one round trip: the transaction's locks are held
+        for one wait on the event loop, not one per statement)."""
 
 
 class Engine(ABC):
@@ -186,6 +193,9 @@ class _SqliteTransaction(Transaction):
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.db.executemany(sql, rows)
 
+    async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
+        return [row for params in rows for row in await self.fetch(sql, params)]
+
 
 class SqliteEngine(Engine):
     """One SQLite file in WAL mode, on one connection (aiosqlite's thread).
@@ -213,7 +223,7 @@ class SqliteEngine(Engine):
             # isolation_level None: statements commit on their own unless a transaction is begun here.
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = aiosqlite.Row
-            await self._db.execute_fetchall("PRAGMA journal_mode=WAL")
+            await self._wal()
             # WAL's recommended level: commits survive a killed process (not a power cut) without an fsync
             # each, which a burst of requests would otherwise queue behind.
             await self._db.execute_fetchall("PRAGMA synchronous=NORMAL")
@@ -222,6 +232,21 @@ class SqliteEngine(Engine):
             await self.close()
             raise StorageError(f"{self.path}: {_sqlite_reason(e)}") from None
         self._file_id = self._stat()
+
+    async def _wal(self, patience: float = 10.0) -> None:
+        """Switch the file to WAL, retrying while another connection holds it: SQLite answers a journal
+        mode change with "database is locked" at once, without waiting out the busy timeout, when a
+        connection opening the same new file at the same moment (another process starting) holds a lock."""
+        assert self._db is not None
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                await self._db.execute_fetchall("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         if self._db is None:
@@ -254,10 +279,7 @@ class SqliteEngine(Engine):
         """A transaction begun with ``begin`` and ended with ``end`` (rolled back on any error)."""
         await self._follow_file()
         async with self._busy:
-            try:
-                await self.db.execute_fetchall(begin)
-            except sqlite3.Error as e:
-                raise _sqlite_error(self.label, e) from e
+            await self._begin(begin)
             try:
                 yield _SqliteTransaction(self.db)
                 await self.db.execute_fetchall(end)
@@ -267,6 +289,22 @@ class SqliteEngine(Engine):
                 if isinstance(e, sqlite3.Error):
                     raise _sqlite_error(self.label, e) from e
                 raise
+
+    async def _begin(self, begin: str) -> None:
+        """Run ``begin``. A task cancelled while it waits for the writer's lock (another process writing)
+        does not stop the statement in aiosqlite's thread: the transaction it then begins is rolled back
+        before the connection goes to the next user, who could not begin one otherwise."""
+        begun = asyncio.ensure_future(self.db.execute_fetchall(begin))
+        try:
+            await asyncio.shield(begun)
+        except asyncio.CancelledError:
+            with contextlib.suppress(sqlite3.Error):
+                await begun
+            if self.db.in_transaction:
+                await self.db.execute_fetchall("ROLLBACK")
+            raise
+        except sqlite3.Error as e:
+            raise _sqlite_error(self.label, e) from e
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         # A single statement is atomic on its own: no BEGIN, so reads never wait for the writer's lock.
@@ -387,6 +425,10 @@ def _postgres_error(label: str, error: BaseException) -> BaseException:
     unavailable = (
         asyncpg.PostgresConnectionError,  # lost, refused, the server shutting down or starting up
         asyncpg.InterfaceError,  # the connection closed under us
+        # A connection whose protocol is stuck: the server's farewell (a restart) arrived while it was idle
+        # and the next statement found it still waiting for the end of that error ("another operation is
+        # in progress"). The pool replaces the connection when it comes back.
+        asyncpg.InternalClientError,
         asyncpg.OperatorInterventionError,  # the administrator shut the server down
         asyncpg.InsufficientResourcesError,  # disk full, too many connections
         asyncpg.ReadOnlySQLTransactionError,  # a standby, or default_transaction_read_only
@@ -412,6 +454,9 @@ class _PostgresTransaction(Transaction):
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(self.sql(sql), rows)
+
+    async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
+        return list(await self.conn.fetchmany(self.sql(sql), rows))  # asyncpg pipelines them
 
 
 class PostgresEngine(Engine):

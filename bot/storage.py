@@ -9,6 +9,7 @@ processes. Reactions that cannot be written are kept in memory and retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from linernotes.bot.batch import Batcher
 from linernotes.bot.engines import Engine, Row, StorageError, Unavailable, engine_for, is_postgres
 from linernotes.bot.migrations import migrations
 from linernotes.common.errors import InputError
@@ -60,6 +62,22 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class TakeRequest:
+    """Who asks for a cached text, and where: one Discord take."""
+
+    channel_id: int
+    guild_id: int | None
+    user_hash: str
+    requested: dict[str, Any]
+
+
+def _take_params(group: tuple[str, str], r: TakeRequest, n: int) -> tuple:
+    model_id, cache_key = group
+    return (model_id, cache_key, r.channel_id, r.channel_id, r.guild_id, r.user_hash, json.dumps(r.requested),
+            time.time(), n)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Reaction:
     """A rating reaction added or removed (kept in memory while it cannot be written)."""
 
@@ -91,6 +109,18 @@ def lock_key(*parts: object) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
+# A take: the least-shown generation of a key that a channel has not seen, chosen and recorded as a pending
+# delivery in one statement; ``n`` tells a batch's rows apart (``_take_params``).
+TAKE = (
+    "WITH pick AS (SELECT g.id FROM generations g "
+    "WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 AND NOT EXISTS "
+    "(SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ? AND d.via = 'discord') "
+    f"ORDER BY {LEAST_SHOWN} LIMIT 1) "
+    "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
+    "SELECT pick.id, ?, ?, ?, ?, ? FROM pick RETURNING id, generation_id, CAST(? AS INTEGER) AS n"
+)
+
+
 def take_lock(model_id: str, cache_key: str) -> int:
     """The lock every take of one model's cache key holds (Discord's and the web's, in any process)."""
     return lock_key("take", model_id, cache_key)
@@ -105,6 +135,14 @@ class Database:
         self._salt = ""
         self.unsaved: list[Reaction] = []
         self._flushing = asyncio.Lock()
+        # (model id, cache key) -> takes waiting for one transaction: (generation, delivery id) each. Only
+        # where a batch's statements go in one round trip (PostgreSQL): SQLite's are a thread hop each on
+        # the process's one connection, where each take keeps its own place in the connection's queue.
+        self._takes: Batcher[tuple[str, str], TakeRequest, tuple[Generation, int]] | None = (
+            Batcher(self._take_batch, lambda taken: self._give_back([d for _, d in taken]))
+            if self.engine.dialect == "postgresql"
+            else None
+        )
         self.engine.reopened = self._prepare  # a SQLite file replaced under us is migrated
 
     @property
@@ -257,34 +295,55 @@ class Database:
 
         Returns it with the id of a pending delivery (completed by ``delivered``), or None on a miss. The
         choice and the reservation are one statement, so no other taker (another request, the web API in
-        this process or another) can take the same generation between them. On PostgreSQL, where
-        statements run side by side, takes of one key (``take_lock``, the web's too) wait for each other,
-        and each then sees what the one before took, as on SQLite."""
-        async with self.engine.transaction() as tx:
-            await tx.lock(take_lock(model_id, cache_key))
-            rows = await tx.fetch(
-                "WITH pick AS (SELECT g.id FROM generations g "
-                "WHERE g.model_id = ? AND g.cache_key = ? AND g.private = 0 AND NOT EXISTS "
-                "(SELECT 1 FROM deliveries d WHERE d.generation_id = g.id AND d.channel_id = ? AND d.via = 'discord') "
-                f"ORDER BY {LEAST_SHOWN} LIMIT 1) "
-                "INSERT INTO deliveries (generation_id, channel_id, guild_id, user_hash, requested, delivered) "
-                "SELECT pick.id, ?, ?, ?, ?, ? FROM pick RETURNING id, generation_id",
-                (
-                    model_id,
-                    cache_key,
-                    channel_id,
-                    channel_id,
-                    guild_id,
-                    user_hash,
-                    json.dumps(requested),
-                    time.time(),
-                ),
-            )
+        this process or another) can take the same generation between them. Takes of one key wait for each
+        other (``take_lock``, the web's too: on PostgreSQL statements run side by side) and each sees what
+        the one before took, as on SQLite; on PostgreSQL those waiting in this process go together
+        (``Batcher``)."""
+        request = TakeRequest(channel_id, guild_id, user_hash, requested)
+        if self._takes is not None:
+            return await self._takes.take((model_id, cache_key), request)
+        # SQLite: one writer at a time, so the one statement is atomic and sees every take before it with
+        # no transaction around it (a BEGIN and a COMMIT would be two more hops to aiosqlite's thread). A
+        # request cancelled while the statement waits for the writer's lock (another process writing) does
+        # not stop it in that thread: what it then takes is given back.
+        running = asyncio.ensure_future(self.fetch(TAKE, _take_params((model_id, cache_key), request, 0)))
+        try:
+            rows = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            with contextlib.suppress(StorageError):
+                await self._give_back([r["id"] for r in await running])
+            raise
         if not rows:
             return None
         gen = await self.get(rows[0]["generation_id"])
         assert gen is not None  # generations are deleted only with their deliveries
         return gen, rows[0]["id"]
+
+    async def _take_batch(
+        self, group: tuple[str, str], requests: list[TakeRequest]
+    ) -> list[tuple[Generation, int] | None]:
+        """PostgreSQL: one transaction under the key's lock, each request's take in turn (each sees the
+        ones before), sent together; and the generations taken."""
+        model_id, cache_key = group
+        async with self.engine.transaction() as tx:
+            await tx.lock(take_lock(model_id, cache_key))
+            rows = await tx.fetch_many(TAKE, [_take_params(group, r, n) for n, r in enumerate(requests)])
+            ids = sorted({r["generation_id"] for r in rows})
+            marks = ", ".join("?" for _ in ids)
+            found = await tx.fetch(f"SELECT * FROM generations WHERE id IN ({marks})", ids) if ids else []
+        gens = {g.id: g for g in map(_generation, found)}
+        taken: list[tuple[Generation, int] | None] = [None] * len(requests)
+        for r in rows:
+            taken[r["n"]] = (gens[r["generation_id"]], r["id"])
+        return taken
+
+    async def _give_back(self, deliveries: list[int]) -> None:
+        """Forget the deliveries of takes whose requests went away while they were being taken."""
+        try:
+            for delivery in deliveries:
+                await self.undeliver(delivery)
+        except StorageError as e:  # the texts stay counted as shown in their channels; nothing else is lost
+            log.warning("could not give back %d takes of cancelled requests: %s", len(deliveries), e)
 
     async def reserve(
         self,

@@ -30,7 +30,7 @@ async def take(request: web.Request) -> web.Response:
     ctx.store.count(query.label)
     keys = await ctx.store.public_keys(model_id) if model_id else {}
     matching = tuple(sorted(k for k in keys if query.matches(k)))
-    row = await ctx.batcher.take(Takes(model_id, matching, query)) if model_id and matching else None
+    row = await ctx.batcher.take(Takes(model_id, matching, query), None) if model_id and matching else None
     await ctx.store.flush_counts()
     if row is None:
         knows = (

@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from aiohttp import web
 
+from linernotes.bot.batch import Batcher
 from linernotes.bot.storage import Database
-from linernotes.bot.web.batch import Batcher
 from linernotes.bot.web.config import WebConfig
 from linernotes.bot.web.errors import Forbidden, Unauthorized
 from linernotes.bot.web.params import Query
@@ -40,14 +40,14 @@ class Context:
     card: Callable[[], Card | None] = lambda: None  # the model served: the bot's worker, or a checkpoint's
     token: str | None = field(default=None, repr=False)  # the operator view's; never logged
     store: WebStore = field(init=False)
-    batcher: Batcher[Takes, int] = field(init=False)
+    batcher: Batcher[Takes, None, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = WebStore(self.db)
         self.batcher = Batcher(self._take)
 
-    async def _take(self, group: Takes, n: int) -> list[int]:
-        return await self.store.take(group.model_id, list(group.keys), n, group.query.as_params())
+    async def _take(self, group: Takes, requests: list[None]) -> list[int]:
+        return await self.store.take(group.model_id, list(group.keys), len(requests), group.query.as_params())
 
     async def model(self) -> tuple[str | None, Card | None]:
         """The id (and card, when known) of the model the API serves from: the bot's own model now."""

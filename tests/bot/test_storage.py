@@ -12,7 +12,7 @@ import pytest
 
 from linernotes.bot.engines import is_postgres
 from linernotes.bot.migrations import MIGRATIONS
-from linernotes.bot.storage import Database, StorageError
+from linernotes.bot.storage import Database, StorageError, take_lock
 from linernotes.model.config import Sampling
 from linernotes.model.generator import Request, Result
 
@@ -122,6 +122,62 @@ async def test_racing_processes_never_show_a_channel_one_text_twice(store, datab
         assert len(ids) == len(set(ids)) and len(ids) >= 8  # never twice; the cache had 12 for 16 asks
     rows = await first.fetch("SELECT generation_id, channel_id, COUNT(*) FROM deliveries GROUP BY 1, 2")
     assert all(r[2] == 1 for r in rows)
+
+
+async def test_a_burst_of_takes_shares_transactions_and_keeps_the_least_shown_order(
+    store, database, monkeypatch
+):
+    """Takes of one key asked together in one process (on PostgreSQL in one transaction under the key's
+    lock), each seeing the ones before: never twice to a channel, no text shown a third time before all twice."""
+    db = await database(store)
+    for i in range(12):
+        await db.add(result(f"text {i}", seed=i), "k", "warm")
+    opened = 0
+    transaction = db.engine.transaction
+
+    def counted():
+        nonlocal opened
+        opened += 1
+        return transaction()
+
+    monkeypatch.setattr(db.engine, "transaction", counted)
+    channels = [c for _ in range(10) for c in (1, 2, 3)]
+    taken = await asyncio.gather(
+        *(db.take("m1", "k", channel_id=c, guild_id=1, user_hash="h", requested={}) for c in channels)
+    )
+    assert all(t is not None for t in taken)
+    for channel in (1, 2, 3):
+        ids = [t[0].id for t, c in zip(taken, channels, strict=True) if c == channel]
+        assert len(set(ids)) == 10
+    shown = [r[0] for r in await db.fetch("SELECT shown FROM generations")]
+    assert sum(shown) == 30 and max(shown) - min(shown) <= 1
+    # PostgreSQL: all 30 queued before the batch's transaction began; SQLite: none, each take is one
+    # statement, atomic on its own with one writer at a time
+    assert opened == (1 if is_postgres(store) else 0)
+
+
+async def test_a_take_whose_request_went_away_is_given_back(store, database):
+    """A request cancelled while its take waits for the key's lock (another process holds it) leaves no
+    delivery behind and the store usable: on PostgreSQL its batch gives the take back; on SQLite the
+    transaction its BEGIN went on to begin in aiosqlite's thread is rolled back."""
+    first, second = await database(store), await database(store)
+    gid = await first.add(result("Wanted, then not."), "k", "warm")
+    async with second.engine.transaction() as tx:  # another process holding the key's lock
+        await tx.lock(take_lock("m1", "k"))
+        asking = asyncio.create_task(
+            first.take("m1", "k", channel_id=1, guild_id=1, user_hash="h", requested={})
+        )
+        await asyncio.sleep(0.3)  # the take's batch is now waiting for the lock
+        asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    for _ in range(100):  # the batch finishes after the lock is released, then gives the take back
+        if first._takes is None or not first._takes._draining:
+            break
+        await asyncio.sleep(0.05)
+    assert (await first.fetch("SELECT COUNT(*) FROM deliveries"))[0][0] == 0
+    again = await first.take("m1", "k", channel_id=1, guild_id=1, user_hash="h", requested={})
+    assert again is not None and again[0].id == gid
 
 
 async def test_votes_from_two_processes_are_one_vote(store, database):
