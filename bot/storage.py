@@ -9,7 +9,6 @@ processes. Reactions that cannot be written are kept in memory and retried.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -303,16 +302,8 @@ class Database:
         if self._takes is not None:
             return await self._takes.take((model_id, cache_key), request)
         # SQLite: one writer at a time, so the one statement is atomic and sees every take before it with
-        # no transaction around it (a BEGIN and a COMMIT would be two more hops to aiosqlite's thread). A
-        # request cancelled while the statement waits for the writer's lock (another process writing) does
-        # not stop it in that thread: what it then takes is given back.
-        running = asyncio.ensure_future(self.fetch(TAKE, _take_params((model_id, cache_key), request, 0)))
-        try:
-            rows = await asyncio.shield(running)
-        except asyncio.CancelledError:
-            with contextlib.suppress(StorageError):
-                await self._give_back([r["id"] for r in await running])
-            raise
+        # no transaction around it (a BEGIN and a COMMIT would be two more hops to aiosqlite's thread).
+        rows = await self.fetch(TAKE, _take_params((model_id, cache_key), request, 0))
         if not rows:
             return None
         gen = await self.get(rows[0]["generation_id"])

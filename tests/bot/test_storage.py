@@ -156,13 +156,13 @@ async def test_a_burst_of_takes_shares_transactions_and_keeps_the_least_shown_or
     assert opened == (1 if is_postgres(store) else 0)
 
 
-async def test_a_take_whose_request_went_away_is_given_back(store, database):
-    """A request cancelled while its take waits for the key's lock (another process holds it) leaves no
-    delivery behind and the store usable: on PostgreSQL its batch gives the take back; on SQLite the
-    transaction its BEGIN went on to begin in aiosqlite's thread is rolled back."""
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # SQLite's takes are not batched
+async def test_a_batched_take_whose_request_went_away_is_given_back(store, database):
+    """A request cancelled while its batch waits for the key's lock (another process holds it) leaves no
+    delivery behind: its batch gives the take back."""
     first, second = await database(store), await database(store)
     gid = await first.add(result("Wanted, then not."), "k", "warm")
-    async with second.engine.transaction() as tx:  # another process holding the key's lock
+    async with second.engine.transaction() as tx:
         await tx.lock(take_lock("m1", "k"))
         asking = asyncio.create_task(
             first.take("m1", "k", channel_id=1, guild_id=1, user_hash="h", requested={})
@@ -172,12 +172,32 @@ async def test_a_take_whose_request_went_away_is_given_back(store, database):
     with pytest.raises(asyncio.CancelledError):
         await asking
     for _ in range(100):  # the batch finishes after the lock is released, then gives the take back
-        if first._takes is None or not first._takes._draining:
+        if not first._takes._draining:
             break
         await asyncio.sleep(0.05)
     assert (await first.fetch("SELECT COUNT(*) FROM deliveries"))[0][0] == 0
     again = await first.take("m1", "k", channel_id=1, guild_id=1, user_hash="h", requested={})
     assert again is not None and again[0].id == gid
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+async def test_a_transaction_cancelled_while_another_process_writes_leaves_the_store_usable(store, database):
+    """A task cancelled while its BEGIN waits for another process's write lock: the BEGIN goes on in
+    aiosqlite's thread, and the transaction it begins is rolled back before anyone else uses the connection."""
+    first, second = await database(store), await database(store)
+    gid = await first.add(result("Sent, then recorded."), "k", "warm")
+    taken = await first.take("m1", "k", channel_id=1, guild_id=1, user_hash="h", requested={})
+    assert taken is not None
+    async with second.engine.transaction():  # another process writing
+        waiting = asyncio.create_task(first.delivered(taken[1], message_id=5))  # a transaction
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await first.delivered(
+        taken[1], message_id=6
+    )  # failed with "cannot start a transaction within a transaction"
+    assert await first.generation_for_message(6) == gid
 
 
 async def test_votes_from_two_processes_are_one_vote(store, database):
