@@ -123,6 +123,11 @@ class Engine(ABC):
         """``async with engine.transaction() as tx``: one transaction."""
 
     @abstractmethod
+    def serialized(self, *keys: int) -> Any:
+        """``async with engine.serialized(*keys) as tx``: statements that each see everything done before
+        them under the same keys, in any process (each statement atomic; together, only on PostgreSQL)."""
+
+    @abstractmethod
     def snapshot(self) -> Any:
         """``async with engine.snapshot() as tx``: a transaction that only reads, every statement seeing the
         store as it was at its first, without holding up writers (other processes keep writing)."""
@@ -197,6 +202,26 @@ class _SqliteTransaction(Transaction):
         return [row for params in rows for row in await self.fetch(sql, params)]
 
 
+class _SqliteStatements(Transaction):
+    """Statements run one by one on the engine, each atomic on its own (``SqliteEngine.serialized``)."""
+
+    def __init__(self, engine: SqliteEngine) -> None:
+        self.engine = engine
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self.engine.fetch(sql, params)
+
+    async def lock(self, *keys: int) -> None:
+        """Nothing to do: SQLite has one writer at a time."""
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for params in rows:
+            await self.engine.fetch(sql, params)
+
+    async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
+        return [row for params in rows for row in await self.engine.fetch(sql, params)]
+
+
 class SqliteEngine(Engine):
     """One SQLite file in WAL mode, on one connection (aiosqlite's thread).
 
@@ -269,6 +294,12 @@ class SqliteEngine(Engine):
     def transaction(self) -> Any:
         return self._begun("BEGIN IMMEDIATE", "COMMIT")
 
+    @asynccontextmanager
+    async def serialized(self, *keys: int) -> AsyncIterator[Transaction]:
+        # One writer at a time already: each statement on its own sees every one before it. A BEGIN and a
+        # COMMIT would be two more hops to aiosqlite's thread, each waiting a turn of a busy event loop.
+        yield _SqliteStatements(self)
+
     def snapshot(self) -> Any:
         # DEFERRED: in WAL mode a reading transaction sees the file as of its first read and takes no
         # writer's lock, so the bot's writes go on meanwhile. It only read: nothing to keep.
@@ -292,15 +323,13 @@ class SqliteEngine(Engine):
 
     async def _begin(self, begin: str) -> None:
         """Run ``begin``. A task cancelled while it waits for the writer's lock (another process writing)
-        does not stop the statement in aiosqlite's thread: the transaction it then begins is rolled back
-        before the connection goes to the next user, who could not begin one otherwise."""
-        begun = asyncio.ensure_future(self.db.execute_fetchall(begin))
+        does not stop the statement in aiosqlite's thread: a ROLLBACK queued behind it there ends the
+        transaction it then begins, before the connection goes to the next user (who could not begin one).
+        No task of its own: with a burst on the loop, a new task's first step waits a whole turn."""
         try:
-            await asyncio.shield(begun)
+            await self.db.execute_fetchall(begin)
         except asyncio.CancelledError:
-            with contextlib.suppress(sqlite3.Error):
-                await begun
-            if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # "no transaction is active": the BEGIN failed
                 await self.db.execute_fetchall("ROLLBACK")
             raise
         except sqlite3.Error as e:
@@ -523,6 +552,12 @@ class PostgresEngine(Engine):
 
     def transaction(self) -> Any:
         return self._transaction()
+
+    @asynccontextmanager
+    async def serialized(self, *keys: int) -> AsyncIterator[Transaction]:
+        async with self._transaction() as tx:
+            await tx.lock(*keys)
+            yield tx
 
     def snapshot(self) -> Any:
         # REPEATABLE READ: every statement sees the snapshot of the first (READ COMMITTED, the default,

@@ -299,29 +299,21 @@ class Database:
         the one before took, as on SQLite; on PostgreSQL those waiting in this process go together
         (``Batcher``)."""
         request = TakeRequest(channel_id, guild_id, user_hash, requested)
-        if self._takes is not None:
-            return await self._takes.take((model_id, cache_key), request)
-        # SQLite: one writer at a time, so the one statement is atomic and sees every take before it with
-        # no transaction around it (a BEGIN and a COMMIT would be two more hops to aiosqlite's thread).
-        rows = await self.fetch(TAKE, _take_params((model_id, cache_key), request, 0))
-        if not rows:
-            return None
-        gen = await self.get(rows[0]["generation_id"])
-        assert gen is not None  # generations are deleted only with their deliveries
-        return gen, rows[0]["id"]
+        if self._takes is None:
+            return (await self._take_batch((model_id, cache_key), [request]))[0]
+        return await self._takes.take((model_id, cache_key), request)
 
     async def _take_batch(
         self, group: tuple[str, str], requests: list[TakeRequest]
     ) -> list[tuple[Generation, int] | None]:
-        """PostgreSQL: one transaction under the key's lock, each request's take in turn (each sees the
-        ones before), sent together; and the generations taken."""
+        """Each request's take in turn, each seeing the ones before (``Engine.serialized``: on PostgreSQL
+        one transaction under the key's lock, its statements sent together); and the generations taken."""
         model_id, cache_key = group
-        async with self.engine.transaction() as tx:
-            await tx.lock(take_lock(model_id, cache_key))
+        async with self.engine.serialized(take_lock(model_id, cache_key)) as tx:
             rows = await tx.fetch_many(TAKE, [_take_params(group, r, n) for n, r in enumerate(requests)])
-            ids = sorted({r["generation_id"] for r in rows})
-            marks = ", ".join("?" for _ in ids)
-            found = await tx.fetch(f"SELECT * FROM generations WHERE id IN ({marks})", ids) if ids else []
+        ids = sorted({r["generation_id"] for r in rows})
+        marks = ", ".join("?" for _ in ids)
+        found = await self.fetch(f"SELECT * FROM generations WHERE id IN ({marks})", ids) if ids else []
         gens = {g.id: g for g in map(_generation, found)}
         taken: list[tuple[Generation, int] | None] = [None] * len(requests)
         for r in rows:

@@ -132,8 +132,8 @@ class WebStore:
         if not keys or n < 1:
             return []
         marks = ", ".join("?" for _ in keys)
-        async with self.db.engine.transaction() as tx:
-            await tx.lock(*(take_lock(model_id, key) for key in keys))  # as the bot's takes of these keys
+        # Under the keys' locks, as the bot's takes of these keys (``Engine.serialized``).
+        async with self.db.engine.serialized(*(take_lock(model_id, key) for key in keys)) as tx:
             rows = await tx.fetch(
                 "WITH RECURSIVE level(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM level WHERE n + 1 < ?), "
                 f"candidate AS (SELECT g.id, {SHOWN} AS shown FROM generations g "
