@@ -174,36 +174,31 @@ async def answered(env, acked: dict, ids: list[int], limit: float = 600.0) -> No
         await asyncio.sleep(0.001)
 
 
-async def idle(env, limit: float = 60.0) -> None:
-    """Wait until no task of the bot's is running (``_work``: SimCord's private record of them), polling
-    every millisecond."""
-    deadline = time.perf_counter() + limit
-    while any(not t.done() for t in env._work.tasks):
-        if time.perf_counter() > deadline:
-            raise TimeoutError("the bot is still busy")
-        tidy(env)
-        await asyncio.sleep(0.001)
-
-
-async def quiet(env, limit: float = 1800.0, still: float = 0.5) -> None:
-    """Wait until the bot finished everything the last calls started: none of its tasks running (``_work``,
-    SimCord's private record of them) for ``still`` seconds on end, polled as in ``answered``. Not SimCord's
-    settle: it also waits for every bot-owned timer, asyncpg's 300 s idle-connection timers among them, so
-    each settle after a phase sat those out in real time (5 minutes a phase, the machine idle)."""
+async def idle(env, limit: float = 60.0, still: float = 0.0, poll: float = 0.001) -> None:
+    """Wait until no task of the bot's is running (``_work``: SimCord's private record of them), and none
+    has for ``still`` seconds on end, looking every ``poll`` seconds."""
     deadline = time.perf_counter() + limit
     calm_since = None
     while True:
         now = time.perf_counter()
         if any(not t.done() for t in env._work.tasks):
             calm_since = None
-        elif calm_since is None:
-            calm_since = now
-        elif now - calm_since >= still:
-            return
+        else:
+            calm_since = now if calm_since is None else calm_since
+            if now - calm_since >= still:
+                return
         if now > deadline:
             raise TimeoutError("the bot is still busy")
         tidy(env)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(poll)
+
+
+async def quiet(env) -> None:
+    """Wait until the bot finished everything the last calls started: ``idle`` for half a second on end.
+    Not SimCord's settle: it also waits for every bot-owned timer, asyncpg's 300 s idle-connection timers
+    among them, so each settle after a phase sat those out in real time (5 minutes a phase, the machine
+    idle)."""
+    await idle(env, limit=1800.0, still=0.5, poll=0.01)
 
 
 async def meet(barrier) -> None:

@@ -29,9 +29,8 @@ class Batcher(Generic[G, R, T]):
         self,
         take: Callable[[G, list[R]], Awaitable[Sequence[T | None]]],
         orphaned: Callable[[list[T]], Awaitable[None]] | None = None,
-        max_batch: int = MAX_BATCH,
     ) -> None:
-        self._take, self._orphaned, self._max = take, orphaned, max_batch
+        self._take, self._orphaned = take, orphaned
         self._waiting: dict[G, list[tuple[R, asyncio.Future[T | None]]]] = {}
         self._draining: dict[G, asyncio.Task] = {}
 
@@ -48,7 +47,7 @@ class Batcher(Generic[G, R, T]):
         try:
             while self._waiting.get(group):
                 waiting = self._waiting[group]
-                batch, self._waiting[group] = waiting[: self._max], waiting[self._max :]
+                batch, self._waiting[group] = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
                 try:
                     items = await self._take(group, [request for request, _ in batch])
                 except Exception as e:  # each waiting request answers for itself (a busy database, say)

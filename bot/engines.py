@@ -89,11 +89,11 @@ class Transaction(ABC):
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one writing statement once per row of parameters (the driver's executemany)."""
 
-    @abstractmethod
     async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
         """Run one statement once per row of parameters, in order, each seeing the ones before; all their
         rows, in one list (on PostgreSQL sent together, in one round trip: the transaction's locks are held
         for one wait on the event loop, not one per statement)."""
+        return [row for params in rows for row in await self.fetch(sql, params)]
 
 
 class Engine(ABC):
@@ -198,9 +198,6 @@ class _SqliteTransaction(Transaction):
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.db.executemany(sql, rows)
 
-    async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
-        return [row for params in rows for row in await self.fetch(sql, params)]
-
 
 class _SqliteStatements(Transaction):
     """Statements run one by one on the engine, each atomic on its own (``SqliteEngine.serialized``)."""
@@ -217,9 +214,6 @@ class _SqliteStatements(Transaction):
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         for params in rows:
             await self.engine.fetch(sql, params)
-
-    async def fetch_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
-        return [row for params in rows for row in await self.engine.fetch(sql, params)]
 
 
 class SqliteEngine(Engine):
