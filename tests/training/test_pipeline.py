@@ -22,6 +22,7 @@ def test_demo_recipe_end_to_end_on_a_gguf_base(tiny_llama, tmp_path):
     card = read_card(built.checkpoint)
     assert card.precision == "int8" and card.adapter is None  # merged: one self-contained model
     assert card.training["lora"] and card.training["tag_dropout"] == RECIPES["demo"]["tag_dropout"]
+    assert card.training["lora_dropout"] == RECIPES["demo"]["lora_dropout"]
     assert card.generation["guidance"] == 1.5 and card.base_model == str(tiny_llama[2])
     assert {"review", "lyrics", "product"} <= set(card.kinds)
     assert load_checkpoint(built.checkpoint, device="cpu").precision == "int8"
