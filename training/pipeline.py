@@ -53,7 +53,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         # No LoRA dropout: the same validation loss at 43 steps (3.680 against 3.682) for 1.40x the useful
         # tokens/s on a quiet machine (its masks were 18% of a step). The saved time goes to a shorter first
         # run, not more steps: 1.4 passes (66 steps, the same time) and lr 2e-3 each lowered validation loss
-        # (3.59 against 3.67) but neither followed the tags better (docs/quality.md "Steps, learning rate").
+        # (3.59 against 3.67) but neither followed the tags better (docs/quality.md "Steps, learning rate,
+        # guidance 3 and a contrasting header").
         "lora_dropout": 0.0,
     },
     "scratch-small": {

@@ -194,9 +194,8 @@ async def test_a_transaction_cancelled_while_another_process_writes_leaves_the_s
         waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await first.delivered(
-        taken[1], message_id=6
-    )  # failed with "cannot start a transaction within a transaction"
+    # Before the fix this failed with "cannot start a transaction within a transaction".
+    await first.delivered(taken[1], message_id=6)
     assert await first.generation_for_message(6) == gid
 
 
