@@ -7,7 +7,7 @@ demo`` builds it). Three servers' managers each upload one artist's ten songs (G
 the adapters train one after another in the bot's child process. Measured in one run:
 
 - turnaround: seconds from the first server's ``/model train`` to its first ``/lyrics`` answered by the
-  new adapter, and the share of it spent in the training child (target <= 5 minutes);
+  new adapter, and the share of it spent in the training child (target <= 120 s);
 - style: for each held-out section of each upload (its validation split: songs the adapter never saw),
   its body's likelihood under each server's adapter and under the bot's own model, with the same header
   (part only, no artist): the share where the uploading server's adapter ranks first (target >= 80%);
@@ -18,14 +18,15 @@ the adapters train one after another in the bot's child process. Measured in one
 
 With ``--sweep SETTINGS ...`` (JSON objects of recipe settings, ``{}`` for the recipe as it is) it runs
 only the style test, once per setting, on adapters trained by the bot's training function
-(``training.server.train_adapter``) outside the bot, with those settings replaced.
+(``training.server.train_adapter``) outside the bot, with those settings replaced; each upload is trained
+with every setting in turn (A B A B) and each training is timed.
 
 Usage::
 
     python bench/server_models.py [--checkpoint .linernotes/demo/checkpoint] [--rounds 3]
     python bench/server_models.py --sweep '{}' '{"lr": 5e-4}' '{"tag_dropout": 0.5}'
 
-Ends with ``RESULT upload_to_answer_s <s> target <= 300`` (a sweep: ``RESULT style_best ...``).
+Ends with ``RESULT upload_to_answer_s <s> target <= 120`` (issue #26; a sweep: ``RESULT style_best ...``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("LINERNOTES_SHARED") or REPO.parent / "shared")
 SONGS = SHARED / "corpora" / "genius-lyrics-100artists" / "jsons"
 ARTISTS = ("ABBA", "Ed_Sheeran", "DJ_Khaled")  # three distinct styles, ~60-70 sections each
-TURNAROUND_TARGET, STYLE_TARGET, MEMORY_TARGET, MIXED_TARGET = 300.0, 0.8, 10.0, 1.3
+TURNAROUND_TARGET, STYLE_TARGET, MEMORY_TARGET, MIXED_TARGET = 120.0, 0.8, 10.0, 1.3
 ADAPTERS, REQUESTS = 20, 64
 STEPS = 48  # one-token steps per row in the forward-only comparison
 
@@ -147,25 +148,34 @@ def style(checkpoint: Path, servers: list[dict]) -> dict:
 
 
 def sweep(checkpoint: Path, tmp: Path, settings: list[dict]) -> list[dict]:
-    """The style test for each recipe setting: the three uploads trained as the bot's child trains them."""
+    """The style test for each recipe setting: the three uploads trained as the bot's child trains them,
+    the settings taken in turn for each upload (A B A B), each training timed."""
     from types import SimpleNamespace
 
     from linernotes.bot.uploads import prepare_upload
     from linernotes.training.server import train_adapter
 
-    out = []
-    for n, override in enumerate(settings):
-        servers = []
-        for artist in ARTISTS:
+    servers: list[list[dict]] = [[] for _ in settings]
+    seconds: list[list[float]] = [[] for _ in settings]
+    for artist in ARTISTS:
+        for n, override in enumerate(settings):
             work = tmp / f"sweep{n}" / artist  # laid out as a bot's model: prepared/, checkpoint/
             prepare_upload(SONGS / f"{artist}.json", work / "prepared")
             rest = {k: v for k, v in override.items() if k != "max_steps"}  # the step cap is an argument
+            started = time.perf_counter()
             train_adapter(
                 work / "prepared", checkpoint, work, override.get("max_steps"), lambda _: None, **rest
             )
-            servers.append({"artist": artist, "model": SimpleNamespace(path=str(work))})
-        out.append({"settings": override, **style(checkpoint, servers)})
-        print(f"{json.dumps(override)}: {out[-1]['share']:.0%} of {out[-1]['n']}; {out[-1]['confusion']}")
+            seconds[n].append(time.perf_counter() - started)
+            servers[n].append({"artist": artist, "model": SimpleNamespace(path=str(work))})
+    out = []
+    for override, trained, took in zip(settings, servers, seconds, strict=True):
+        out.append({"settings": override, **style(checkpoint, trained), "seconds": took})
+        taken = " / ".join(f"{s:.0f}" for s in took)
+        print(
+            f"{json.dumps(override)}: {out[-1]['share']:.0%} of {out[-1]['n']}; {out[-1]['confusion']}; "
+            f"trained in {taken} s"
+        )
     return out
 
 

@@ -11,11 +11,12 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from linernotes.bot.cache import Key
 from linernotes.bot.config import BotConfig
 from linernotes.bot.storage import Database, Scope
 from linernotes.bot.warm import warm_as_configured
@@ -66,15 +67,21 @@ class Admin:
         self._warming = asyncio.Lock()
         self._reload_seen: float | None = None  # when the store's last /reload was, as this process last saw
 
-    async def warm(self) -> int:
-        """Top up every cache key to its depth now; returns how many generations were stored.
+    async def warm(self, keys: Sequence[Key] | None = None) -> int:
+        """Top up every cache key (or only ``keys``) to its depth now; returns how many generations were
+        stored.
 
         Runs one at a time (a second caller waits, then finds the cache full): each run plans from
         the cache's depth, so two at once would both fill the same shortfall.
         """
         async with self._warming:
             return await warm_as_configured(
-                self.config, self.db, self.worker, limit=self.config.warm_limit, adapters=self._in_use()
+                self.config,
+                self.db,
+                self.worker,
+                limit=self.config.warm_limit,
+                adapters=self._in_use(),
+                keys=keys,
             )
 
     async def may_reload(self, user: Any) -> bool:

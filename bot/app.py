@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from discord.ext import commands
 
 from linernotes.bot import commands as slash
 from linernotes.bot.admin import Admin
+from linernotes.bot.cache import Key
 from linernotes.bot.config import BotConfig, generate_config
 from linernotes.bot.errors import report
 from linernotes.bot.model_commands import channel_notifier
@@ -207,10 +209,11 @@ class LinernotesBot(commands.AutoShardedBot):
             await self.models.sync()
         await self.admin.follow_reload()
 
-    async def warm_now(self) -> int:
-        """Top up the cache now (``Admin.warm``: one run at a time); returns how many were stored."""
+    async def warm_now(self, keys: Sequence[Key] | None = None) -> int:
+        """Top up the cache (or only ``keys``) now (``Admin.warm``: one run at a time); returns how many
+        were stored."""
         assert self.admin is not None
-        return await self.admin.warm()
+        return await self.admin.warm(keys)
 
     # --- what the CLI, the demo and the benchmarks use (never the services behind them) ---------------
 

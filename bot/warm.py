@@ -39,25 +39,45 @@ class WarmPlan:
 
 
 async def plan(
-    db: Database, card: Card, step: float, per_key: int, hot_per_key: int, hot_keys: int
+    db: Database,
+    card: Card,
+    step: float,
+    per_key: int,
+    hot_per_key: int,
+    hot_keys: int,
+    keys: Sequence[Key] | None = None,
 ) -> WarmPlan:
-    """The shortfall per key, most requested keys first."""
+    """The shortfall per key, most requested keys first; with ``keys``, only those, at the hot depth."""
     depth = await db.depth(card.model_id)
-    hot = []
-    for key in await db.hot_keys(hot_keys):
-        try:
-            parsed = parse_key(key)
-            card.check_request(parsed.kind, parsed.tags)  # a server model may not know every hot key
-        except (ValueError, TagError):
-            continue
-        hot.append(parsed)
     targets: dict[str, tuple[Key, int]] = {}
-    for key in hot:
-        targets[key.key] = (key, hot_per_key)
-    for key in base_keys(card, step):
-        targets.setdefault(key.key, (key, per_key))
+    if keys is not None:
+        for key in filter(partial(_knows, card), keys):
+            targets[key.key] = (key, hot_per_key)
+    else:
+        for name in await db.hot_keys(hot_keys):
+            key = _parsed(name)
+            if key is not None and _knows(card, key):
+                targets[key.key] = (key, hot_per_key)
+        for key in base_keys(card, step):
+            targets.setdefault(key.key, (key, per_key))
     missing = [(k, want - depth.get(k.key, 0)) for k, want in targets.values() if want > depth.get(k.key, 0)]
     return WarmPlan(missing)
+
+
+def _parsed(name: str) -> Key | None:
+    try:
+        return parse_key(name)
+    except ValueError:
+        return None  # a key written by a newer version, or by hand: nothing to warm
+
+
+def _knows(card: Card, key: Key) -> bool:
+    """Whether ``card``'s model takes ``key`` (a server model may not know every key people ask for)."""
+    try:
+        card.check_request(key.kind, key.tags)
+    except (ValueError, TagError):
+        return False
+    return True
 
 
 async def warm(
@@ -76,12 +96,13 @@ async def warm(
     progress: Callable[[int, int], None] | None = None,
     model: str | None = None,
     between: Callable[[], Awaitable[object]] | None = None,
+    keys: Sequence[Key] | None = None,
 ) -> int:
     """Generate until every key of ``card``'s model (an attached adapter's name, or None: the checkpoint
     itself) reaches its depth (at most ``limit`` generations this run, most wanted keys first, so one run
     never holds the worker for long), each the most on-tag of ``candidates`` drafts; returns how many
-    were stored."""
-    todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys)
+    were stored. ``keys``: warm only these (those the model knows), to the hot depth."""
+    todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys, keys)
     sampling_of = sampling or (lambda kind: Sampling(guidance=card.guidance(kind)))
     # Breadth first: one generation for each short key (most wanted first), then a second, and so on,
     # so a run cut short by ``limit`` leaves the most keys answerable rather than a few keys deep.
@@ -120,15 +141,17 @@ async def warm_as_configured(
     limit: int | None,
     progress: Callable[[int, int], None] | None = None,
     adapters: Sequence[tuple[str, Card]] = (),
+    keys: Sequence[Key] | None = None,
 ) -> int:
     """``warm`` with the bot's settings, for the bot's own model and then each server model in use
     (``adapters``: attached name and card), sharing ``limit``: the scheduled job, ``/warm`` and
-    ``linernotes warm`` alike. One process at a time warms a store (``warm_lease``): 0 when another is."""
+    ``linernotes warm`` alike (``keys``: only these, as in ``warm``). One process at a time warms a store
+    (``warm_lease``): 0 when another is."""
     async with warm_lease(db) as lease:
         if lease is None:
             return 0
         models = [(None, worker.card), *adapters]
-        return await _warm_models(config, db, worker, limit, progress, models, lease.renew)
+        return await _warm_models(config, db, worker, limit, progress, models, lease.renew, keys)
 
 
 async def _warm_models(
@@ -139,6 +162,7 @@ async def _warm_models(
     progress: Callable[[int, int], None] | None,
     models: Sequence[tuple[str | None, Card]],
     between: Callable[[], Awaitable[object]],
+    keys: Sequence[Key] | None,
 ) -> int:
     stored = 0
     sampling = partial(sampling_for, config, worker.card)  # an adapter samples as its base does
@@ -160,5 +184,6 @@ async def _warm_models(
             progress=progress if model is None else None,
             model=model,
             between=between,
+            keys=keys,
         )
     return stored

@@ -24,6 +24,7 @@ from linernotes.common.flags import add_flags, flag
 
 if TYPE_CHECKING:
     from linernotes.bot.app import LinernotesBot
+    from linernotes.bot.cache import Key
 
 log = logging.getLogger(__name__)
 RECIPE = "demo"  # training/pipeline.py: LoRA on the pretrained offline base
@@ -31,8 +32,10 @@ RECIPE = "demo"  # training/pipeline.py: LoRA on the pretrained offline base
 # model guidance 2 beat 1 for the review score (Spearman 0.61 against 0.36) and genre (82% against 44%) and for
 # the product rating (0.37 against 0.18; 3 fell to -0.21); for lyrics 2 was the lyrics benchmark's choice.
 GUIDANCE = {"review": 2.0, "product": 2.0, "lyrics": 2.0}
-WARM_LIMIT = 48  # generations stored before the session starts: the demo's keys, at a CPU-friendly cost
-REUSE_WARM_LIMIT = 4  # on later runs: one batch, so a second run stays within seconds on a CPU
+# Before the session: the keys the script asks for (to the bot's hot depth, so a later run still finds one
+# while it tops up), then on a first run this many of the rest of the grid, so the cache shows more than
+# the script (one warm batch: a CPU minute or so). Later runs top up only the script's keys.
+WARM_LIMIT = 16
 # The tags are the product, so the script asks for opposites a reader can tell apart: the same genre at a
 # high and a low score, and a 5-star and a 1-star product.
 DEMO_SCRIPT = [
@@ -42,6 +45,7 @@ DEMO_SCRIPT = [
     ("alice", "product", {"rating": 5}),
     ("bob", "product", {"rating": 1}),
 ]
+SERVER_MODEL_ASK = {"part": "chorus"}  # what carol asks the server's own model for, once it is trained
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,9 @@ def simulated_bot(checkpoint: Path, database: Path, **settings: Any) -> Linernot
         "warm_limit": WARM_LIMIT,
         "sync": "always",
         "web_port": 0,  # the website beside the bot, on any free port of 127.0.0.1
+        # The demo runs on this machine's CPU, where the int8 checkpoint generates at 0.75x fp32's speed
+        # (docs/benchmarks.md, "Generation"): it takes the README's advice for CPU hosts and loads it as fp32.
+        "precision": "fp32",
     }
     config = load_config(
         None,
@@ -158,21 +165,20 @@ def quiet_logging() -> None:
     logging.getLogger("discord").setLevel(logging.ERROR)  # voice-support notices are noise here
 
 
-async def session(
-    checkpoint: Path, database: Path, interactive: bool, lines: Any, warm_limit: int = WARM_LIMIT
-) -> None:
-    """Run the real bot in SimCord and play the scripted session (then the interactive one)."""
+async def session(checkpoint: Path, database: Path, interactive: bool, lines: Any, grid: bool = True) -> None:
+    """Run the real bot in SimCord and play the scripted session (then the interactive one); ``grid``:
+    the warm-up also fills the first keys of the whole grid (a first run), not only the script's."""
     import simcord
 
-    bot = simulated_bot(checkpoint, database, warm_limit=warm_limit)
+    bot = simulated_bot(checkpoint, database)
     try:
         async with simcord.run(bot, settle_timeout=600, check_errors=False) as env:
-            await play(env, bot, database, interactive, lines)
+            await play(env, bot, database, interactive, lines, grid)
     finally:
         await bot.close()  # idempotent; covers a failure inside the simulated session
 
 
-async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
+async def play(env, bot, database: Path, interactive: bool, lines: Any, grid: bool = True) -> None:
     """The scripted session, then the interactive shell."""
     guild = env.create_guild("linernotes demo")
     channel = guild.create_text_channel("listening-party")
@@ -181,12 +187,7 @@ async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
         f"\nThe real bot is running against a simulated Discord: server '{guild.name}', "
         f"#{channel.name}, members alice and bob."
     )
-    started = time.time()
-    stored = await bot.warm_now()
-    say(
-        f"Warm-up: {stored} new generations stored in {time.time() - started:.0f} s "
-        f"(the cache keeps the most asked-for keys ready; a miss is generated on demand).\n"
-    )
+    await warm_up(bot, grid)
     results = {}
     for who, name, options in DEMO_SCRIPT:
         if name == "review" and who == "bob":
@@ -213,6 +214,32 @@ async def play(env, bot, database: Path, interactive: bool, lines: Any) -> None:
     if interactive:
         await shell(env, members, channel, lines)
     await where_ratings_landed(bot, database)
+
+
+def script_keys(bot: LinernotesBot) -> list[Key]:
+    """The cache keys the session will ask for: what the script asks without words of its own (a seed line
+    is always written anew), bob's review aside (it is meant to miss), and carol's chorus."""
+    from linernotes.bot.cache import key_for
+
+    asks = [(name, options) for who, name, options in DEMO_SCRIPT if not (name == "review" and who == "bob")]
+    step = bot.config.score_bucket
+    keys = [
+        key_for(name, tags, step, tags.get("seed")) for name, tags in [*asks, ("lyrics", SERVER_MODEL_ASK)]
+    ]
+    return [key for key in keys if not key.private]
+
+
+async def warm_up(bot: LinernotesBot, grid: bool) -> None:
+    """Fill the cache before the session: the script's keys, then (``grid``) the grid's first keys."""
+    started = time.time()
+    stored = await bot.warm_now(script_keys(bot))
+    rest = await bot.warm_now() if grid else 0
+    also = f", then {rest} for the grid's first keys" if grid else ""
+    say(
+        f"Warm-up: {stored} new generations stored for the keys this session asks for{also}, in "
+        f"{time.time() - started:.0f} s (the cache keeps the most asked-for keys ready; a miss is "
+        "generated on demand).\n"
+    )
 
 
 async def on_the_web(bot: LinernotesBot, answer: Any) -> None:
@@ -258,7 +285,7 @@ async def server_model(env, bot, guild, channel) -> None:
         await slash(
             env, carol, channel, "model train", {"name": "Harbor", "file": (upload.name, upload.read_bytes())}
         )
-    await slash(env, carol, channel, "lyrics", {"part": "chorus"})
+    await slash(env, carol, channel, "lyrics", SERVER_MODEL_ASK)
 
 
 async def uncached_review(bot: LinernotesBot, wanted: dict[str, Any]) -> dict[str, Any]:
@@ -410,10 +437,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"Removed {home}; starting over.")
     home.mkdir(parents=True, exist_ok=True)
     quiet_logging()
-    reused = has_model(home)
     checkpoint = ensure_model(home)
-    # A later run finds the cache an earlier one filled: it tops up only the most asked-for keys.
-    warm_limit = REUSE_WARM_LIMIT if reused else WARM_LIMIT
-    asyncio.run(session(checkpoint, home / "bot.sqlite3", args.interactive, sys.stdin, warm_limit))
+    database = home / "bot.sqlite3"
+    # A later run finds the cache an earlier one filled: it tops up only the keys its script asks for.
+    asyncio.run(session(checkpoint, database, args.interactive, sys.stdin, grid=not database.exists()))
     go_live(checkpoint)
     return 0

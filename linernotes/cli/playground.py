@@ -21,8 +21,6 @@ from typing import Any
 
 from linernotes.cli.chat import say
 from linernotes.cli.demo import (
-    REUSE_WARM_LIMIT,
-    WARM_LIMIT,
     demo_home,
     ensure_model,
     has_model,
@@ -37,6 +35,8 @@ from linernotes.common.flags import add_flags, flag
 PREVIEW_MODULES = ("simcord", "aiohttp", "markdown_it", "linkify_it", "regex", "PIL")
 INSTALL_HINT = "pip install 'linernotes[playground]'"
 MEMBERS = ("alice", "bob")
+WARM_LIMIT = 48  # generations stored before the page opens on a new model: most of the grid's first keys
+REUSE_WARM_LIMIT = 4  # on later runs: one batch, so the page opens within seconds on a CPU
 
 
 @dataclass(frozen=True)

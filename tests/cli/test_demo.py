@@ -65,6 +65,10 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     assert "alice › /review genre:Metal score:9.0" in out and "bob › /review genre:Metal score:2.0" in out
     assert "alice › /product rating:5" in out and "bob › /product rating:1" in out
     assert "deferred at once" in out  # a miss, acknowledged before it was written
+    # The warm-up filled the keys the script asks for: those answers come from the cache.
+    assert "Warm-up: 8 new generations stored for the keys this session asks for, then" in out
+    for command in CACHED:
+        assert from_cache(out, command), command
     assert "reacted 👍 to #" in out and "reacted 👎 to #" in out
     # The site beside the bot: the first review's permalink, and the API call for its key, answered.
     web = out.split("On the web, while the bot runs")[1].split("\n\n")[0]
@@ -96,9 +100,14 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
     code, again = run_demo(home)  # a second run reuses model, database and the server's model
     assert code == 0 and "Using the model trained on an earlier run" in again
     assert "carol uploaded harbor_lights.txt on an earlier run" in again and "/model train" not in again
-    # Metal 2.0 is cached now, so the script's miss moves to the nearest Metal score nothing answers yet.
+    # It topped up only its script's keys (the ones the first run served, and the server model's chorus)
+    # and every one of them is answered from the cache again, carol's chorus too.
+    assert re.search(r"Warm-up: \d+ new generations stored for the keys this session asks for, in", again)
+    for command in [*CACHED, "carol › /lyrics part:chorus"]:
+        assert from_cache(again, command), command
+    # bob's review is the script's miss on every run: 2.0, or the nearest Metal score nothing answers yet.
     bob = again.split("bob › /review genre:Metal score:")[1].split("\n")
-    assert bob[0] != "2.0" and float(bob[0]) <= 3.5 and "deferred at once" in bob[1]
+    assert float(bob[0]) <= 3.5 and "deferred at once" in bob[1]
     # The demo's store moves to PostgreSQL with every row (where a server can start here: see tests/postgres.py).
     if why_not() is None:
         copied = asyncio.run(copy_store(f"sqlite:{home / 'bot.sqlite3'}", postgres_url(request)))
@@ -107,6 +116,15 @@ def test_demo_session_through_a_pipe(tiny_checkpoint, sample_data, tmp_path, run
                 table: con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in copied.rows
             }
         assert copied.rows == counts and counts["server_models"] == 1 and counts["ratings"] >= 5
+
+
+CACHED = ["alice › /review genre:Metal score:9.0", "alice › /product rating:5", "bob › /product rating:1"]
+
+
+def from_cache(out: str, command: str) -> bool:
+    """Whether the bot answered ``command`` at once, without deferring (a cache hit)."""
+    answer = out.split(f"{command}\n")[1].split("\n")[0]
+    return answer.startswith("linernotes › (answered in") and "deferred" not in answer
 
 
 def test_typed_lines_parse():
