@@ -147,3 +147,11 @@ def test_a_postgresql_store_needs_a_shared_models_dir_and_its_password_is_never_
     config = BotConfig(checkpoint="ck", database=url, models_dir="/shared/models")
     assert "hunter2" not in repr(config.to_dict()) and "bot:***@db.internal" in config.to_dict()["database"]
     assert BotConfig(checkpoint="ck", database=url, server_models=False).database == url
+
+
+def test_the_bots_adapter_step_cap_is_the_server_recipes():
+    """The bot may not import training (imports point bot -> model -> data), so the cap is written twice."""
+    from linernotes.training.pipeline import RECIPES
+
+    (steps,) = [f.default for f in dataclasses.fields(BotConfig) if f.name == "adapter_steps"]
+    assert steps == RECIPES["server"]["max_steps"]
