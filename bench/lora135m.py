@@ -14,8 +14,10 @@ machinery of train_throughput.py):
   batches ``group_by_length`` makes, sized to our 1,024 positions per step on average; loss on every
   real token, the LM head on every position (what a practitioner's script does).
 - any ``--variant NAME:k=v,...``: our trainer with those ``TrainConfig`` fields (a lever on its own);
-  ``autocast=bf16`` wraps the forward in CPU bf16 autocast (fp32 master weights), which Accelerate
-  would do for ``--precision bf16`` but cannot for one side of a process only.
+  two keys are the bench's own: ``autocast=bf16`` wraps the forward in CPU bf16 autocast (fp32 master
+  weights), which Accelerate would do for ``--precision bf16`` but cannot for one side of a process
+  only; ``compile=1`` runs the model body through ``torch.compile`` (its compile time lands in the
+  side's first step, which the table prints).
 
 Useful tokens per second (body and end tokens, each once) are medians over the timed steps.
 ``--profile`` instead runs a few steps of one side and prints where one step's time goes.
@@ -72,19 +74,26 @@ def parse_variants(specs: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def overrides(pairs: dict[str, str]) -> tuple[dict[str, Any], str | None]:
-    """(TrainConfig overrides typed by the field's default, bench-only autocast dtype or None)."""
+BENCH_KEYS = ("autocast", "compile")  # variant keys that tune a side, not TrainConfig fields
+
+
+def overrides(pairs: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(TrainConfig overrides typed by the field's default, the bench's own keys: ``BENCH_KEYS``)."""
     from linernotes.training.config import TrainConfig
 
     fields = TrainConfig.__dataclass_fields__
     typed: dict[str, Any] = {}
-    autocast = pairs.get("autocast")
     for key, value in pairs.items():
-        if key == "autocast":
+        if key in BENCH_KEYS:
             continue
         kind = type(fields[key].default)
-        typed[key] = None if value == "none" else int(value) if kind in (int, type(None)) else kind(value)
-    return typed, autocast
+        if value == "none":
+            typed[key] = None
+        elif kind is bool:
+            typed[key] = value.lower() in ("1", "true", "yes")
+        else:
+            typed[key] = int(value) if kind in (int, type(None)) else kind(value)
+    return typed, {k: v for k, v in pairs.items() if k in BENCH_KEYS}
 
 
 def config_for(a: argparse.Namespace, data: Path, out: Path, steps: int, settings: dict[str, Any]):
@@ -96,14 +105,18 @@ def config_for(a: argparse.Namespace, data: Path, out: Path, steps: int, setting
     return train_config(recipe, data, out, **{**settings, **fixed})
 
 
-def with_autocast(trainer, autocast: str | None) -> None:
-    """Run ``trainer``'s forward passes under CPU autocast to ``autocast`` (bf16), if given."""
+def tune(trainer, bench: dict[str, str]) -> None:
+    """Apply the bench's own keys to ``trainer``: CPU autocast of its forward, ``torch.compile`` of its body."""
     import torch
 
-    if not autocast:
+    if bench.get("compile", "0") != "0":
+        # Static shapes: every micro-batch is batch_size x block_size; the LM head (target positions
+        # only, a different count each step) stays outside the compiled graph.
+        trainer.loss.body = torch.compile(trainer.loss.body, dynamic=False)
+    if not bench.get("autocast"):
         return
     forward = trainer._forward
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[bench["autocast"]]
 
     def autocast_forward(blocks: list):
         with torch.autocast("cpu", dtype=dtype):
@@ -112,9 +125,9 @@ def with_autocast(trainer, autocast: str | None) -> None:
     trainer._forward = autocast_forward
 
 
-def run_ours(config, gate: Gate, autocast: str | None) -> tuple[dict, Callable]:
+def run_ours(config, gate: Gate, bench: dict[str, str]) -> tuple[dict, Callable]:
     """Our trainer on ``config``, parked between steps; reports useful tokens per step."""
-    return gated_ours(config, gate, lambda trainer: with_autocast(trainer, autocast))
+    return gated_ours(config, gate, lambda trainer: tune(trainer, bench))
 
 
 def run_hf(config, gate: Gate) -> tuple[dict, Callable]:
@@ -146,9 +159,9 @@ def run_hf(config, gate: Gate) -> tuple[dict, Callable]:
     return {"examples": len(examples), "truncated": 0, "batch": f"{batch}x<={widest}"}, run
 
 
-def side_settings(variants: dict[str, dict[str, str]]) -> dict[str, tuple[dict[str, Any], str | None]]:
+def side_settings(variants: dict[str, dict[str, str]]) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
     """Every side of ours: today, ours (defaults plus its variant) and the named variants."""
-    sides: dict[str, tuple[dict[str, Any], str | None]] = {"today": (dict(TODAY), None)}
+    sides: dict[str, tuple[dict[str, Any], dict[str, str]]] = {"today": (dict(TODAY), {})}
     sides["ours"] = overrides(variants.get("ours", CANDIDATE))
     for name, pairs in variants.items():
         if name not in ("ours", "today", "hf"):
@@ -164,11 +177,11 @@ def measure_sides(a: argparse.Namespace) -> dict[str, Any]:
     default_threads = torch.get_num_threads()
     gates: dict[str, Gate] = {}
     built: dict[str, tuple[dict, Callable]] = {}
-    for name, (settings, autocast) in side_settings(parse_variants(a.variant)).items():
+    for name, (settings, bench) in side_settings(parse_variants(a.variant)).items():
         config = config_for(a, data, tmp / name, a.steps, settings)
         gates[name] = Gate(config.threads or default_threads)
-        built[name] = run_ours(config, gates[name], autocast)
-        built[name][0]["settings"] = {**settings, **({"autocast": autocast} if autocast else {})}
+        built[name] = run_ours(config, gates[name], bench)
+        built[name][0]["settings"] = {**settings, **bench}
     if not a.no_hf:
         config = config_for(a, data, tmp / "hf", a.steps, {})
         gates["hf"] = Gate(default_threads)
@@ -259,11 +272,11 @@ def profile(a: argparse.Namespace, tmp: Path) -> None:
     from linernotes.training.loop import Trainer
 
     data = prepared_corpus(a.recipe, tmp / "prepared")
-    settings, autocast = side_settings(parse_variants(a.variant))[a.profile]
+    settings, bench = side_settings(parse_variants(a.variant))[a.profile]
     config = config_for(a, data, tmp / a.profile, a.warmup + 1, settings)
     trainer = Trainer(config)
     trainer.val_blocks = []
-    with_autocast(trainer, autocast)
+    tune(trainer, bench)
     batches = trainer._batches()
     for _ in range(a.warmup):
         trainer._step(batches)
@@ -323,7 +336,8 @@ def main(a: argparse.Namespace) -> None:
     print("useful = body and end tokens, each once; useful/pos = useful share of the positions computed")
     print(median_line(results))
     for name, r in results.items():
-        print(f"  {name}: useful tok/s quartiles {spread(r['steps'], a.warmup)}")
+        first = r["steps"][0]["seconds"]
+        print(f"  {name}: useful tok/s quartiles {spread(r['steps'], a.warmup)}; first step {first:.1f} s")
     print(
         f"peak RSS of the process running every side: {peak / 1024:.1f} GB; load average {os.getloadavg()[0]:.1f} at end"
     )

@@ -181,7 +181,7 @@ class BotConfig:
     )
     adapter_steps: int = field(
         default=24,  # as the server recipe's cap (training/pipeline.py): 48 wrote no more in the style test
-        metadata=flag("optimizer steps per adapter at most (about 3.5-9 s each on 2 CPU cores)"),
+        metadata=flag("optimizer steps per adapter at most (about 2.5-6.5 s each on 2 CPU cores)"),
     )
     train_cooldown: float = field(
         default=120.0,

@@ -125,6 +125,13 @@ class TrainConfig:
             choices=ATTENTIONS,
         ),
     )
+    cache_frozen: bool = field(
+        default=False,
+        metadata=flag(
+            "with --lora-layers: compute the frozen layers below the LoRA once per example and reuse them "
+            "on later passes and validations (the same loss; Llama-style models)"
+        ),
+    )
     threads: int | None = field(
         default=None, metadata=flag("torch threads while training (default: torch's, one per core)")
     )
@@ -157,6 +164,10 @@ class TrainConfig:
             raise ConfigError(f"--tag-dropout must be in [0, 1), got {self.tag_dropout}")
         if self.lora_layers is not None and self.lora_layers <= 0:
             raise ConfigError(f"--lora-layers must be positive, got {self.lora_layers}")
+        if self.cache_frozen and self.lora_layers is None:
+            raise ConfigError(
+                "--cache-frozen needs --lora-layers: with LoRA on every layer nothing is frozen"
+            )
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"--threads must be positive, got {self.threads}")
         if self.block_size < 32:
@@ -192,6 +203,7 @@ class TrainConfig:
             # Same computation, other speed: a run may resume with another kernel or thread count.
             "attention",
             "lora_forward",
+            "cache_frozen",
             "threads",
         }
     )

@@ -31,6 +31,7 @@ from linernotes.model.quiet import quiet_transformers
 from linernotes.training import dataset, setup
 from linernotes.training.attention import Segments, segment_attention_on
 from linernotes.training.config import TrainConfig
+from linernotes.training.frozen import FrozenLayers, only_layers, supported
 from linernotes.training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens
 from linernotes.training.runlog import MetricsLog, perplexity, plot_loss
 from linernotes.training.samples import samples
@@ -64,17 +65,30 @@ class LMLoss(nn.Module):
         self.lm = lm
         core = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         self.body, self.head = core.base_model, core.get_output_embeddings()
+        self.first_trained = 0  # the layer a cached ``frozen`` input enters at (training/frozen.py)
 
     def forward(
-        self, input_ids, targets, position_ids, attention_mask, segments: Segments | None = None
+        self,
+        input_ids,
+        targets,
+        position_ids,
+        attention_mask,
+        segments: Segments | None = None,
+        frozen: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed loss, target count) of a collated micro-batch (``segments``: see training/attention.py)."""
-        inputs = {"input_ids": input_ids, "position_ids": position_ids, "use_cache": False}
-        if segments is None:
-            hidden = self.body(attention_mask=attention_mask, **inputs).last_hidden_state  # (B, T, H)
+        """(summed loss, target count) of a collated micro-batch (``segments``: see training/attention.py;
+        ``frozen``: (B, T, H), the input to layer ``first_trained``, cached by training/frozen.py)."""
+        inputs: dict[str, Any] = {"position_ids": position_ids, "use_cache": False}
+        if frozen is None:
+            inputs["input_ids"], upper = input_ids, nullcontext()
         else:
-            with segment_attention_on(self.body):
-                hidden = self.body(attention_mask=None, segments=segments, **inputs).last_hidden_state
+            inputs["inputs_embeds"], upper = frozen, only_layers(self.body, self.first_trained, None)
+        with upper:
+            if segments is None:
+                hidden = self.body(attention_mask=attention_mask, **inputs).last_hidden_state  # (B, T, H)
+            else:
+                with segment_attention_on(self.body):
+                    hidden = self.body(attention_mask=None, segments=segments, **inputs).last_hidden_state
         keep = targets != IGNORE  # (B, T)
         logits = self.head(hidden[keep])  # (N, V)
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), keep.sum()
@@ -170,6 +184,7 @@ class Trainer:
         if config.max_steps:
             self.total = min(self.total, config.max_steps)
         self.loss = LMLoss(self.model)
+        self.frozen = self._frozen_layers()
         opt = _optimizer(self.model, config)
         sched = lr_schedule(opt, config, self.total)
         self.progress = Progress()
@@ -228,6 +243,19 @@ class Trainer:
                 fuse(model)
         return model, tok
 
+    def _frozen_layers(self) -> FrozenLayers | None:
+        """The cache of the layers below the LoRA (``--cache-frozen``), when the model allows it."""
+        c = self.config
+        if not (c.cache_frozen and c.lora and c.lora_layers):
+            return None
+        body = self.loss.body
+        if not supported(body):
+            # Not an error: the same training, at the uncached speed (the server recipe asks on every base).
+            log.info("--cache-frozen: %s is not Llama-style; training uncached", type(body).__name__)
+            return None
+        self.loss.first_trained = setup.top_layers(self.model, c.lora_layers)[0]
+        return FrozenLayers(body, self.loss.first_trained)
+
     # --- data ---------------------------------------------------------------------------------
 
     def _batches(self) -> Iterator[tuple[int, int, list]]:
@@ -247,7 +275,9 @@ class Trainer:
             k: v if v is None else v.to(self.acc.device)
             for k, v in collate(blocks, c.block_size, self.pad, c.attention).items()
         }
-        with self.acc.autocast():
+        with self.acc.autocast():  # the cached lower layers run under the same precision as the rest
+            if self.frozen:
+                batch["frozen"] = self.frozen.hidden(blocks, batch)
             return self.loss(**batch)
 
     # --- loop ---------------------------------------------------------------------------------

@@ -93,7 +93,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # the recipe's 73% in one run. Several passes over a few songs overfit at some point: best/
     # is chosen on validation every 8 steps (a forward pass over a few blocks, ~1 s), and there is no
     # early stop, which a validation split of one or two songs would trigger on noise. r = 8 on every
-    # projection of the 135M base is ~9.8 MB fp32 (the target is <= 10 MB per adapter). Tag dropout as in
+    # projection of the 135M base is ~9.8 MB fp32 (the target is <= 10 MB per adapter); the job trains
+    # only the top half of the base's layers, the frozen half computed once per section
+    # (training/server.py ``upper_layers``: the same style in about half the time). Tag dropout as in
     # the demo, so guidance works on the adapter as on the base. Each section through SDPA's causal path and
     # the fused LoRA forward compute the same loss (tests/training/test_same_loss.py) at 1.23x the useful
     # tokens/s on the upload sample's short sections (docs/benchmarks.md "Training the 135M base's LoRA").

@@ -24,7 +24,7 @@ from linernotes.model.checkpoint import load_checkpoint
 from linernotes.training.export import export
 from linernotes.training.loop import train
 from linernotes.training.pipeline import RECIPES, train_config
-from linernotes.training.server import exit_with, sigterm_exits, train_adapter
+from linernotes.training.server import exit_with, sigterm_exits, train_adapter, upper_layers
 from linernotes.training.setup import add_lora, load_base
 from tests.conftest import REPO
 
@@ -223,7 +223,8 @@ def test_exit_with_acts_when_the_watched_process_is_gone():
 
 
 def test_server_recipe_keeps_an_adapter_on_the_135m_base_within_10_mb(tmp_path):
-    """r = 8 on every projection of SmolLM2-135M's shape (weights on the meta device: nothing allocated)."""
+    """r = 8 on every projection of every layer of SmolLM2-135M's shape (what a base whose card does not count
+    its layers gets; weights on the meta device: nothing allocated)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     shape = LlamaConfig(
@@ -234,3 +235,26 @@ def test_server_recipe_keeps_an_adapter_on_the_135m_base_within_10_mb(tmp_path):
         model = add_lora(LlamaForCausalLM(shape), train_config("server", tmp_path, tmp_path / "run"))
     size = 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert 9.5e6 < size <= 10e6
+
+
+def test_server_recipe_trains_the_top_half_of_a_bases_layers_cached(tmp_path):
+    """The 135M base's 30 layers: LoRA on the top 15, the 15 below cached; half the adapter above."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    assert upper_layers({"model_type": "gpt2", "n_layer": 12}) == {"lora_layers": 6, "cache_frozen": True}
+    assert upper_layers({"model_type": "llama", "num_hidden_layers": 3})["lora_layers"] == 2
+    assert upper_layers({}) == {}  # a card that does not say: every layer, as before
+    layers = upper_layers({"model_type": "llama", "num_hidden_layers": 30})
+    shape = LlamaConfig(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = add_lora(
+            LlamaForCausalLM(shape), train_config("server", tmp_path, tmp_path / "run", **layers)
+        )
+    adapted = {
+        int(n.split(".layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad
+    }
+    assert adapted == set(range(15, 30))
+    assert 4.5e6 < 4 * sum(p.numel() for p in model.parameters() if p.requires_grad) <= 5e6
