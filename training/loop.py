@@ -475,6 +475,8 @@ class Trainer:
             },
             "config": self.config.to_dict(),
         }
+        if self.frozen:  # what --cache-frozen saved: segments through the lower layers once, then reused
+            summary["frozen_cache"] = {"computed": self.frozen.computed, "reused": self.frozen.reused}
         if self.acc.is_main_process:
             (self.run / "run.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
             plot_loss(

@@ -117,6 +117,9 @@ def test_a_run_of_several_passes_is_the_same_cached(tiny_llama_base, sample_data
     assert losses(tmp_path / "cached") == pytest.approx(losses(tmp_path / "plain"), rel=1e-4)
     assert len(losses(tmp_path / "plain")) == 9  # 6 steps; validation before, after 3 and after 6
     assert cached.frozen.reused > cached.frozen.computed > 0  # later passes and validations reuse
+    run = json.loads((tmp_path / "cached" / "run.json").read_text())
+    assert run["frozen_cache"] == {"computed": cached.frozen.computed, "reused": cached.frozen.reused}
+    assert "frozen_cache" not in json.loads((tmp_path / "plain" / "run.json").read_text())
 
 
 def test_a_gpt2_base_trains_uncached_and_says_so(sample_data, tmp_path, caplog):
