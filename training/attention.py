@@ -107,6 +107,17 @@ def register() -> None:
     AttentionInterface.register(NAME, segment_attention)
 
 
+def body_hidden(
+    body: torch.nn.Module, attention_mask: torch.Tensor | None, segments: Segments | None, **inputs: Any
+) -> torch.Tensor:
+    """``body``'s last hidden states (B, T, H) for a collated micro-batch: through its ``attention_mask``,
+    or with ``segments`` through ``segment_attention`` (the training and the frozen-layer forwards)."""
+    if segments is None:
+        return body(attention_mask=attention_mask, **inputs).last_hidden_state
+    with segment_attention_on(body):
+        return body(attention_mask=None, segments=segments, **inputs).last_hidden_state
+
+
 @contextmanager
 def segment_attention_on(model: torch.nn.Module) -> Iterator[None]:
     """Within the block, ``model`` (its config shared by every layer) attends through ``segment_attention``.

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from linernotes.training.attention import body_hidden
 from linernotes.training.packing import Segment, collate, pack
 
 
@@ -62,18 +63,15 @@ class FrozenLayers:
 
     def hidden(self, blocks: list[list[Segment]], batch: dict[str, Any]) -> torch.Tensor:
         """(B, T, H): the input to layer ``first`` for the collated ``batch`` of ``blocks``; padding zero."""
-        keys = [[tuple(tokens) for tokens, _ in block] for block in blocks]
+        keys = _keys(blocks)
         missing = {key: None for row in keys for key in row if key not in self.store}
         self.reused += sum(len(row) for row in keys) - len(missing)
         if missing:
             self._compute(list(missing), batch)
         some = self.store[keys[0][0]]
         out = some.new_zeros((len(blocks), batch["input_ids"].shape[1], some.shape[-1]))
-        for b, row in enumerate(keys):
-            at = 0
-            for key in row:
-                out[b, at : at + len(key)] = self.store[key]
-                at += len(key)
+        for b, at, key in _placed(keys):
+            out[b, at : at + len(key)] = self.store[key]
         return out
 
     def _compute(self, missing: list[tuple[int, ...]], like: dict[str, Any]) -> None:
@@ -82,27 +80,30 @@ class FrozenLayers:
 
         Only the new ones: with tag dropout each pass draws some segments bare for the first time, and a
         micro-batch holds 20-30 of the upload's short sections, so nearly every one has a new segment."""
-        from linernotes.training.attention import segment_attention_on
-
         t = like["input_ids"].shape[1]
         blocks = pack([(list(key), 1) for key in missing], t)  # (header length: only targets use it)
         attention = "mask" if like.get("segments") is None else "segments"
-        batch = collate(blocks, t, 0, attention)  # padding: any id (nothing real attends to it)
         device = like["input_ids"].device
-        inputs = {k: batch[k].to(device) for k in ("input_ids", "position_ids")}
+        # Padding: any id (nothing real attends to it). As the trainer moves a micro-batch to its device.
+        batch = {k: v if v is None else v.to(device) for k, v in collate(blocks, t, 0, attention).items()}
+        inputs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
         with torch.no_grad(), only_layers(self.body, 0, self.first, norm=False):
-            if attention == "mask":
-                mask = batch["attention_mask"].to(device)
-                hidden = self.body(attention_mask=mask, use_cache=False, **inputs).last_hidden_state
-            else:
-                with segment_attention_on(self.body):
-                    segments = batch["segments"].to(device)
-                    hidden = self.body(attention_mask=None, segments=segments, use_cache=False, **inputs)
-                    hidden = hidden.last_hidden_state
+            hidden = body_hidden(self.body, batch["attention_mask"], batch.get("segments"), **inputs)
         hidden = hidden.detach()  # (B', T, H), where and as the forward computed it
-        for b, block in enumerate(blocks):
-            at = 0
-            for tokens, _ in block:
-                self.store[tuple(tokens)] = hidden[b, at : at + len(tokens)].clone()
-                at += len(tokens)
+        for b, at, key in _placed(_keys(blocks)):
+            self.store[key] = hidden[b, at : at + len(key)].clone()
         self.computed += len(missing)
+
+
+def _keys(blocks: list[list[Segment]]) -> list[list[tuple[int, ...]]]:
+    """Each block's segments as store keys (their tokens)."""
+    return [[tuple(tokens) for tokens, _ in block] for block in blocks]
+
+
+def _placed(rows: list[list[tuple[int, ...]]]) -> Iterator[tuple[int, int, tuple[int, ...]]]:
+    """(block, start position, key) of every segment, packed one after another from position 0."""
+    for b, row in enumerate(rows):
+        at = 0
+        for key in row:
+            yield b, at, key
+            at += len(key)

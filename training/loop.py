@@ -29,7 +29,7 @@ from linernotes.data.format import FORMAT_VERSION
 from linernotes.model.atomic import atomic_dir
 from linernotes.model.quiet import quiet_transformers
 from linernotes.training import dataset, setup
-from linernotes.training.attention import Segments, segment_attention_on
+from linernotes.training.attention import Segments, body_hidden
 from linernotes.training.config import TrainConfig
 from linernotes.training.frozen import FrozenLayers, only_layers, supported
 from linernotes.training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens
@@ -84,11 +84,7 @@ class LMLoss(nn.Module):
         else:
             inputs["inputs_embeds"], upper = frozen, only_layers(self.body, self.first_trained, None)
         with upper:
-            if segments is None:
-                hidden = self.body(attention_mask=attention_mask, **inputs).last_hidden_state  # (B, T, H)
-            else:
-                with segment_attention_on(self.body):
-                    hidden = self.body(attention_mask=None, segments=segments, **inputs).last_hidden_state
+            hidden = body_hidden(self.body, attention_mask, segments, **inputs)  # (B, T, H)
         keep = targets != IGNORE  # (B, T)
         logits = self.head(hidden[keep])  # (N, V)
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), keep.sum()
