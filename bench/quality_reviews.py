@@ -106,6 +106,7 @@ def config(args: argparse.Namespace) -> EvalConfig:
         out=str(Path(args.work) / "report"),
         samples=args.samples,
         guidance=tuple(args.guidance),
+        contrast=args.contrast,
         max_values=args.genres,
         batch_size=args.score_batch,
         precision=args.eval_precision,
@@ -150,6 +151,14 @@ def num(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
+def interval(ci: tuple[float, float] | None, show: Callable[[float], str] | None = None) -> str:
+    """A 95% interval as "low to high" ("n/a" without one)."""
+    if ci is None:
+        return "n/a"
+    show = show or num
+    return f"{show(ci[0])} to {show(ci[1])}"
+
+
 def _score(b: AtScale) -> Reading:
     a = b.adherence["review/score"]
     assert isinstance(a, ScoreAdherence)
@@ -171,9 +180,9 @@ def _regression_rows(r: KindResult, name: str, read: Callable[[AtScale], Reading
 
     return [
         (
-            f"{name} Spearman",
-            lambda s: f"{num(gen(s).spearman)} (n={gen(s).n})",
-            f"{num(ceil.spearman)} (n={ceil.n})",
+            f"{name} Spearman (95% CI)",
+            lambda s: f"{num(gen(s).spearman)} ({interval(gen(s).spearman_ci95)}, n={gen(s).n})",
+            f"{num(ceil.spearman)} ({interval(ceil.spearman_ci95)}, n={ceil.n})",
             num(floor.spearman),
             target,
         ),
@@ -191,8 +200,11 @@ def _label_row(r: KindResult, name: str, key: str, target: str) -> Row:
 
     a = read(r.scales[0])
     return (
-        f"{name} accuracy",
-        lambda s: f"{pct(read(s).generated.accuracy)} (p={read(s).p_above_floor:.2g})",
+        f"{name} accuracy (95% CI)",
+        lambda s: (
+            f"{pct(read(s).generated.accuracy)} ({interval(read(s).generated.ci95, lambda x: pct(x, 0))}, "
+            f"n={read(s).generated.n}, p={read(s).p_above_floor:.2g})"
+        ),
         f"{pct(a.ceiling.accuracy)} (n={a.ceiling.n})",
         f"{pct(a.floor.accuracy)} (chance {pct(a.chance, 0)})",
         target,
@@ -298,6 +310,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--genres", type=int, default=5, help="genres asked for, 5 scores each (also caps the ratings judged)"
     )
     p.add_argument("--held-out", type=float, default=0.2, help="share of groups held out for the ceilings")
+    p.add_argument(
+        "--contrast",
+        type=float,
+        default=None,
+        help="contrast weight (guidance away from the mirrored score or rating) at every scale (default: the card's)",
+    )
     add_eval_flags(
         p, "weights as evaluated: auto = the checkpoint's own (int8 for the demo); fp32 = dequantized"
     )

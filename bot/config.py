@@ -109,6 +109,10 @@ class BotConfig:
     guidance: float | None = field(
         default=None, metadata=flag("classifier-free guidance scale; default: the checkpoint card's")
     )
+    contrast: float | None = field(
+        default=None,
+        metadata=flag("contrast weight for reviews and products (0: off); default: the checkpoint card's"),
+    )
     min_chars: int | None = _generator_setting("min_chars")
     sync: str = field(
         default="auto",
@@ -290,8 +294,14 @@ def load_config(
 
 
 def sampling_for(config: BotConfig, card: Card, kind: str) -> Sampling:
-    """Sampling for the bot's generations of ``kind`` (a fresh seed each time): the guidance setting, else
-    the card's scale for the kind."""
-    from linernotes.model.config import Sampling
+    """Sampling for the bot's generations of ``kind`` (a fresh seed each time): the guidance and contrast
+    settings, else the card's for the kind (none on a completions server, which decodes one prompt a row)."""
+    from linernotes.model.config import card_sampling
 
-    return Sampling(guidance=config.guidance if config.guidance is not None else card.guidance(kind))
+    if config.backend != "local":
+        plain = {"guidance": 1.0, "contrast": 0.0}
+        given = {
+            k: v for k, v in (("guidance", config.guidance), ("contrast", config.contrast)) if v is not None
+        }
+        return card_sampling(card, kind, **{**plain, **given})
+    return card_sampling(card, kind, guidance=config.guidance, contrast=config.contrast)

@@ -20,7 +20,7 @@ from linernotes.bot.leases import warm_lease
 from linernotes.bot.storage import Database
 from linernotes.common.errors import TagError
 from linernotes.model.card import Card
-from linernotes.model.config import Sampling
+from linernotes.model.config import Sampling, card_sampling
 from linernotes.model.generator import Request
 from linernotes.model.worker import BACKGROUND, GenerationWorker
 
@@ -103,7 +103,7 @@ async def warm(
     never holds the worker for long), each the most on-tag of ``candidates`` drafts; returns how many
     were stored. ``keys``: warm only these (those the model knows), to the hot depth."""
     todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys, keys)
-    sampling_of = sampling or (lambda kind: Sampling(guidance=card.guidance(kind)))
+    sampling_of = sampling or (lambda kind: card_sampling(card, kind))
     # Breadth first: one generation for each short key (most wanted first), then a second, and so on,
     # so a run cut short by ``limit`` leaves the most keys answerable rather than a few keys deep.
     rounds = max((n for _, n in todo.missing), default=0)

@@ -230,6 +230,23 @@ def _lyrics_prose(tags: Mapping[str, Any], words: bool) -> str:
     return f"{part} of a song{artist}{title}."
 
 
+MIRRORED = {"review": "score", "product": "rating"}  # the tag a contrasting header mirrors, per kind
+
+
+def contrast_tags(
+    kind: str, tags: Mapping[str, Any], score_range: tuple[float, float]
+) -> dict[str, Any] | None:
+    """The tags a request is contrasted with: its own, the score mirrored within ``score_range`` (a 2.0 of
+    1.0-9.8 against an 8.8) or the rating about 3 stars; None when nothing is mirrored (lyrics, no tags, a
+    middle score)."""
+    tag = MIRRORED.get(kind)
+    if tag not in tags:
+        return None
+    lo, hi = score_range if kind == "review" else (1, 5)
+    mirrored = {**tags, tag: round(min(hi, max(lo, lo + hi - tags[tag])), 1)}
+    return mirrored if mirrored != dict(tags) else None
+
+
 _PROSE = {"review": _review_prose, "product": _product_prose, "lyrics": _lyrics_prose}
 # Each kind's prose, read back. An unquoted value is greedy or lazy against fixed text anchored at the line's
 # end, and a quoted one cannot hold an unescaped quote, so a value may contain any of the fixed words; what

@@ -32,11 +32,13 @@ from linernotes.model.vllm_lora import RuntimeLora
 
 @dataclass(frozen=True)
 class PromptText:
-    """A prompt as text: the header, what follows it (a seed line), and the unconditioned header."""
+    """A prompt as text: the header, what follows it (a seed line), the unconditioned header and the
+    contrasting one (empty: none)."""
 
     header: str
     body: str = ""
     bare_header: str = ""
+    contrast_header: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ class LocalBackend:
         for p in prompts:
             head, body = self._encode(p.header), self._encode(p.body) if p.body else []
             bare = self._encode(p.bare_header) + body if p.bare_header else None
-            token_prompts.append(Prompt(head + body, len(head), bare))
+            contrast = self._encode(p.contrast_header) + body if p.contrast_header else None
+            token_prompts.append(Prompt(head + body, len(head), bare, contrast))
         routes = self._routes(models or [None] * len(prompts))
         out = decode(self.model, token_prompts, params, self.vocab, self.pad, routes)
         return [Raw(self.tokenizer.decode(d.ids), d.stop, len(d.ids)) for d in out]
@@ -142,8 +145,8 @@ class OpenAIBackend:
         self, prompts: list[PromptText], params: list[Sampling], models: list[str | None] | None = None
     ) -> list[Raw]:
         """One HTTP request per prompt, sent concurrently (the server batches them)."""
-        if any(p.guidance != 1.0 for p in params):
-            raise ConfigError("guidance other than 1.0 needs the local backend")
+        if any(p.guidance != 1.0 or p.contrast != 0.0 for p in params):
+            raise ConfigError("guidance other than 1.0 (or a contrast) needs the local backend")
         names = [self._served_name(m) for m in models or [None] * len(prompts)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(prompts)))) as pool:
             return list(pool.map(self._one, prompts, params, names))

@@ -59,6 +59,10 @@ class Card:
         g = self.generation
         return float(g.get("guidance_by_kind", {}).get(kind, g.get("guidance", 1.0)))
 
+    def contrast(self, kind: str) -> float:
+        """The default contrast weight for ``kind`` (0: off): guidance away from its mirrored score or rating."""
+        return float(self.generation.get("contrast_by_kind", {}).get(kind, 0.0))
+
     def score_range(self) -> tuple[float, float]:
         """The range of review scores seen in training."""
         lo, hi = self.tags.get("review", {}).get("score_range", (0.0, 10.0))

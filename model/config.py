@@ -11,7 +11,7 @@ from typing import Any
 
 from linernotes.common.errors import ConfigError
 from linernotes.common.flags import flag
-from linernotes.model.card import WEIGHT_PRECISIONS
+from linernotes.model.card import WEIGHT_PRECISIONS, Card
 from linernotes.model.postprocess import EMBED_LIMIT
 
 BACKENDS = ("local", "openai")
@@ -33,6 +33,13 @@ class Sampling:
         default=1.0,
         metadata=flag("classifier-free guidance scale; default: the checkpoint card's", default=None),
     )
+    contrast: float = field(
+        default=0.0,
+        metadata=flag(
+            "extra guidance away from the mirrored score or rating (0: off); default: the checkpoint card's",
+            default=None,
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
@@ -47,6 +54,8 @@ class Sampling:
             raise ConfigError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
         if not self.guidance >= 0:
             raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
+        if not self.contrast >= 0:
+            raise ConfigError(f"contrast must be >= 0, got {self.contrast}")
 
     def with_seed(self, seed: int) -> Sampling:
         """A copy with this seed."""
@@ -55,6 +64,22 @@ class Sampling:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy."""
         return asdict(self)
+
+
+def card_sampling(
+    card: Card,
+    kind: str,
+    base: Sampling | None = None,
+    guidance: float | None = None,
+    contrast: float | None = None,
+) -> Sampling:
+    """``base`` (default: the defaults) at ``card``'s settings for ``kind``: its guidance scale and its
+    contrast weight, each unless given."""
+    return replace(
+        base or Sampling(),
+        guidance=card.guidance(kind) if guidance is None else guidance,
+        contrast=card.contrast(kind) if contrast is None else contrast,
+    )
 
 
 @dataclass(frozen=True)

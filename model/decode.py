@@ -11,7 +11,10 @@ excepted; and so, right after a ``<``, is each token starting with ``|`` (BPE ma
 across tokens; likewise for the escaped form). The masks are built once per vocabulary (``Vocab``).
 
 Classifier-free guidance: a row with ``guidance != 1`` also decodes its unconditioned prompt in the
-same batch, and samples from ``uncond + s * (cond - uncond)`` (both rows then take the same token).
+same batch, and samples from ``uncond + s * (cond - uncond)`` (both rows then take the same token). A row
+with ``contrast != 0`` and a contrasting prompt (the same tags, the score or rating mirrored) decodes that
+too and adds ``contrast * (cond - contrasting)``: a push along the score alone, where guidance pushes along
+every tag at once (measured in docs/quality.md).
 
 LoRA adapters: given ``routes`` (one adapter slot per prompt, ``model.lora``), every forward pass runs
 each column through its row's adapter, a guided row's unconditioned partner through the same one as its
@@ -90,6 +93,7 @@ class Prompt:
     ids: list[int]
     n_header: int
     bare_ids: list[int] | None = None  # unconditioned prompt, used when guidance != 1
+    contrast_ids: list[int] | None = None  # contrasting prompt, used when contrast != 0
 
 
 @dataclass
@@ -188,63 +192,98 @@ def decode(
 
 
 def next_token_logprobs(
-    model, prompt: Prompt, guidance: float, vocab: Vocab, pad: int, routes: Routes | None = None
+    model,
+    prompt: Prompt,
+    guidance: float,
+    vocab: Vocab,
+    pad: int,
+    routes: Routes | None = None,
+    contrast: float = 0.0,
 ) -> torch.Tensor:
     """Log-probabilities (V,) of the token after ``prompt`` as decoding sees them before sampling filters.
 
-    Guided by ``guidance`` (when ``prompt.bare_ids`` is set) and header-suppressed; temperature 1, no
-    top-k, top-p or repetition penalty; through the adapter ``routes`` gives the prompt, when given. For
-    tests and evaluations of conditioning strength.
+    Guided by ``guidance`` (when ``prompt.bare_ids`` is set) and ``contrast`` (when ``prompt.contrast_ids``
+    is), and header-suppressed; temperature 1, no top-k, top-p or repetition penalty; through the adapter
+    ``routes`` gives the prompt, when given. For tests and evaluations of conditioning strength.
     """
     with torch.inference_mode():
-        guided = [0] if guidance != 1.0 and prompt.bare_ids is not None else []
-        seqs = [prompt.ids] + [prompt.bare_ids for _ in guided]
+        params = Sampling(guidance=guidance, contrast=contrast)
+        guided, contrasted = _partnered([prompt], [params], [0])
+        seqs = _columns([prompt], [0], guided, contrasted)
         columns = None if routes is None else routes.take([0] * len(seqs))  # a partner as its row
         batch = _Batch(model, seqs, pad, len(vocab.text), columns)
-        row = _Row(prompt, Sampling(guidance=guidance), vocab)
-        logits = _row_logits(batch.logits, [0], guided, [row], vocab)
+        row = _Row(prompt, params, vocab)
+        logits = _row_logits(batch.logits, [0], guided, contrasted, [row], vocab)
         return torch.log_softmax(logits[0].double(), dim=-1)
+
+
+def _partnered(prompts: list[Prompt], params: list[Sampling], live: list[int]) -> tuple[list[int], list[int]]:
+    """The rows that decode an unconditioned partner (guided) and those that decode a contrasting one."""
+    guided = [i for i in live if params[i].guidance != 1.0 and prompts[i].bare_ids is not None]
+    contrasted = [i for i in live if params[i].contrast != 0.0 and prompts[i].contrast_ids is not None]
+    return guided, contrasted
+
+
+def _columns(
+    prompts: list[Prompt], live: list[int], guided: list[int], contrasted: list[int]
+) -> list[list[int]]:
+    """Batch columns: the live rows in order, then each guided row's partner, then each contrasted row's."""
+    return (
+        [prompts[i].ids for i in live]
+        + [prompts[i].bare_ids or [] for i in guided]
+        + [prompts[i].contrast_ids or [] for i in contrasted]
+    )
 
 
 def _decode(
     model, prompts: list[Prompt], params: list[Sampling], vocab: Vocab, pad: int, routes: Routes | None
 ) -> list[Decoded]:
     rows = [_Row(p, s, vocab) for p, s in zip(prompts, params, strict=True)]
-    # Batch columns: the live rows in order, then the unconditioned partner of each guided live row.
     live = list(range(len(rows)))
-    guided = [i for i in live if params[i].guidance != 1.0 and prompts[i].bare_ids is not None]
-    seqs = [p.ids for p in prompts] + [prompts[i].bare_ids for i in guided]
+    guided, contrasted = _partnered(prompts, params, live)
     # A partner column contrasts with its row's own model, so it runs through the row's adapter.
-    columns = None if routes is None else routes.take(live + guided)
-    batch = _Batch(model, seqs, pad, len(vocab.text), columns)
+    columns = None if routes is None else routes.take(live + guided + contrasted)
+    batch = _Batch(model, _columns(prompts, live, guided, contrasted), pad, len(vocab.text), columns)
     for _ in range(max(s.max_new_tokens for s in params)):
-        logits = _row_logits(batch.logits, live, guided, rows, vocab)  # (live, V)
+        logits = _row_logits(batch.logits, live, guided, contrasted, rows, vocab)  # (live, V)
         seen = torch.stack([rows[i].seen for i in live])  # (live, V)
         tokens = sample(logits, seen, [rows[i].params for i in live], [rows[i].gen for i in live])
         chosen = dict(zip(live, tokens, strict=True))
         for i, token in chosen.items():
             rows[i].take(token, vocab)
-        columns = [n for n, i in enumerate(live) if rows[i].stop is None]
-        columns += [len(live) + n for n, i in enumerate(guided) if rows[i].stop is None]
-        live = [i for i in live if rows[i].stop is None]
-        guided = [i for i in guided if rows[i].stop is None]
+        keep = [n for n, i in enumerate(live + guided + contrasted) if rows[i].stop is None]
+        live, guided, contrasted = (
+            [i for i in group if rows[i].stop is None] for group in (live, guided, contrasted)
+        )
         if not live:
             break
-        batch.step(columns, [chosen[i] for i in live + guided])  # a guided pair takes the same token
+        # A row's partners take the row's token.
+        batch.step(keep, [chosen[i] for i in live + guided + contrasted])
     return [Decoded(r.out, r.stop or "length") for r in rows]
 
 
 def _row_logits(
-    logits: torch.Tensor, live: list[int], guided: list[int], rows: list[_Row], vocab: Vocab
+    logits: torch.Tensor,
+    live: list[int],
+    guided: list[int],
+    contrasted: list[int],
+    rows: list[_Row],
+    vocab: Vocab,
 ) -> torch.Tensor:
     """Each live row's logits (live, V) from the batch's (columns, V): guided, header syntax masked."""
-    out = logits[: len(live)]
+    cond = logits[: len(live)]  # (live, V)
+    # Rows with neither partner keep their logits untouched, so guidance 1 is exactly plain sampling.
+    out = cond.clone() if guided or contrasted else cond
+    start = len(live)  # the first partner column
     if guided:
-        # Unguided rows keep their logits untouched, so guidance 1 is exactly plain sampling.
         at = torch.tensor([live.index(i) for i in guided])
         scale = torch.tensor([rows[i].params.guidance for i in guided])[:, None]  # (guided, 1)
-        out = out.clone()
-        out[at] = guide(out[at], logits[len(live) :], scale)
+        out[at] = guide(cond[at], logits[start : start + len(guided)], scale)
+        start += len(guided)
+    if contrasted:
+        at = torch.tensor([live.index(i) for i in contrasted])
+        weight = torch.tensor([rows[i].params.contrast for i in contrasted])[:, None]  # (contrasted, 1)
+        out[at] = out[at] + weight * (cond[at] - logits[start : start + len(contrasted)])
     # Masked after mixing: -inf in both cond and uncond would make the mix NaN. One (V,) mask broadcast
     # over all rows; a row whose text ends in the start of header syntax gets its extra mask alone.
     out = out.masked_fill(vocab.banned, float("-inf"))  # (live, V), a new tensor

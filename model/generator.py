@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import ConfigError, TagError
-from linernotes.data.format import escape_body, header
+from linernotes.data.format import contrast_tags, escape_body, header
 from linernotes.model.adapters import Adapter, read_adapter_card, unknown_adapter
 from linernotes.model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
 from linernotes.model.card import Card
@@ -250,7 +250,13 @@ class Generator:
         # Every adapter is trained on this checkpoint's rendering (``read_adapter_card`` checks), so one
         # rendering prompts every row of a mixed batch.
         rendering = self.card.rendering
-        return PromptText(header(r.kind, r.tags, rendering), body, header(r.kind, {}, rendering))
+        mirrored = contrast_tags(r.kind, r.tags, self.card.score_range()) if r.sampling.contrast else None
+        return PromptText(
+            header(r.kind, r.tags, rendering),
+            body,
+            header(r.kind, {}, rendering),
+            header(r.kind, mirrored, rendering) if mirrored is not None else "",
+        )
 
     def _finish(self, r: Request, raw: str, stop: str, tokens: int, attempt: int, used: Sampling) -> Result:
         card, guards = self._served(r.model)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import CheckpointError, ConfigError
-from linernotes.data.format import KINDS
+from linernotes.data.format import KINDS, MIRRORED
 from linernotes.data.splits import iter_split
 from linernotes.model.card import WEIGHT_PRECISIONS, Card
 from linernotes.model.checkpoint import require_base, save_checkpoint
@@ -78,23 +78,26 @@ def adapter_base(run: Path, name: str, trained_on: str | None) -> dict[str, str]
     return {"base": str(path), "base_model_id": trained_on}
 
 
-def _guidance_by_kind(guidance: Guidance, kinds: list[str]) -> dict[str, float]:
-    """Each trained kind's default scale (a kind not named: 1.0), checked."""
-    given = guidance if isinstance(guidance, Mapping) else dict.fromkeys(kinds, guidance)
-    unknown = sorted(set(given) - set(KINDS))
+def _by_kind(given: Guidance, kinds: list[str], name: str = "guidance") -> dict[str, float]:
+    """Each trained kind's default ``name`` setting (a kind not named: off, 1.0 for guidance, 0 for
+    contrast), checked."""
+    values = given if isinstance(given, Mapping) else dict.fromkeys(kinds, given)
+    unknown = sorted(set(values) - set(KINDS))
     if unknown:
-        raise ConfigError(f"guidance for {unknown[0]!r}: kinds are {', '.join(KINDS)}")
-    for scale in given.values():
-        check_guidance(scale)
-    return {k: float(given.get(k, 1.0)) for k in kinds}
+        raise ConfigError(f"{name} for {unknown[0]!r}: kinds are {', '.join(KINDS)}")
+    for value in values.values():
+        check_setting(value, name)
+    return {k: float(values.get(k, OFF[name])) for k in kinds}
 
 
-def check_guidance(guidance: float) -> None:
-    """Raise unless ``guidance`` is a usable default scale (finite, >= 0)."""
-    if not (math.isfinite(guidance) and guidance >= 0):
-        raise ConfigError(
-            f"--guidance must be a number >= 0 (1.0: no guidance, 0: ignore the tags), got {guidance}"
-        )
+OFF = {"guidance": 1.0, "contrast": 0.0}  # the value of each setting that leaves sampling plain
+MEANING = {"guidance": "1.0: no guidance, 0: ignore the tags", "contrast": "0: off"}
+
+
+def check_setting(value: float, name: str = "guidance") -> None:
+    """Raise unless ``value`` is a usable default guidance scale or contrast weight (finite, >= 0)."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"--{name} must be a number >= 0 ({MEANING[name]}), got {value}")
 
 
 def architecture(model: Any) -> dict[str, Any]:
@@ -121,16 +124,23 @@ Guidance = float | Mapping[str, float]  # one default scale, or a scale per kind
 
 
 def export(
-    run: Path, out: Path, precision: str = "int8", merge: bool = False, guidance: Guidance = 1.0
+    run: Path,
+    out: Path,
+    precision: str = "int8",
+    merge: bool = False,
+    guidance: Guidance = 1.0,
+    contrast: Guidance = 0.0,
 ) -> Card:
-    """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale, or one per kind)
-    and copy guard."""
+    """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale, or one per kind;
+    ``contrast``: default contrast weight, likewise) and copy guard."""
     if precision not in WEIGHT_PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
     quiet_transformers()
     run = Path(run)
     info = read_run(run)
-    by_kind = _guidance_by_kind(guidance, list(info["tags"]))
+    by_kind = _by_kind(guidance, list(info["tags"]))
+    # Only kinds with a tag to mirror (data.format.MIRRORED) have a contrast; lyrics' would do nothing.
+    contrast_by_kind = _by_kind(contrast, [k for k in info["tags"] if k in MIRRORED], "contrast")
     if any(g != 1.0 for g in by_kind.values()) and not info["config"].get("tag_dropout"):
         # Guidance contrasts with the unconditioned header, which such a model never saw in training.
         log.warning("--guidance %s on a run trained without --tag-dropout: guidance may not help", by_kind)
@@ -143,7 +153,8 @@ def export(
     records = [item.record for src in info["data"]["sources"] for item in iter_split(Path(src))]
     guard = CopyGuard(build_index([r.text for r in records]))
     ranker = fit_ranker(records)
-    card = _card(run, info, model, tok, adapter, precision, merge, by_kind, guard)
+    steering = _generation(by_kind, contrast_by_kind)
+    card = _card(run, info, model, tok, adapter, precision, merge, steering, guard)
     card.ranker = None if ranker is None else ranker.describe()
 
     def extras(directory: Path) -> None:
@@ -156,14 +167,17 @@ def export(
     return card
 
 
-def _generation(by_kind: dict[str, float]) -> dict[str, Any]:
-    """The card's sampling defaults: a scale per kind, and one for any other kind (the common scale, else 1)."""
+def _generation(by_kind: dict[str, float], contrast_by_kind: dict[str, float]) -> dict[str, Any]:
+    """The card's sampling defaults: a scale per kind, and one for any other kind (the common scale, else 1);
+    a contrast weight per kind where one is set."""
     scales = set(by_kind.values())
     default = scales.pop() if len(scales) == 1 else 1.0
+    contrast = {k: x for k, x in contrast_by_kind.items() if x}
     return {
         "sampling": Sampling(guidance=default).to_dict(),
         "guidance": default,
         "guidance_by_kind": by_kind,
+        **({"contrast_by_kind": contrast} if contrast else {}),
     }
 
 
@@ -182,15 +196,16 @@ def _card(
     adapter: dict[str, Any] | None,
     precision: str,
     merge: bool,
-    guidance: dict[str, float],
+    generation: dict[str, Any],
     guard: CopyGuard,
 ) -> Card:
     """The exported checkpoint's card: what it is, what it knows, how it was trained and how it samples."""
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     # Everything that changes what the model writes is in the id (the bot's cache is keyed by it), the
-    # default guidance scale too: a re-export at another scale within the same second is another model.
+    # default guidance and contrast too: a re-export at another scale within the same second is another model.
+    steering = {k: v for k, v in generation.items() if k != "sampling"}
     ident = hashlib.blake2b(
-        f"{info['data']['hash']}:{info['steps']}:{precision}:{merge}:{guidance}:{created}".encode(),
+        f"{info['data']['hash']}:{info['steps']}:{precision}:{merge}:{steering}:{created}".encode(),
         digest_size=4,
     ).hexdigest()
     return Card(
@@ -212,7 +227,7 @@ def _card(
         data=info["data"],
         training=info["config"],
         metrics={k: info.get(k) for k in METRICS},
-        generation=_generation(guidance),
+        generation=generation,
         copy_guard={
             "file": GUARD_FILE,
             "ngram_words": GUARD_N,

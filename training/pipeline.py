@@ -145,6 +145,7 @@ def build(
     recipe: str,
     precision: str | None = "int8",
     guidance: Guidance = 1.0,
+    contrast: Guidance = 0.0,
     data: dict[str, Any] | None = None,
     say: Callable[[str], None] = log.info,
     on_step: StepHook | None = None,
@@ -167,7 +168,7 @@ def build(
         return Built(prepared, run, None, None, summary, stats)
     checkpoint = work / "checkpoint"
     say(f"Exporting {precision} checkpoint with its card and copy-guard index: {checkpoint}")
-    card = export_run(run, checkpoint, precision, config.lora, guidance)
+    card = export_run(run, checkpoint, precision, config.lora, guidance, contrast)
     return Built(prepared, run, checkpoint, card, summary, stats)
 
 
@@ -222,21 +223,24 @@ def steps_for_budget(
     return max(1, int(minutes * 60 / per_step * margin))
 
 
-def reexport(work: Path, guidance: Guidance) -> Card:
+def reexport(work: Path, guidance: Guidance, contrast: Guidance = 0.0) -> Card:
     """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and with ``guidance``
-    as the card's default scale (e.g. the scale an evaluation chose)."""
+    and ``contrast`` as the card's defaults (e.g. the scale an evaluation chose)."""
     from linernotes.model.card import read_card
     from linernotes.training.export import read_run
 
     work = Path(work)
     precision = read_card(work / "checkpoint").precision
     lora = bool(read_run(work / "run")["config"].get("lora"))
-    return export_run(work / "run", work / "checkpoint", precision, lora, guidance)
+    return export_run(work / "run", work / "checkpoint", precision, lora, guidance, contrast)
 
 
-def export_run(run: Path, checkpoint: Path, precision: str, lora: bool, guidance: Guidance) -> Card:
+def export_run(
+    run: Path, checkpoint: Path, precision: str, lora: bool, guidance: Guidance, contrast: Guidance = 0.0
+) -> Card:
     """Export ``run``; an adapter is merged into its base unless kept as fp32, so the bot loads one
     self-contained (int8) model."""
     from linernotes.training.export import export
 
-    return export(run, checkpoint, precision, merge=lora and precision != "fp32", guidance=guidance)
+    merge = lora and precision != "fp32"
+    return export(run, checkpoint, precision, merge=merge, guidance=guidance, contrast=contrast)

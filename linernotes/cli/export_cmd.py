@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from typing import Any
 
 from linernotes.common.errors import ConfigError
 from linernotes.common.flags import add_flags, flag
 from linernotes.model.card import WEIGHT_PRECISIONS
+
+METAVARS = {"guidance": "SCALE", "contrast": "WEIGHT"}
+
+
+def _per_kind(what: str, setting: str, example: str) -> dict[str, Any]:
+    """The metadata of a repeatable ``--kind-SETTING KIND=VALUE`` flag."""
+    return flag(
+        f"a kind's own {what}, overriding --{setting} for it; repeat per kind (e.g. {example})",
+        metavar=f"KIND={METAVARS[setting]}",
+    )
 
 
 @dataclass(frozen=True)
@@ -27,11 +38,17 @@ class ExportArgs:
         ),
     )
     kind_guidance: list[str] = field(
-        default_factory=list,
+        default_factory=list, metadata=_per_kind("default scale", "guidance", "review=1.5")
+    )
+    contrast: float = field(
+        default=0.0,
         metadata=flag(
-            "a kind's own default scale, overriding --guidance for it; repeat per kind (e.g. review=1.5)",
-            metavar="KIND=SCALE",
+            "default contrast weight stored in the card: guidance away from the mirrored score or rating "
+            "(reviews and products; 0: off)"
         ),
+    )
+    kind_contrast: list[str] = field(
+        default_factory=list, metadata=_per_kind("contrast weight", "contrast", "review=1")
     )
 
 
@@ -42,14 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def guidance(default: float, per_kind: list[str]) -> float | dict[str, float]:
-    """``--guidance`` alone, or a scale per kind: ``--kind-guidance``'s, else ``--guidance``."""
-    if not per_kind:
+def per_kind(default: float, items: list[str], name: str = "guidance") -> float | dict[str, float]:
+    """``--guidance`` alone, or a scale per kind: ``--kind-guidance``'s, else ``--guidance`` (likewise
+    ``--contrast``)."""
+    if not items:
         return default
     from linernotes.data.format import KINDS
 
     scales = dict.fromkeys(KINDS, default)
-    for item in per_kind:
+    for item in items:
         kind, _, value = item.partition("=")
         try:
             scale = float(value)
@@ -57,7 +75,7 @@ def guidance(default: float, per_kind: list[str]) -> float | dict[str, float]:
             scale = None
         if kind not in KINDS or scale is None:
             raise ConfigError(
-                f"--kind-guidance {item!r}: expected KIND=SCALE, KIND one of {', '.join(KINDS)}"
+                f"--kind-{name} {item!r}: expected KIND={METAVARS[name]}, KIND one of {', '.join(KINDS)}"
             )
         scales[kind] = scale
     return scales
@@ -67,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     """Export and summarise the card."""
     from linernotes.training.export import export
 
-    card = export(args.run, args.out, args.precision, args.merge, guidance(args.guidance, args.kind_guidance))
+    guidance = per_kind(args.guidance, args.kind_guidance)
+    contrast = per_kind(args.contrast, args.kind_contrast, "contrast")
+    card = export(args.run, args.out, args.precision, args.merge, guidance, contrast)
     kinds = ", ".join(
-        f"{k} ({v.get('examples', 0)} examples, guidance {card.guidance(k):g})" for k, v in card.tags.items()
+        f"{k} ({v.get('examples', 0)} examples, guidance {card.guidance(k):g}"
+        + (f", contrast {card.contrast(k):g})" if card.contrast(k) else ")")
+        for k, v in card.tags.items()
     )
     print(f"exported {card.model_id} ({card.precision}) to {args.out}: knows {kinds}")
     return 0

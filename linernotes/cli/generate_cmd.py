@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from linernotes.common.flags import add_flags, flag, from_args
 from linernotes.data.format import KINDS
-from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.config import GenerateConfig, Sampling, card_sampling
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
     asked = from_args(GenerateArgs, args)
     gen = Generator.load(asked.checkpoint, from_args(GenerateConfig, args))
     tags = {k: getattr(asked, k) for k in TAGS[asked.kind] if getattr(asked, k) is not None}
-    guidance = args.guidance if args.guidance is not None else gen.card.guidance(asked.kind)
-    base = from_args(Sampling, args, seed=None, guidance=guidance)
+    # A sampling flag not given keeps its default; guidance and contrast not given: the card's for the kind.
+    base = card_sampling(
+        gen.card, asked.kind, from_args(Sampling, args, seed=None), args.guidance, args.contrast
+    )
     # Text i uses seed + 1000*i: reproducible one by one, yet different from each other.
     requests = [
         Request(

@@ -155,3 +155,21 @@ def test_the_bots_adapter_step_cap_is_the_server_recipes():
 
     (steps,) = [f.default for f in dataclasses.fields(BotConfig) if f.name == "adapter_steps"]
     assert steps == RECIPES["server"]["max_steps"]
+
+
+def test_the_bot_samples_at_the_cards_guidance_and_contrast_unless_set():
+    from linernotes.bot.config import sampling_for
+    from linernotes.model.card import Card
+
+    steering = {"guidance_by_kind": {"review": 2.0, "lyrics": 1.5}, "contrast_by_kind": {"review": 1.0}}
+    card = Card("m", "b", "fp32", architecture={}, tokenizer={}, tags={}, generation=steering)
+
+    def used(kind: str, **settings) -> tuple[float, float]:
+        s = sampling_for(BotConfig(checkpoint="ck", **settings), card, kind)
+        return s.guidance, s.contrast
+
+    assert [used(k) for k in ("review", "lyrics", "product")] == [(2.0, 1.0), (1.5, 0.0), (1.0, 0.0)]
+    assert used("review", guidance=3.0, contrast=0.5) == (3.0, 0.5)
+    # A completions server decodes one prompt per row, so neither partner: plain sampling unless set.
+    assert used("review", backend="openai") == (1.0, 0.0)
+    assert used("review", backend="openai", guidance=2.0) == (2.0, 0.0)

@@ -10,6 +10,7 @@ from linernotes.data.format import (
     HEADER_OPEN,
     PARTS,
     RENDERINGS,
+    contrast_tags,
     escape_body,
     header,
     make_record,
@@ -214,3 +215,24 @@ def test_prose_that_render_would_not_write_is_rejected(bad):
 def test_an_unknown_rendering_names_the_known_ones():
     with pytest.raises(FormatError, match="renderings are: tags, prose, words"):
         prompt("review", rendering="poetry", genre="Jazz", score=3)
+
+
+def test_contrast_mirrors_the_score_or_rating_and_keeps_the_rest():
+    span = (0.8, 10.0)
+    review = contrast_tags("review", {"genre": "Metal", "score": 2.0}, span)
+    assert review == {"genre": "Metal", "score": 8.8}
+    assert contrast_tags("review", review, span) == {"genre": "Metal", "score": 2.0}  # mirrored back
+    assert contrast_tags("review", {"genre": "Jazz", "score": 10.0}, (2.0, 9.0)) == {
+        "genre": "Jazz",
+        "score": 2.0,
+    }
+    rated = contrast_tags("product", {"rating": 1, "headline": "Loud"}, span)
+    assert rated == {"rating": 5, "headline": "Loud"}
+    # Nothing to mirror: the middle of the range, the middle star, lyrics, an unconditioned request.
+    assert contrast_tags("review", {"genre": "Metal", "score": 5.4}, span) is None
+    assert contrast_tags("product", {"rating": 3}, span) is None
+    assert contrast_tags("lyrics", {"part": "chorus"}, span) is None
+    assert contrast_tags("review", {}, span) is None
+    # What it gives is a header like any other, in every rendering.
+    for rendering in RENDERINGS:
+        assert read_header(header("review", review, rendering).rstrip("\n"))[:2] == ("review", review)

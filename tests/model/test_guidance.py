@@ -4,13 +4,14 @@ and the default guidance scale stored by export."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
 import torch
 
 from linernotes.common.errors import ConfigError
-from linernotes.data.format import HEADER_OPEN, header
+from linernotes.data.format import HEADER_OPEN, contrast_tags, header
 from linernotes.model.backends import LocalBackend, PromptText
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import load_checkpoint
@@ -148,6 +149,57 @@ def biased(model, bias: torch.Tensor):
     return model.lm_head.register_forward_hook(lambda _m, _i, out: out + bias[: out.shape[-1]])
 
 
+def test_contrast_adds_the_push_away_from_the_contrasting_prompt(planted):
+    model, vocab = planted
+    alone = {
+        name: next_token_logprobs(model, Prompt(ids, len(ids)), 1.0, vocab, EOS)
+        for name, ids in (("chorus", CHORUS), ("bare", BARE), ("verse", VERSE))
+    }
+    contrasted = Prompt(CHORUS, len(CHORUS), BARE, VERSE)
+    ok = ~vocab.banned  # header syntax is -inf in every distribution, so compare the rest
+    # Log-probabilities are logits up to a constant per row, which the mix carries through softmax.
+    mix = guide(alone["chorus"], alone["bare"], 2.0) + 1.5 * (alone["chorus"] - alone["verse"])
+    got = next_token_logprobs(model, contrasted, 2.0, vocab, EOS, contrast=1.5)
+    assert torch.allclose(got[ok], torch.log_softmax(mix[ok], -1), atol=1e-5)
+    assert torch.isinf(got[~ok]).all()
+    # Contrast 0, or no contrasting prompt, is guidance alone.
+    guided = next_token_logprobs(model, Prompt(CHORUS, len(CHORUS), BARE), 2.0, vocab, EOS)
+    assert torch.equal(next_token_logprobs(model, contrasted, 2.0, vocab, EOS, contrast=0.0), guided)
+    no_partner = Prompt(CHORUS, len(CHORUS), BARE)
+    assert torch.equal(next_token_logprobs(model, no_partner, 2.0, vocab, EOS, contrast=1.5), guided)
+    # Away from the verse: the chorus's answer gains on the verse's as the weight grows.
+    odds = [
+        float(x[A] - x[B])
+        for b in (0.0, 1.0, 2.0)
+        for x in [next_token_logprobs(model, contrasted, 1.0, vocab, EOS, contrast=b)]
+    ]
+    assert odds[2] > odds[1] + 2.0 > odds[0] + 4.0
+
+
+def test_contrasted_rows_decode_as_alone_beside_plain_and_guided_rows(tiny_fp32):
+    loaded = load_checkpoint(tiny_fp32, "fp32", "cpu")
+    backend = LocalBackend(loaded.model, loaded.tokenizer)
+    asks = [
+        ("review", {"genre": "Metal", "score": 2.0}),
+        ("product", {"rating": 1}),
+        ("lyrics", {"part": "verse"}),
+    ]
+    mirrored = [contrast_tags(k, t, (0.0, 10.0)) for k, t in asks]
+    prompts = [
+        PromptText(header(k, t), "", header(k, {}), header(k, m) if m else "")
+        for (k, t), m in zip(asks, mirrored, strict=True)
+    ]
+    params = [Sampling(seed=n, max_new_tokens=36 - 5 * n) for n in range(len(asks))]
+    contrasted = [replace(s, contrast=1.0) for s in params]
+    both = [replace(s, guidance=2.0, contrast=1.0) for s in params]
+    mixed = backend.complete(prompts * 3, params + contrasted + both)
+    assert mixed == [
+        backend.complete([p], [s])[0] for p, s in zip(prompts * 3, params + contrasted + both, strict=True)
+    ]
+    assert mixed[:2] != mixed[3:5]  # the contrast changed what the review and the product wrote
+    assert mixed[2] == mixed[5]  # lyrics have nothing to mirror: contrast leaves them alone
+
+
 def test_planted_header_preference_is_suppressed(planted):
     model, vocab = planted
     bias = torch.zeros(len(TOKENS))
@@ -241,6 +293,7 @@ def test_export_stores_the_default_guidance(tiny_run, tmp_path, capsys):
     assert read_card(out).generation["guidance"] == read_card(out).generation["sampling"]["guidance"] == 2.5
     assert "guidance 2.5" in capsys.readouterr().out
     assert all(read_card(out).guidance(kind) == 2.5 for kind in ("review", "product", "lyrics"))
+    assert read_card(out).contrast("review") == 0.0 and "contrast_by_kind" not in read_card(out).generation
     # generate uses the card's default and says why each text stopped
     argv = ["generate", str(out), "lyrics", "--part", "chorus", "--seed", "1", "-n", "2", "--json"]
     assert main([*argv, "--max-new-tokens", "20", "--device", "cpu"]) in (0, 1)
@@ -261,24 +314,31 @@ def test_export_rejects_a_bad_guidance(tiny_run, tmp_path, capsys, bad):
         export(tiny_run, out, "fp32", guidance=float(bad))
 
 
-def test_export_stores_a_scale_per_kind_and_each_kind_samples_at_its_own(tiny_run, tmp_path, capsys):
+def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_its_own(
+    tiny_run, tmp_path, capsys
+):
     from linernotes.cli.main import main
 
     out = tmp_path / "per-kind"
     argv = ["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "1.5"]
-    assert main([*argv, "--kind-guidance", "review=2", "--kind-guidance", "lyrics=0.5"]) == 0
+    argv += ["--kind-guidance", "review=2", "--kind-guidance", "lyrics=0.5"]
+    assert main([*argv, "--contrast", "1", "--kind-contrast", "product=0.5"]) == 0
     card = read_card(out)
     assert (card.guidance("review"), card.guidance("lyrics"), card.guidance("product")) == (2.0, 0.5, 1.5)
-    assert "review (" in capsys.readouterr().out
-    for kind, tags, want in (
-        ("review", ["--genre", "Rock", "--score", "3"], 2.0),
-        ("lyrics", ["--part", "verse"], 0.5),
-    ):
+    # Lyrics have no score or rating to mirror, so no contrast.
+    assert (card.contrast("review"), card.contrast("lyrics"), card.contrast("product")) == (1.0, 0.0, 0.5)
+    said = capsys.readouterr().out
+    assert re.search(r"review \(\d+ examples, guidance 2, contrast 1\)", said) and "lyrics (" in said
+    asks = [
+        (["review", "--genre", "Rock", "--score", "3"], (2.0, 1.0)),
+        (["lyrics", "--part", "verse"], (0.5, 0.0)),
+        (["review", "--genre", "Rock", "--score", "3", "--contrast", "0"], (2.0, 0.0)),  # the flag wins
+    ]
+    for ask, want in asks:
         run = [
             "generate",
             str(out),
-            kind,
-            *tags,
+            *ask,
             "--seed",
             "1",
             "--json",
@@ -288,7 +348,8 @@ def test_export_stores_a_scale_per_kind_and_each_kind_samples_at_its_own(tiny_ru
             "cpu",
         ]
         assert main(run) in (0, 1)
-        assert json.loads(capsys.readouterr().out.splitlines()[0])["sampling"]["guidance"] == want
+        sampling = json.loads(capsys.readouterr().out.splitlines()[0])["sampling"]
+        assert (sampling["guidance"], sampling["contrast"]) == want
 
 
 @pytest.mark.parametrize("bad", ["poem=2", "review", "review=loud"])
@@ -298,3 +359,15 @@ def test_export_names_a_bad_kind_guidance(tiny_run, tmp_path, capsys, bad):
     out = tmp_path / "never"
     assert main(["export", str(tiny_run), "--out", str(out), "--kind-guidance", bad]) == 2
     assert f"--kind-guidance {bad!r}: expected KIND=SCALE" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["--contrast", "-1"], ["--kind-contrast", "review=much"]])
+def test_export_names_a_bad_contrast(tiny_run, tmp_path, capsys, argv):
+    from linernotes.cli.main import main
+
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_run), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--contrast must be a number >= 0" in err or "--kind-contrast 'review=much'" in err
+    ) and not out.exists()

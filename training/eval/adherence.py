@@ -15,18 +15,20 @@ from scipy.stats import pearsonr, spearmanr
 from linernotes.data.format import Record
 from linernotes.training.eval.conditions import Sample
 from linernotes.training.eval.judges import Judge
-from linernotes.training.eval.stats import Proportion, above, proportion
+from linernotes.training.eval.stats import Proportion, above, proportion, spearman_ci
 
 
 @dataclass(frozen=True)
 class Regression:
     """How close judged scores came to requested ones (None with fewer than 3 texts): mean absolute error,
-    Pearson ``corr`` and Spearman ``spearman`` (rank) correlation between requested and judged."""
+    Pearson ``corr`` and Spearman ``spearman`` (rank) correlation between requested and judged, with a
+    bootstrap 95% interval for the latter."""
 
     n: int
     mae: float | None = None
     corr: float | None = None
     spearman: float | None = None
+    spearman_ci95: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def _regression(judged: list[float], wanted: list[float]) -> Regression:
     varied = a.std() > 0 and b.std() > 0
     corr = float(pearsonr(b, a).statistic) if varied else 0.0
     rank = float(spearmanr(b, a).statistic) if varied else 0.0
-    return Regression(len(a), float(np.abs(a - b).mean()), corr, rank)
+    return Regression(len(a), float(np.abs(a - b).mean()), corr, rank, spearman_ci(b, a) if varied else None)
 
 
 def _held(judge: Judge, test: list[Record]) -> tuple[list[str], list[Any]]:

@@ -8,6 +8,7 @@ what text carrying no tag information scores.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,13 +78,19 @@ def sample(
     guidance: float | None,
     seed: int,
     candidates: int = 1,
+    contrast: Mapping[str, float] | None = None,
 ) -> list[Sample]:
-    """``n`` generations per condition, each the ranker's pick of ``candidates`` drafts; guidance None asks
-    with the tags removed (same seeds)."""
+    """``n`` generations per condition, each the ranker's pick of ``candidates`` drafts, at each kind's
+    ``contrast`` weight (none: 0); guidance None asks with the tags removed (same seeds)."""
     requests, owners = [], []
     for c_i, cond in enumerate(conds):
         for j in range(n):
-            s = replace(base, seed=seed + 1000 * c_i + j, guidance=1.0 if guidance is None else guidance)
+            s = replace(
+                base,
+                seed=seed + 1000 * c_i + j,
+                guidance=1.0 if guidance is None else guidance,
+                contrast=(contrast or {}).get(cond.kind, 0.0),
+            )
             tags = cond.tags if guidance is not None else {}
             requests.append(Request(cond.kind, tags, sampling=s, candidates=candidates))
             owners.append(cond)

@@ -27,6 +27,10 @@ class EvalConfig:
     guidance: tuple[float, ...] = field(
         default=(), metadata=flag("guidance scales to compare (default: 1.0 and the card's)")
     )
+    contrast: float | None = field(
+        default=None,
+        metadata=flag("contrast weight for reviews and products, at every scale (default: the card's)"),
+    )
     max_values: int = field(
         default=10, metadata=flag("genres/artists judged: those with the most held-out examples")
     )
@@ -81,6 +85,8 @@ class EvalConfig:
             raise ConfigError("--max-values and --max-parts must be at least 2")
         if any(not s >= 0 for s in self.guidance):
             raise ConfigError(f"--guidance scales must be >= 0, got {list(self.guidance)}")
+        if self.contrast is not None and not self.contrast >= 0:
+            raise ConfigError(f"--contrast must be >= 0, got {self.contrast}")
 
     def wants(self, kind: str) -> bool:
         """Whether ``kind`` is generated and judged (``--kinds``; none given: every kind)."""

@@ -171,6 +171,12 @@ def _people(report: EvalReport) -> list[str]:
     return out
 
 
+def _contrast_said(contrast: dict[str, float]) -> str:
+    """The kinds generated with a contrast weight, for the report's first line (empty when none was)."""
+    used = {k: x for k, x in contrast.items() if x}
+    return f" · contrast {', '.join(f'{k} {x:g}' for k, x in used.items())}" if used else ""
+
+
 def write_markdown(report: EvalReport, path: Path) -> None:
     """Render the report as Markdown with its plots."""
     g = report.generation
@@ -178,7 +184,8 @@ def write_markdown(report: EvalReport, path: Path) -> None:
         f"# Evaluation of {report.model_id}",
         "",
         f"{report.created} · checkpoint `{report.checkpoint}` · guidance {', '.join(f'{x:g}' for x in g.guidance)} "
-        f"(card defaults: {', '.join(f'{k} {x:g}' for k, x in g.default_guidance.items())})",
+        f"(card defaults: {', '.join(f'{k} {x:g}' for k, x in g.default_guidance.items())})"
+        + _contrast_said(g.contrast),
         "",
     ]
     lines += _perplexity(report) + _tag_id(report) + _adherence(report) + _health(report) + _people(report)

@@ -58,6 +58,7 @@ class Generation:
     by_guidance: dict[str, AtScale]  # f"{scale:g}" -> measures
     floor: Floor
     real_diversity: Diversity  # real text of the same tags, cut to the generated length
+    contrast: dict[str, float] = field(default_factory=dict)  # the contrast weight per kind, at every scale
     # f"{scale:g}" -> the generated texts, condition by condition (for measures computed outside, e.g.
     # fluency); kept out of report.json, which holds figures.
     texts: dict[str, list[str]] = field(default_factory=dict, repr=False)

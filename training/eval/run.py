@@ -175,14 +175,16 @@ def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
         len(conds),
         len(scales),
     )
+    contrast = {k: card.contrast(k) if config.contrast is None else config.contrast for k in card.kinds}
     floor = sample(s.gen, conds, config.samples, base, None, config.seed)
     generated = {
-        scale: sample(s.gen, conds, config.samples, base, scale, config.seed, config.candidates)
+        scale: sample(s.gen, conds, config.samples, base, scale, config.seed, config.candidates, contrast)
         for scale in scales
     }
     return Generation(
         guidance=scales,
         default_guidance={k: card.guidance(k) for k in card.kinds},
+        contrast=contrast,
         samples=Samples(config.samples, len(conds)),
         by_guidance={
             f"{scale:g}": _at_scale(texts, floor, judges, s.held, s.guard, s.train)

@@ -46,7 +46,7 @@ from linernotes.training.eval.likelihood import (
 from linernotes.training.eval.ratings import Approval, approval
 from linernotes.training.eval.result import AtScale, EvalReport, Floor, Generation, HeldOut, Samples
 from linernotes.training.eval.run import candidate_values
-from linernotes.training.eval.stats import above, proportion, wilson
+from linernotes.training.eval.stats import above, proportion, spearman_ci, wilson
 
 PASSAGE = (
     "the lighthouse keeper counted every wave that broke against the northern wall until "
@@ -243,6 +243,25 @@ def test_wilson_and_two_proportion_test() -> None:
     assert above(80, 100, 50, 100) < 0.001
     assert above(50, 100, 80, 100) > 0.99
     assert math.isnan(above(1, 0, 1, 1))
+
+
+def test_spearman_interval_holds_the_estimate_and_narrows_with_more_texts() -> None:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    asked = np.repeat([2.0, 4.0, 6.0, 7.5, 9.0], 80)  # five requested scores, as the benchmark asks
+    judged = asked * 0.3 + rng.normal(0, 1.5, len(asked))
+    width = {}
+    for n in (100, 400):
+        x, y = asked[::4] if n == 100 else asked, judged[::4] if n == 100 else judged
+        lo, hi = spearman_ci(x, y)
+        assert lo < float(spearmanr(x, y).statistic) < hi and spearman_ci(x, y) == (lo, hi)  # seeded
+        width[n] = hi - lo
+    assert width[400] < 0.7 * width[100]  # about 1/sqrt(n): four times the texts, half the width
+    # A perfect ranking is surely 1 (ties in the judged side included); no variation, no interval.
+    assert spearman_ci(asked, asked * 2) == (1.0, 1.0)
+    assert all(math.isnan(v) for v in spearman_ci(asked, np.ones_like(asked)))
 
 
 def test_approval_per_tag_value() -> None:
