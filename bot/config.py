@@ -298,10 +298,8 @@ def sampling_for(config: BotConfig, card: Card, kind: str) -> Sampling:
     settings, else the card's for the kind (none on a completions server, which decodes one prompt a row)."""
     from linernotes.model.config import card_sampling
 
-    if config.backend != "local":
-        plain = {"guidance": 1.0, "contrast": 0.0}
-        given = {
-            k: v for k, v in (("guidance", config.guidance), ("contrast", config.contrast)) if v is not None
-        }
-        return card_sampling(card, kind, **{**plain, **given})
-    return card_sampling(card, kind, guidance=config.guidance, contrast=config.contrast)
+    guidance, contrast = config.guidance, config.contrast
+    if config.backend != "local":  # no partner rows there: plain sampling unless a setting says otherwise
+        guidance = 1.0 if guidance is None else guidance
+        contrast = 0.0 if contrast is None else contrast
+    return card_sampling(card, kind, guidance=guidance, contrast=contrast)
