@@ -176,6 +176,7 @@ def evaluated(
         max_parts=4,
         tag_id_examples=args.tag_id_examples,
         batch_size=args.score_batch,
+        seed=args.seed,
         precision=args.eval_precision,
         candidates=args.candidates,
         judges=args.judges,

@@ -109,6 +109,7 @@ def config(args: argparse.Namespace) -> EvalConfig:
         contrast=args.contrast,
         max_values=args.genres,
         batch_size=args.score_batch,
+        seed=args.seed,
         precision=args.eval_precision,
         candidates=args.candidates,
         judges=args.judges,
@@ -284,6 +285,31 @@ def print_table(rows: list[list[str]]) -> None:
             say("|" + "|".join("---" for _ in row) + "|")
 
 
+def confusions(results: list[KindResult]) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+    """Per label judge and scale, requested label -> judged label -> count: where the misses go."""
+    out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    for r in results:
+        for s in r.scales:
+            for key, a in r.at(s).adherence.items():
+                if isinstance(a, LabelAdherence):
+                    rows = {
+                        want: {got: n for got, n in zip(a.labels, row, strict=True) if n}
+                        for want, row in zip(a.labels, a.confusion, strict=True)
+                    }
+                    out.setdefault(key, {})[f"guidance {s}"] = rows
+    return out
+
+
+def print_confusions(found: dict[str, dict[str, dict[str, dict[str, int]]]]) -> None:
+    """Each confusion as lines of "requested: judged counts", misses after hits."""
+    for key, by_scale in found.items():
+        for scale, rows in by_scale.items():
+            say(f"\n{key} at {scale}, requested: judged as")
+            for want, got in rows.items():
+                ranked = sorted(got.items(), key=lambda kv: (kv[0] != want, -kv[1]))
+                say(f"  {want}: " + ", ".join(f"{label} {n}" for label, n in ranked))
+
+
 def best_score_spearman(review: KindResult) -> tuple[str, float]:
     """The scale with the highest review score Spearman, and that figure."""
     by = {s: _score(review.at(s))[1].spearman for s in review.scales}
@@ -345,8 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     add_fluency(results, loaded, args)
     rows = table(results)
     print_table(rows)
+    found = confusions(results)
+    print_confusions(found)
     out = Path(args.work) / "report" / "table.json"
-    out.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=1) + "\n")
+    out.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows, "confusion": found}, indent=1) + "\n")
     say(f"\n{per_kind} generations per request; wall time {(time.perf_counter() - started) / 60:.1f} min")
     review = next((r for r in results if r.kind == "review"), None)
     if review is None:

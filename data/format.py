@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,20 +231,31 @@ def _lyrics_prose(tags: Mapping[str, Any], words: bool) -> str:
 
 
 MIRRORED = {"review": "score", "product": "rating"}  # the tag a contrasting header mirrors, per kind
+SWAPPED = {"review": "genre"}  # the tag a contrasting header swaps for another known value, per kind
 
 
 def contrast_tags(
-    kind: str, tags: Mapping[str, Any], score_range: tuple[float, float]
+    kind: str,
+    tags: Mapping[str, Any],
+    score_range: tuple[float, float],
+    known: Sequence[str] = (),
+    pick: int = 0,
 ) -> dict[str, Any] | None:
     """The tags a request is contrasted with: its own, the score mirrored within ``score_range`` (a 2.0 of
-    1.0-9.8 against an 8.8) or the rating about 3 stars; None when nothing is mirrored (lyrics, no tags, a
-    middle score)."""
+    1.0-9.8 against an 8.8) or the rating about 3 stars, and a review's genre swapped for another of
+    ``known`` (the ``pick``-th, wrapping; the generator passes the request's seed), so the contrast carries
+    the genre as well as the score; None when nothing differs (lyrics, no tags, a middle score and no other
+    genre known)."""
+    out = dict(tags)
     tag = MIRRORED.get(kind)
-    if tag not in tags:
-        return None
-    lo, hi = score_range if kind == "review" else (1, 5)
-    mirrored = {**tags, tag: round(min(hi, max(lo, lo + hi - tags[tag])), 1)}
-    return mirrored if mirrored != dict(tags) else None
+    if tag in tags:
+        lo, hi = score_range if kind == "review" else (1, 5)
+        out[tag] = round(min(hi, max(lo, lo + hi - tags[tag])), 1)
+    swap = SWAPPED.get(kind)
+    others = sorted({str(v) for v in known} - {str(tags[swap])}) if swap in tags else []
+    if others:
+        out[swap] = others[pick % len(others)]
+    return out if out != dict(tags) else None
 
 
 _PROSE = {"review": _review_prose, "product": _product_prose, "lyrics": _lyrics_prose}

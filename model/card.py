@@ -60,7 +60,8 @@ class Card:
         return float(g.get("guidance_by_kind", {}).get(kind, g.get("guidance", 1.0)))
 
     def contrast(self, kind: str) -> float:
-        """The default contrast weight for ``kind`` (0: off): guidance away from its mirrored score or rating."""
+        """The default contrast weight for ``kind`` (0: off): guidance away from its mirrored score or rating
+        (and a review's other genre)."""
         return float(self.generation.get("contrast_by_kind", {}).get(kind, 0.0))
 
     def score_range(self) -> tuple[float, float]:

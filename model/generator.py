@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import ConfigError, TagError
-from linernotes.data.format import contrast_tags, escape_body, header
+from linernotes.data.format import SWAPPED, contrast_tags, escape_body, header
 from linernotes.model.adapters import Adapter, read_adapter_card, unknown_adapter
 from linernotes.model.backends import Backend, LocalBackend, OpenAIBackend, PromptText
 from linernotes.model.card import Card
@@ -250,7 +250,10 @@ class Generator:
         # Every adapter is trained on this checkpoint's rendering (``read_adapter_card`` checks), so one
         # rendering prompts every row of a mixed batch.
         rendering = self.card.rendering
-        mirrored = contrast_tags(r.kind, r.tags, self.card.score_range()) if r.sampling.contrast else None
+        mirrored = None
+        if r.sampling.contrast:
+            known = self.card.values(r.kind, SWAPPED.get(r.kind, ""))
+            mirrored = contrast_tags(r.kind, r.tags, self.card.score_range(), known, r.sampling.seed or 0)
         return PromptText(
             header(r.kind, r.tags, rendering),
             body,

@@ -44,7 +44,7 @@ class ExportArgs:
         default=0.0,
         metadata=flag(
             "default contrast weight stored in the card: guidance away from the mirrored score or rating "
-            "(reviews and products; 0: off)"
+            "and, for a review, another genre (reviews and products; 0: off)"
         ),
     )
     kind_contrast: list[str] = field(

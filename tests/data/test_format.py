@@ -212,6 +212,24 @@ def test_prose_that_render_would_not_write_is_rejected(bad):
         read_header(bad)
 
 
+def test_contrast_swaps_a_reviews_genre_for_another_known_one_by_pick():
+    span, known = (0.8, 10.0), ["Rock", "Metal", "Jazz", "Rap"]
+    ask = {"genre": "Metal", "score": 2.0}
+    # The others in a fixed order (Jazz, Rap, Rock), the pick wrapping round them: a seed picks one.
+    picked = [contrast_tags("review", ask, span, known, pick) for pick in range(4)]
+    assert [c["genre"] for c in picked if c] == ["Jazz", "Rap", "Rock", "Jazz"]
+    assert all(c is not None and c["score"] == 8.8 for c in picked)  # the score is mirrored as well
+    # A middle score still contrasts: by its genre alone.
+    assert contrast_tags("review", {"genre": "Metal", "score": 5.4}, span, known, 1) == {
+        "genre": "Rap",
+        "score": 5.4,
+    }
+    # No other genre known: as without; products and lyrics have no genre to swap.
+    assert contrast_tags("review", {"genre": "Metal", "score": 5.4}, span, ["Metal"], 1) is None
+    assert contrast_tags("product", {"rating": 1}, span, known, 1) == {"rating": 5}
+    assert contrast_tags("lyrics", {"part": "chorus"}, span, known, 1) is None
+
+
 def test_an_unknown_rendering_names_the_known_ones():
     with pytest.raises(FormatError, match="renderings are: tags, prose, words"):
         prompt("review", rendering="poetry", genre="Jazz", score=3)

@@ -15,8 +15,9 @@ from linernotes.data.format import HEADER_OPEN, contrast_tags, header
 from linernotes.model.backends import LocalBackend, PromptText
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import load_checkpoint
-from linernotes.model.config import Sampling
+from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.decode import Prompt, Vocab, decode, next_token_logprobs
+from linernotes.model.generator import Generator, Request
 from linernotes.model.sampling import guide
 
 # A toy vocabulary whose tokens spell the real tag format, plus pieces of header syntax.
@@ -198,6 +199,40 @@ def test_contrasted_rows_decode_as_alone_beside_plain_and_guided_rows(tiny_fp32)
     ]
     assert mixed[:2] != mixed[3:5]  # the contrast changed what the review and the product wrote
     assert mixed[2] == mixed[5]  # lyrics have nothing to mirror: contrast leaves them alone
+
+
+def test_the_generator_contrasts_a_review_with_its_mirrored_score_and_a_genre_its_seed_picks(tiny_fp32):
+    gen = Generator.load(tiny_fp32, GenerateConfig(min_chars=1))
+    seen: list[str] = []
+    complete = gen.backend.complete
+
+    def recording(prompts, params, models=None):
+        seen.extend(p.contrast_header for p in prompts)
+        return complete(prompts, params, models)
+
+    gen.backend.complete = recording  # type: ignore[method-assign]
+    others = sorted(set(gen.card.values("review", "genre")) - {"Metal"})
+    asks = [
+        Request(
+            "review",
+            {"genre": "Metal", "score": 2.0},
+            sampling=Sampling(seed=n, contrast=1.0, max_new_tokens=8),
+        )
+        for n in (0, 1, 0)
+    ]
+    first = gen.generate(asks)
+    lo, hi = gen.card.score_range()
+    want = [
+        header(
+            "review", {"genre": others[n % len(others)], "score": round(lo + hi - 2.0, 1)}, gen.card.rendering
+        )
+        for n in (0, 1, 0)
+    ]
+    assert seen[:3] == want and want[0] != want[1]
+    assert first[0].text == first[2].text  # the same seed, the same contrast, the same text
+    seen.clear()
+    gen.generate([replace(asks[0], sampling=replace(asks[0].sampling, contrast=0.0))])
+    assert seen and set(seen) == {""}  # no contrast weight: no contrasting row (retries included)
 
 
 def test_planted_header_preference_is_suppressed(planted):
