@@ -22,13 +22,13 @@ FLUENCY_TOKENS = 128  # base tokens scored per text: most real sections whole, g
 def add_eval_flags(p: argparse.ArgumentParser, precision_help: str) -> None:
     """The flags both quality benchmarks take for evaluating: guidance scales, sampling seed, scoring batch,
     weights, texts per fluency figure, ranked drafts and what the judges read."""
-    from linernotes.training.eval.config import FEATURES
+    from linernotes.training.eval.config import FEATURES, EvalConfig
 
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales to evaluate")
     p.add_argument(
         "--seed",
         type=int,
-        default=1234,
+        default=EvalConfig.seed,  # eval's own default: the seeds every earlier figure was drawn with
         help="first sampling seed (another draws other texts: tune on one, confirm on the default)",
     )
     p.add_argument("--score-batch", type=int, default=16, help="sequences per forward pass when scoring")

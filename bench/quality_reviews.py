@@ -285,9 +285,12 @@ def print_table(rows: list[list[str]]) -> None:
             say("|" + "|".join("---" for _ in row) + "|")
 
 
-def confusions(results: list[KindResult]) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+Confusions = dict[str, dict[str, dict[str, dict[str, int]]]]  # judge -> scale -> requested -> judged -> count
+
+
+def confusions(results: list[KindResult]) -> Confusions:
     """Per label judge and scale, requested label -> judged label -> count: where the misses go."""
-    out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    out: Confusions = {}
     for r in results:
         for s in r.scales:
             for key, a in r.at(s).adherence.items():
@@ -300,7 +303,7 @@ def confusions(results: list[KindResult]) -> dict[str, dict[str, dict[str, dict[
     return out
 
 
-def print_confusions(found: dict[str, dict[str, dict[str, dict[str, int]]]]) -> None:
+def print_confusions(found: Confusions) -> None:
     """Each confusion as lines of "requested: judged counts", misses after hits."""
     for key, by_scale in found.items():
         for scale, rows in by_scale.items():
@@ -340,7 +343,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--contrast",
         type=float,
         default=None,
-        help="contrast weight (guidance away from the mirrored score or rating) at every scale (default: the card's)",
+        help=(
+            "contrast weight (guidance away from the mirrored score or rating and a review's other genre) at "
+            "every scale (default: the card's)"
+        ),
     )
     add_eval_flags(
         p, "weights as evaluated: auto = the checkpoint's own (int8 for the demo); fp32 = dequantized"

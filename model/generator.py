@@ -250,15 +250,15 @@ class Generator:
         # Every adapter is trained on this checkpoint's rendering (``read_adapter_card`` checks), so one
         # rendering prompts every row of a mixed batch.
         rendering = self.card.rendering
-        mirrored = None
+        contrasting = None
         if r.sampling.contrast:
             known = self.card.values(r.kind, SWAPPED.get(r.kind, ""))
-            mirrored = contrast_tags(r.kind, r.tags, self.card.score_range(), known, r.sampling.seed or 0)
+            contrasting = contrast_tags(r.kind, r.tags, self.card.score_range(), known, r.sampling.seed or 0)
         return PromptText(
             header(r.kind, r.tags, rendering),
             body,
             header(r.kind, {}, rendering),
-            header(r.kind, mirrored, rendering) if mirrored is not None else "",
+            header(r.kind, contrasting, rendering) if contrasting is not None else "",
         )
 
     def _finish(self, r: Request, raw: str, stop: str, tokens: int, attempt: int, used: Sampling) -> Result:
