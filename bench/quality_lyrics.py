@@ -24,7 +24,7 @@ does not favour one rate), and prints part adherence at guidance 2 and part tag-
 Usage::
 
     python bench/quality_lyrics.py [--models [pretrained] [scratch]] [--minutes 20] [--samples 40]
-        [--guidance 1 2] [--sweep 0 0.1 0.2 --sweep-minutes 8] [--work DIR] [--retrain]
+        [--guidance 1 2] [--sweep 0 0.1 0.2 --sweep-minutes 8] [--work DIR] [--retrain] [--pair-weight W]
 
 Each model's work directory (``WORK/pretrained``, ``WORK/scratch``, ``WORK/sweep/dropout-R``) keeps its
 checkpoint, reused on the next run unless ``--retrain``. Ends with
@@ -131,6 +131,8 @@ def trained(
         return checkpoint
     prepared = share_prepared(work, Path(args.work) / "prepared")
     overrides = {**side.overrides, "tag_dropout": dropout, "max_minutes": None if steps else minutes}
+    if args.pair_weight is not None and side.name == "pretrained":
+        overrides["pair_weight"] = args.pair_weight
     if steps is None:
         steps = probe(side, prepared, work, minutes, overrides)
     built = build([args.corpus], work, side.recipe, "int8", say=say, steps=steps, **overrides)
@@ -438,6 +440,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=40, help="generations per condition")
     p.add_argument("--tag-dropout", type=float, default=0.15)
     p.add_argument("--tag-id-examples", type=int, default=300)
+    p.add_argument(
+        "--pair-weight",
+        type=float,
+        default=None,
+        help="the pretrained side's pairwise header loss (training/pairs.py; default: the recipe's)",
+    )
     add_eval_flags(
         p, "weights as evaluated: auto = the int8 the bot loads; fp32 = the same weights dequantized"
     )

@@ -88,6 +88,15 @@ class TrainConfig:
             "share of examples trained with the unconditioned header (needed for --guidance; 0.15 measured well)"
         ),
     )
+    pair_weight: float = field(
+        default=0.0,
+        metadata=flag(
+            "weight of the pairwise header loss: a body likelier under its own header than under the "
+            "contrasting one generation pushes away from (training/pairs.py); 0: off"
+        ),
+    )
+    pair_tokens: int = field(default=48, metadata=flag("body tokens each pair compares (its first ones)"))
+    pair_batch: int = field(default=4, metadata=flag("pairs drawn per optimizer step"))
     rendering: str | None = field(
         default=None,
         metadata=flag(
@@ -146,6 +155,8 @@ class TrainConfig:
             "block_size": self.block_size,
             "eval_every": self.eval_every,
             "save_every": self.save_every,
+            "pair_tokens": self.pair_tokens,
+            "pair_batch": self.pair_batch,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -162,6 +173,8 @@ class TrainConfig:
             raise ConfigError(f"--epochs must be positive, got {self.epochs}")
         if not 0 <= self.tag_dropout < 1:
             raise ConfigError(f"--tag-dropout must be in [0, 1), got {self.tag_dropout}")
+        if not self.pair_weight >= 0:
+            raise ConfigError(f"--pair-weight must be 0 (off) or positive, got {self.pair_weight}")
         if self.lora_layers is not None and self.lora_layers <= 0:
             raise ConfigError(f"--lora-layers must be positive, got {self.lora_layers}")
         if self.cache_frozen and self.lora_layers is None:

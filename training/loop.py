@@ -33,6 +33,7 @@ from linernotes.training.attention import Segments, body_hidden
 from linernotes.training.config import TrainConfig
 from linernotes.training.frozen import FrozenLayers, only_layers, supported
 from linernotes.training.packing import IGNORE, collate, encode, epoch_blocks, pack, segments, useful_tokens
+from linernotes.training.pairs import Pairs, collate_pairs, pair_loss
 from linernotes.training.runlog import MetricsLog, perplexity, plot_loss
 from linernotes.training.samples import samples
 from linernotes.training.state import Progress, check_resumable, load_state, save_state
@@ -75,9 +76,12 @@ class LMLoss(nn.Module):
         attention_mask,
         segments: Segments | None = None,
         frozen: torch.Tensor | None = None,
+        reduce: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed loss, target count) of a collated micro-batch (``segments``: see training/attention.py;
-        ``frozen``: (B, T, H), the input to layer ``first_trained``, cached by training/frozen.py)."""
+        ``frozen``: (B, T, H), the input to layer ``first_trained``, cached by training/frozen.py); with
+        ``reduce`` False, (each target's loss (N,), the (B, T) mask of where the targets are), for
+        training/pairs.py. One method either way, so a distributed wrapper sees every forward."""
         inputs: dict[str, Any] = {"position_ids": position_ids, "use_cache": False}
         if frozen is None:
             inputs["input_ids"], upper = input_ids, nullcontext()
@@ -87,6 +91,8 @@ class LMLoss(nn.Module):
             hidden = body_hidden(self.body, attention_mask, segments, **inputs)  # (B, T, H)
         keep = targets != IGNORE  # (B, T)
         logits = self.head(hidden[keep])  # (N, V)
+        if not reduce:
+            return F.cross_entropy(logits.float(), targets[keep], reduction="none"), keep
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), keep.sum()
 
 
@@ -161,6 +167,8 @@ class Trainer:
         self.eos = self.tokenizer.eos_token_id
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
         self.train_ex = encode(self.tokenizer, self.data.train, config.rendering)
+        self.pairs = self._pairs()
+        self.pair_stats: dict[str, float] = {}  # the last step's pair loss and accuracy, for the metrics
         self.val_blocks = pack(
             [
                 s
@@ -239,6 +247,41 @@ class Trainer:
                 fuse(model)
         return model, tok
 
+    def _pairs(self) -> Pairs | None:
+        """What ``--pair-weight`` draws from (training/pairs.py), or None when it is off."""
+        c = self.config
+        if not c.pair_weight:
+            return None
+        pairs = Pairs(
+            self.tokenizer,
+            self.data.train,
+            self.train_ex,
+            self.tags,
+            c.rendering or "tags",
+            c.pair_tokens,
+            c.seed,
+        )
+        if not pairs.items:
+            raise ConfigError(
+                "--pair-weight: no training example has a contrasting header (a review with a score or "
+                "genre, a product with a rating, lyrics with a part or artist where the data has two); "
+                "set --pair-weight 0"
+            )
+        return pairs
+
+    def _pair_loss(self) -> torch.Tensor:
+        """The pairwise header loss of this step's draw (a scalar with its graph); records its stats."""
+        c = self.config
+        assert self.pairs is not None
+        drawn = self.pairs.draw(self.progress.step, c.pair_batch, self.acc.process_index)
+        batch, owners = collate_pairs(drawn, self.pad, c.attention)
+        batch = {k: v if v is None else v.to(self.acc.device) for k, v in batch.items()}
+        with self.acc.autocast():
+            losses, keep = self.loss(**batch, reduce=False)
+        loss, accuracy = pair_loss(losses, owners.to(self.acc.device)[keep], len(drawn))
+        self.pair_stats = {"pair_loss": round(float(loss.detach()), 5), "pair_acc": round(accuracy, 3)}
+        return loss
+
     def _frozen_layers(self) -> FrozenLayers | None:
         """The cache of the layers below the LoRA (``--cache-frozen``), when the model allows it."""
         c = self.config
@@ -305,6 +348,7 @@ class Trainer:
                         tokens=p.tokens,
                         tokens_per_s=round(rate, 1),
                         elapsed=round(p.elapsed, 2),
+                        **self.pair_stats,
                     )
                 if bar:
                     bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
@@ -341,7 +385,10 @@ class Trainer:
             ctx = self.acc.no_sync(self.loss) if micro < c.grad_accum - 1 else nullcontext()
             with ctx:
                 loss_sum, n = self._forward(blocks)
-                self.acc.backward(loss_sum / max(int(n), 1) / c.grad_accum)
+                loss = loss_sum / max(int(n), 1) / c.grad_accum
+                if self.pairs and micro == c.grad_accum - 1:  # once a step, in the backward that syncs
+                    loss = loss + c.pair_weight * self._pair_loss()
+                self.acc.backward(loss)
             total_loss += float(loss_sum.detach())
             total_targets += int(n)
             tokens += useful_tokens(blocks)

@@ -70,18 +70,23 @@ def segments(example: Encoded, block_size: int, eos: int, unconditioned: bool = 
 
 def pack(segs: list[Segment], block_size: int) -> list[list[Segment]]:
     """Best-fit-decreasing bin packing of segments into blocks of ``block_size`` tokens."""
-    order = sorted(range(len(segs)), key=lambda i: -len(segs[i][0]))
-    blocks: list[list[Segment]] = []
+    return [[segs[i] for i in block] for block in pack_order([len(s[0]) for s in segs], block_size)]
+
+
+def pack_order(lengths: list[int], block_size: int) -> list[list[int]]:
+    """``pack``'s blocks as indices into ``lengths`` (for callers that must find their segments again)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    blocks: list[list[int]] = []
     free: list[tuple[int, int]] = []  # sorted (room left, block index)
     for i in order:
-        n = len(segs[i][0])
+        n = lengths[i]
         at = bisect.bisect_left(free, (n, -1))
         if at < len(free):
             room, b = free.pop(at)
         else:
             room, b = block_size, len(blocks)
             blocks.append([])
-        blocks[b].append(segs[i])
+        blocks[b].append(i)
         if room - n > 0:
             bisect.insort(free, (room - n, b))
     return blocks
