@@ -56,9 +56,19 @@ def test_export_each_precision_loads_back(tiny_run, tmp_path, precision):
         ).stat().st_size
 
 
-def test_resume_continues_the_same_loss_curve(sample_data, tmp_path):
+@pytest.mark.parametrize("pair_weight", [0.0, 1.0])
+def test_resume_continues_the_same_loss_curve(sample_data, tmp_path, pair_weight):
+    """Interrupted and resumed, a run logs the straight run's losses (and its pair loss: the draws are the
+    step's)."""
+    settings = {
+        "steps": 10,
+        "eval_every": 3,
+        "save_every": 100,
+        "tag_dropout": 0.2,
+        "pair_weight": pair_weight,
+    }
     straight = tmp_path / "straight"
-    train(tiny_config(sample_data, straight, steps=10, eval_every=3, save_every=100, tag_dropout=0.2))
+    train(tiny_config(sample_data, straight, **settings))
 
     def stop_at_6(progress, loss):
         if progress.step == 6:
@@ -66,15 +76,16 @@ def test_resume_continues_the_same_loss_curve(sample_data, tmp_path):
 
     broken = tmp_path / "broken"
     with pytest.raises(KeyboardInterrupt):
-        train(
-            tiny_config(sample_data, broken, steps=10, eval_every=3, save_every=100, tag_dropout=0.2),
-            stop_at_6,
-        )
+        train(tiny_config(sample_data, broken, **settings), stop_at_6)
     assert json.loads((broken / "run.json").read_text())["status"] == "interrupted"
-    train(
-        tiny_config(sample_data, broken, steps=10, eval_every=3, save_every=100, tag_dropout=0.2, resume=True)
-    )
+    train(tiny_config(sample_data, broken, **settings, resume=True))
     assert losses(broken) == losses(straight)  # same steps, same losses, no duplicated lines
+    assert pair_losses(broken) == pair_losses(straight) and bool(pair_losses(straight)) == bool(pair_weight)
+
+
+def pair_losses(run: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["pair_loss"]) for r in rows if "pair_loss" in r]
 
 
 def test_resume_refuses_other_settings_and_reuse_without_resume(tiny_run, sample_data, tmp_path):
