@@ -257,7 +257,7 @@ class Trainer:
             self.data.train,
             self.train_ex,
             self.tags,
-            c.rendering or "tags",
+            c.rendering,  # resolved in __init__, as the examples were encoded
             c.pair_tokens,
             c.seed,
         )

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from linernotes.data.format import SWAPPED, Record, contrast_tags, header
-from linernotes.training.packing import Encoded, Segment, collate, pack_order
+from linernotes.training.packing import IGNORE, Encoded, Segment, collate, pack_order
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,6 @@ class Pairs:
 
     def draw(self, step: int, n: int, process: int = 0) -> list[Drawn]:
         """``n`` pairs for optimizer step ``step`` on process ``process``: the same ones on a resume."""
-        if not self.items:
-            return []
         rng = random.Random((self.seed * 1_000_003 + step) * 64 + process)
         out = []
         for _ in range(n):
@@ -103,14 +101,16 @@ def collate_pairs(drawn: list[Drawn], pad: int, attention: str) -> tuple[dict[st
     segs: list[Segment] = [(head + body, len(head)) for own, other, body in drawn for head in (own, other)]
     block_size = max(len(tokens) for tokens, _ in segs)
     order = pack_order([len(tokens) for tokens, _ in segs], block_size)
-    owners = torch.full((len(order), block_size), -1, dtype=torch.long)
-    for b, block in enumerate(order):
-        at = 0
-        for i in block:  # placed one after another, as collate places them
-            tokens, n_head = segs[i]
-            owners[b, at + n_head - 1 : at + len(tokens) - 1] = i
-            at += len(tokens)
-    return collate([[segs[i] for i in block] for block in order], block_size, pad, attention), owners
+    batch = collate([[segs[i] for i in block] for block in order], block_size, pad, attention)
+    # collate lays each row's sides left to right, so its targets, read row by row, are each side's body
+    # in packing order: every side's index repeated once per body token.
+    placed = [i for block in order for i in block]
+    sides = torch.tensor(placed).repeat_interleave(
+        torch.tensor([len(segs[i][0]) - segs[i][1] for i in placed])
+    )
+    owners = torch.full_like(batch["targets"], -1)
+    owners[batch["targets"] != IGNORE] = sides
+    return batch, owners
 
 
 def pair_loss(losses: torch.Tensor, owners: torch.Tensor, pairs: int) -> tuple[torch.Tensor, float]:
