@@ -174,6 +174,7 @@ def evaluated(
         out=str(out),
         samples=args.samples,
         guidance=tuple(scales),
+        contrast=args.contrast,
         max_values=artists,
         max_parts=4,
         tag_id_examples=args.tag_id_examples,
@@ -213,9 +214,11 @@ def measure(side: Side, args: argparse.Namespace) -> Measured:
     work = Path(args.work) / side.name
     checkpoint = trained(side, work, args, args.minutes, args.tag_dropout)
     report = evaluated(checkpoint, args, args.guidance, work / "report")
-    chosen = best_scale(report)
-    if read_card(checkpoint).guidance("lyrics") != float(chosen):
-        reexport(work, float(chosen))  # the card (what the bot loads) carries the chosen scale
+    chosen, card = best_scale(report), read_card(checkpoint)
+    contrast = card.contrast("lyrics") if args.contrast is None else args.contrast
+    if (card.guidance("lyrics"), card.contrast("lyrics")) != (float(chosen), contrast):
+        # The card (what the bot loads) carries the chosen scale and the contrast it was measured with.
+        reexport(work, float(chosen), contrast)
     return Measured(side.name, checkpoint, read_run(work / "run"), report, chosen)
 
 

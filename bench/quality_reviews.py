@@ -339,15 +339,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--genres", type=int, default=5, help="genres asked for, 5 scores each (also caps the ratings judged)"
     )
     p.add_argument("--held-out", type=float, default=0.2, help="share of groups held out for the ceilings")
-    p.add_argument(
-        "--contrast",
-        type=float,
-        default=None,
-        help=(
-            "contrast weight (guidance away from the mirrored score or rating and a review's other genre) at "
-            "every scale (default: the card's)"
-        ),
-    )
     add_eval_flags(
         p, "weights as evaluated: auto = the checkpoint's own (int8 for the demo); fp32 = dequantized"
     )

@@ -111,7 +111,7 @@ class BotConfig:
     )
     contrast: float | None = field(
         default=None,
-        metadata=flag("contrast weight for reviews and products (0: off); default: the checkpoint card's"),
+        metadata=flag("contrast weight for every kind (0: off); default: the checkpoint card's"),
     )
     min_chars: int | None = _generator_setting("min_chars")
     sync: str = field(

@@ -231,7 +231,9 @@ def _lyrics_prose(tags: Mapping[str, Any], words: bool) -> str:
 
 
 MIRRORED = {"review": "score", "product": "rating"}  # the tag a contrasting header mirrors, per kind
-SWAPPED = {"review": "genre"}  # the tag a contrasting header swaps for another known value, per kind
+# The tag a contrasting header swaps for another known value, per kind: a review's genre, a song's part (a
+# chorus pushed away from a verse; lyrics have no score to mirror).
+SWAPPED = {"review": "genre", "lyrics": "part"}
 
 
 def contrast_tags(
@@ -242,10 +244,10 @@ def contrast_tags(
     pick: int = 0,
 ) -> dict[str, Any] | None:
     """The tags a request is contrasted with: its own, the score mirrored within ``score_range`` (a 2.0 of
-    1.0-9.8 against an 8.8) or the rating about 3 stars, and a review's genre swapped for another of
-    ``known`` (the ``pick``-th, wrapping; the generator passes the request's seed), so the contrast carries
-    the genre as well as the score; None when nothing differs (lyrics, no tags, a middle score and no other
-    genre known)."""
+    1.0-9.8 against an 8.8) or the rating about 3 stars, and a review's genre or a song's part swapped for
+    another of ``known`` (the ``pick``-th, wrapping; the generator passes the request's seed), so the contrast
+    carries the genre as well as the score; None when nothing differs (no tags, a middle score and no other
+    genre known, a song with no part or no other part known)."""
     out = dict(tags)
     tag = MIRRORED.get(kind)
     if tag in tags:

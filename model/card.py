@@ -61,7 +61,7 @@ class Card:
 
     def contrast(self, kind: str) -> float:
         """The default contrast weight for ``kind`` (0: off): guidance away from its mirrored score or rating
-        (and a review's other genre)."""
+        (and a review's other genre, a song's other part)."""
         return float(self.generation.get("contrast_by_kind", {}).get(kind, 0.0))
 
     def score_range(self) -> tuple[float, float]:

@@ -36,8 +36,8 @@ class Sampling:
     contrast: float = field(
         default=0.0,
         metadata=flag(
-            "extra guidance away from the mirrored score or rating and a review's other genre (0: off); "
-            "default: the checkpoint card's",
+            "extra guidance away from the mirrored score or rating, a review's other genre and a song's "
+            "other part (0: off); default: the checkpoint card's",
             default=None,
         ),
     )

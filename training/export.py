@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import CheckpointError, ConfigError
-from linernotes.data.format import KINDS, MIRRORED
+from linernotes.data.format import KINDS, MIRRORED, SWAPPED
 from linernotes.data.splits import iter_split
 from linernotes.model.card import WEIGHT_PRECISIONS, Card
 from linernotes.model.checkpoint import require_base, save_checkpoint
@@ -139,8 +139,9 @@ def export(
     run = Path(run)
     info = read_run(run)
     by_kind = _by_kind(guidance, list(info["tags"]))
-    # Only kinds with a tag to mirror (data.format.MIRRORED) have a contrast; lyrics' would do nothing.
-    contrast_by_kind = _by_kind(contrast, [k for k in info["tags"] if k in MIRRORED], "contrast")
+    # Only kinds with a tag to mirror or swap (data.format MIRRORED, SWAPPED) have a contrast.
+    contrasted = [k for k in info["tags"] if k in MIRRORED or k in SWAPPED]
+    contrast_by_kind = _by_kind(contrast, contrasted, "contrast")
     if any(g != 1.0 for g in by_kind.values()) and not info["config"].get("tag_dropout"):
         # Guidance contrasts with the unconditioned header, which such a model never saw in training.
         log.warning("--guidance %s on a run trained without --tag-dropout: guidance may not help", by_kind)

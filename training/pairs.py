@@ -1,9 +1,9 @@
 """The pairwise header loss (``--pair-weight``): a body likelier under its own header than a contrasting one.
 
 Generation pushes each sample away from its contrasting header (data/format.py ``contrast_tags``: a score
-mirrored, a review's genre swapped; model/generator.py), and it can push only as far as the model tells the
-two headers apart; likelihood tag-ID (a lyric's part and artist) ranks exactly that. This term trains it. Each optimizer step draws ``pair_batch`` training examples
-that have a contrast; the first ``pair_tokens`` tokens of each body are scored under the example's own header
+mirrored, a review's genre or a song's part swapped; model/generator.py), and it can push only as far as the
+model tells the two headers apart; likelihood tag-ID (a lyric's part and artist) ranks exactly that. This
+term trains it. Each optimizer step draws ``pair_batch`` training examples that have a contrast; the first ``pair_tokens`` tokens of each body are scored under the example's own header
 and under a contrasting one (the same function generation uses, a genre drawn at random), and the loss is
 -log sigmoid(log p(body | own) - log p(body | contrast)), averaged over the pairs: DPO's logistic form, where
 the pair shares its body, so no reference model is needed. A pair the model already tells apart by a few
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 Drawn = tuple[list[int], list[int], list[int]]  # (own header ids, contrasting header ids, body ids)
 
 
-# Kinds generation does not contrast (lyrics) are paired as likelihood tag-ID ranks them (training/eval/
-# likelihood.py): one of these tags swapped for another value the split knows, the pick choosing which.
+# Lyrics, which generation contrasts by their part alone, are paired as likelihood tag-ID ranks them
+# (training/eval/likelihood.py): one of these tags swapped for another value the split knows, the pick
+# choosing which, so the artist is trained as well.
 ONE_SWAPPED = {"lyrics": ("part", "artist")}
 
 

@@ -43,8 +43,8 @@ class ExportArgs:
     contrast: float = field(
         default=0.0,
         metadata=flag(
-            "default contrast weight stored in the card: guidance away from the mirrored score or rating "
-            "and, for a review, another genre (reviews and products; 0: off)"
+            "default contrast weight stored in the card: guidance away from the mirrored score or rating, "
+            "a review's other genre and a song's other part (0: off)"
         ),
     )
     kind_contrast: list[str] = field(

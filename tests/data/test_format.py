@@ -224,10 +224,23 @@ def test_contrast_swaps_a_reviews_genre_for_another_known_one_by_pick():
         "genre": "Rap",
         "score": 5.4,
     }
-    # No other genre known: as without; products and lyrics have no genre to swap.
+    # No other genre known: as without; products have no genre to swap.
     assert contrast_tags("review", {"genre": "Metal", "score": 5.4}, span, ["Metal"], 1) is None
     assert contrast_tags("product", {"rating": 1}, span, known, 1) == {"rating": 5}
-    assert contrast_tags("lyrics", {"part": "chorus"}, span, known, 1) is None
+
+
+def test_contrast_swaps_a_songs_part_and_keeps_its_artist():
+    span, parts = (0.8, 10.0), ["verse", "chorus", "bridge"]
+    ask = {"part": "chorus", "artist": "Nina"}
+    picked = [contrast_tags("lyrics", ask, span, parts, pick) for pick in range(3)]
+    assert picked == [
+        {"part": "bridge", "artist": "Nina"},
+        {"part": "verse", "artist": "Nina"},
+        {"part": "bridge", "artist": "Nina"},
+    ]
+    # Nothing to swap: no other part known, or no part asked for.
+    assert contrast_tags("lyrics", {"part": "chorus"}, span, ["chorus"], 1) is None
+    assert contrast_tags("lyrics", {"artist": "Nina"}, span, parts, 1) is None
 
 
 def test_an_unknown_rendering_names_the_known_ones():
@@ -249,7 +262,7 @@ def test_contrast_mirrors_the_score_or_rating_and_keeps_the_rest():
     # Nothing to mirror: the middle of the range, the middle star, lyrics, an unconditioned request.
     assert contrast_tags("review", {"genre": "Metal", "score": 5.4}, span) is None
     assert contrast_tags("product", {"rating": 3}, span) is None
-    assert contrast_tags("lyrics", {"part": "chorus"}, span) is None
+    assert contrast_tags("lyrics", {"part": "chorus"}, span) is None  # no other part known
     assert contrast_tags("review", {}, span) is None
     # What it gives is a header like any other, in every rendering.
     for rendering in RENDERINGS:

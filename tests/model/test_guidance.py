@@ -184,8 +184,10 @@ def test_contrasted_rows_decode_as_alone_beside_plain_and_guided_rows(tiny_fp32)
         ("review", {"genre": "Metal", "score": 2.0}),
         ("product", {"rating": 1}),
         ("lyrics", {"part": "verse"}),
+        ("lyrics", {}),
     ]
-    mirrored = [contrast_tags(k, t, (0.0, 10.0)) for k, t in asks]
+    parts = {"lyrics": ["verse", "chorus"]}  # what the card knows of the tag each kind swaps
+    mirrored = [contrast_tags(k, t, (0.0, 10.0), parts.get(k, ())) for k, t in asks]
     prompts = [
         PromptText(header(k, t), "", header(k, {}), header(k, m) if m else "")
         for (k, t), m in zip(asks, mirrored, strict=True)
@@ -197,8 +199,10 @@ def test_contrasted_rows_decode_as_alone_beside_plain_and_guided_rows(tiny_fp32)
     assert mixed == [
         backend.complete([p], [s])[0] for p, s in zip(prompts * 3, params + contrasted + both, strict=True)
     ]
-    assert mixed[:2] != mixed[3:5]  # the contrast changed what the review and the product wrote
-    assert mixed[2] == mixed[5]  # lyrics have nothing to mirror: contrast leaves them alone
+    n = len(asks)
+    # The contrast changed what the review, the product and the verse (against a chorus) wrote.
+    assert all(mixed[i] != mixed[n + i] for i in range(3))
+    assert mixed[3] == mixed[n + 3]  # a song with no part has nothing to contrast: left alone
 
 
 def test_the_generator_contrasts_a_review_with_its_mirrored_score_and_a_genre_its_seed_picks(tiny_fp32):
@@ -360,13 +364,13 @@ def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_
     assert main([*argv, "--contrast", "1", "--kind-contrast", "product=0.5"]) == 0
     card = read_card(out)
     assert (card.guidance("review"), card.guidance("lyrics"), card.guidance("product")) == (2.0, 0.5, 1.5)
-    # Lyrics have no score or rating to mirror, so no contrast.
-    assert (card.contrast("review"), card.contrast("lyrics"), card.contrast("product")) == (1.0, 0.0, 0.5)
+    # Lyrics are contrasted too: by their part.
+    assert (card.contrast("review"), card.contrast("lyrics"), card.contrast("product")) == (1.0, 1.0, 0.5)
     said = capsys.readouterr().out
     assert re.search(r"review \(\d+ examples, guidance 2, contrast 1\)", said) and "lyrics (" in said
     asks = [
         (["review", "--genre", "Rock", "--score", "3"], (2.0, 1.0)),
-        (["lyrics", "--part", "verse"], (0.5, 0.0)),
+        (["lyrics", "--part", "verse"], (0.5, 1.0)),
         (["review", "--genre", "Rock", "--score", "3", "--contrast", "0"], (2.0, 0.0)),  # the flag wins
     ]
     for ask, want in asks:

@@ -29,7 +29,7 @@ class EvalConfig:
     )
     contrast: float | None = field(
         default=None,
-        metadata=flag("contrast weight for reviews and products, at every scale (default: the card's)"),
+        metadata=flag("contrast weight for every kind, at every scale (default: the card's)"),
     )
     max_values: int = field(
         default=10, metadata=flag("genres/artists judged: those with the most held-out examples")
