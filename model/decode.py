@@ -14,8 +14,8 @@ Classifier-free guidance: a row with ``guidance != 1`` also decodes its uncondit
 same batch, and samples from ``uncond + s * (cond - uncond)`` (both rows then take the same token). A row
 with ``contrast != 0`` and a contrasting prompt (the same tags, the score or rating mirrored, a review's
 genre or a song's part swapped for another) decodes that too and adds ``contrast * (cond - contrasting)``: a
-push along the score and the genre (or the part), away from the unconditioned prompt's generic text that guidance also pushes from
-(measured in docs/quality.md).
+push along the score and the genre (or the part), away from the unconditioned prompt's generic text that
+guidance also pushes from (measured in docs/quality.md).
 
 LoRA adapters: given ``routes`` (one adapter slot per prompt, ``model.lora``), every forward pass runs
 each column through its row's adapter, a guided row's unconditioned partner through the same one as its

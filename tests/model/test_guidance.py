@@ -205,7 +205,7 @@ def test_contrasted_rows_decode_as_alone_beside_plain_and_guided_rows(tiny_fp32)
     assert mixed[3] == mixed[n + 3]  # a song with no part has nothing to contrast: left alone
 
 
-def test_the_generator_contrasts_a_review_with_its_mirrored_score_and_a_genre_its_seed_picks(tiny_fp32):
+def test_the_generator_contrasts_with_a_mirrored_score_and_a_genre_or_part_its_seed_picks(tiny_fp32):
     gen = Generator.load(tiny_fp32, GenerateConfig(min_chars=1))
     seen: list[str] = []
     complete = gen.backend.complete
@@ -237,6 +237,13 @@ def test_the_generator_contrasts_a_review_with_its_mirrored_score_and_a_genre_it
     seen.clear()
     gen.generate([replace(asks[0], sampling=replace(asks[0].sampling, contrast=0.0))])
     assert seen and set(seen) == {""}  # no contrast weight: no contrasting row (retries included)
+    # A song is contrasted with another part the card knows, its artist kept.
+    parts = sorted(set(gen.card.values("lyrics", "part")) - {"chorus"})
+    seen.clear()
+    gen.generate(
+        [Request("lyrics", {"part": "chorus"}, sampling=Sampling(seed=1, contrast=1.0, max_new_tokens=8))]
+    )
+    assert seen[0] == header("lyrics", {"part": parts[1 % len(parts)]}, gen.card.rendering)
 
 
 def test_planted_header_preference_is_suppressed(planted):
