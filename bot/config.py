@@ -78,11 +78,11 @@ class BotConfig:
         default=300.0, metadata=flag("seconds between warm-up runs (0: no scheduled warming)")
     )
     warm_batch: int = field(default=16, metadata=flag("requests per worker job while warming"))
-    warm_candidates: int = field(
-        default=1,
+    warm_candidates: int | None = field(
+        default=None,
         metadata=flag(
             "drafts written per warmed generation, the most on-tag kept by the checkpoint's ranker (a cache "
-            "miss always writes one)"
+            "miss always writes one); default: the checkpoint card's, per kind"
         ),
     )
     warm_limit: int = field(
@@ -209,7 +209,6 @@ class BotConfig:
             "per_key",
             "hot_per_key",
             "warm_batch",
-            "warm_candidates",
             "warm_limit",
             "queue_size",
             "max_queued_per_user",
@@ -220,6 +219,8 @@ class BotConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")
+        if self.warm_candidates is not None and self.warm_candidates <= 0:
+            raise ConfigError(f"bot setting warm_candidates must be positive, got {self.warm_candidates}")
         if self.warm_interval < 0 or self.cooldown < 0 or self.train_cooldown < 0:
             raise ConfigError("bot settings warm_interval, cooldown and train_cooldown must be >= 0")
         if self.job_timeout <= 0:

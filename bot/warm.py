@@ -91,7 +91,7 @@ async def warm(
     hot_keys: int = 0,
     batch: int = 16,
     sampling: Callable[[str], Sampling] | None = None,
-    candidates: int = 1,
+    candidates: Callable[[str], int] | None = None,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: str | None = None,
@@ -100,38 +100,56 @@ async def warm(
 ) -> int:
     """Generate until every key of ``card``'s model (an attached adapter's name, or None: the checkpoint
     itself) reaches its depth (at most ``limit`` generations this run, most wanted keys first, so one run
-    never holds the worker for long), each the most on-tag of ``candidates`` drafts; returns how many
-    were stored. ``keys``: warm only these (those the model knows), to the hot depth."""
+    never holds the worker for long), each the most on-tag of ``candidates(kind)`` drafts (default: the
+    card's); returns how many were stored. ``keys``: warm only these (those the model knows), to the hot
+    depth."""
     todo = await plan(db, card, step, per_key, max(hot_per_key, per_key), hot_keys, keys)
     sampling_of = sampling or (lambda kind: card_sampling(card, kind))
+    drafts = candidates or card.candidates
     # Breadth first: one generation for each short key (most wanted first), then a second, and so on,
     # so a run cut short by ``limit`` leaves the most keys answerable rather than a few keys deep.
     rounds = max((n for _, n in todo.missing), default=0)
     requests = [
-        (key, Request(key.kind, key.tags, sampling=sampling_of(key.kind), model=model, candidates=candidates))
+        (
+            key,
+            Request(
+                key.kind, key.tags, sampling=sampling_of(key.kind), model=model, candidates=drafts(key.kind)
+            ),
+        )
         for depth in range(rounds)
         for key, n in todo.missing
         if depth < n
     ][:limit]
-    stored = 0
-    # A job holds ``batch`` drafts however many candidates each slot has: an interactive request never
-    # waits behind more than one such job.
-    per_job = max(1, batch // candidates)
-    for start in range(0, len(requests), per_job):
-        chunk = requests[start : start + per_job]
+    stored = done = 0
+    for chunk in _jobs(requests, batch):
         results = await worker.submit([r for _, r in chunk], priority=BACKGROUND)
         await db.note_cost(results)
         for (key, _), result in zip(chunk, results, strict=True):
             if result.ok:
                 await db.add(result, key.key, "warm")
                 stored += 1
+        done += len(chunk)
         if progress:
-            progress(min(start + per_job, len(requests)), len(requests))
+            progress(done, len(requests))
         if between is not None:
             await between()  # e.g. renew the warm-up's lease: this run is still going
     if requests:
         log.info("warm-up stored %d of %d generations", stored, len(requests))
     return stored
+
+
+def _jobs(requests: list[tuple[Key, Request]], batch: int) -> list[list[tuple[Key, Request]]]:
+    """``requests`` cut into worker jobs of about ``batch`` drafts each, however many drafts each slot
+    writes (at least one slot a job): an interactive request never waits behind more than one such job."""
+    jobs: list[list[tuple[Key, Request]]] = []
+    drafts = batch  # the current job is full: the first request opens one
+    for item in requests:
+        if drafts + item[1].candidates > batch:
+            jobs.append([])
+            drafts = 0
+        jobs[-1].append(item)
+        drafts += item[1].candidates
+    return jobs
 
 
 async def warm_as_configured(
@@ -165,7 +183,10 @@ async def _warm_models(
     keys: Sequence[Key] | None,
 ) -> int:
     stored = 0
-    sampling = partial(sampling_for, config, worker.card)  # an adapter samples as its base does
+    # An adapter samples, and is ranked, as its base is.
+    sampling = partial(sampling_for, config, worker.card)
+    fixed = config.warm_candidates
+    drafts = worker.card.candidates if fixed is None else (lambda kind: fixed)
     for n, (model, card) in enumerate(models):
         # An equal share of what is left for each model still to warm, so no model waits for all the others.
         left = None if limit is None else -(-(limit - stored) // (len(models) - n))
@@ -180,7 +201,7 @@ async def _warm_models(
             batch=config.warm_batch,
             limit=left,
             sampling=sampling,
-            candidates=config.warm_candidates,
+            candidates=drafts,
             progress=progress if model is None else None,
             model=model,
             between=between,

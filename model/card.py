@@ -64,6 +64,11 @@ class Card:
         (and a review's other genre, a song's other part)."""
         return float(self.generation.get("contrast_by_kind", {}).get(kind, 0.0))
 
+    def candidates(self, kind: str) -> int:
+        """The drafts warm-up writes per cached text of ``kind``, the ranker keeping the most on-tag (1: no
+        ranking), as the quality benchmark chose them at export."""
+        return int(self.generation.get("candidates_by_kind", {}).get(kind, 1))
+
     def score_range(self) -> tuple[float, float]:
         """The range of review scores seen in training."""
         lo, hi = self.tags.get("review", {}).get("score_range", (0.0, 10.0))

@@ -90,13 +90,23 @@ def _by_kind(given: Guidance, kinds: list[str], name: str = "guidance") -> dict[
     return {k: float(values.get(k, OFF[name])) for k in kinds}
 
 
-OFF = {"guidance": 1.0, "contrast": 0.0}  # the value of each setting that leaves sampling plain
-MEANING = {"guidance": "1.0: no guidance, 0: ignore the tags", "contrast": "0: off"}
+# The value of each setting that leaves sampling plain (candidates: warm-up's drafts per cached text, the
+# ranker keeping one).
+OFF = {"guidance": 1.0, "contrast": 0.0, "candidates": 1.0}
+MEANING = {
+    "guidance": "1.0: no guidance, 0: ignore the tags",
+    "contrast": "0: off",
+    "candidates": "1: no ranking",
+}
 
 
 def check_setting(value: float, name: str = "guidance") -> None:
-    """Raise unless ``value`` is a usable default guidance scale or contrast weight (finite, >= 0)."""
-    if not (math.isfinite(value) and value >= 0):
+    """Raise unless ``value`` is a usable default guidance scale or contrast weight (finite, >= 0), or a
+    count of drafts (a whole number >= 1)."""
+    if name == "candidates":
+        if not (math.isfinite(value) and value >= 1 and value == int(value)):
+            raise ConfigError(f"--{name} must be a whole number >= 1 ({MEANING[name]}), got {value:g}")
+    elif not (math.isfinite(value) and value >= 0):
         raise ConfigError(f"--{name} must be a number >= 0 ({MEANING[name]}), got {value}")
 
 
@@ -130,9 +140,11 @@ def export(
     merge: bool = False,
     guidance: Guidance = 1.0,
     contrast: Guidance = 0.0,
+    candidates: Guidance = 1,
 ) -> Card:
     """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale, or one per kind;
-    ``contrast``: default contrast weight, likewise) and copy guard."""
+    ``contrast``: default contrast weight, likewise; ``candidates``: warm-up's drafts per cached text, the
+    ranker keeping one, likewise) and copy guard."""
     if precision not in WEIGHT_PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
     quiet_transformers()
@@ -142,6 +154,7 @@ def export(
     # Only kinds with a tag to mirror or swap (data.format MIRRORED, SWAPPED) have a contrast.
     contrasted = [k for k in info["tags"] if k in MIRRORED or k in SWAPPED]
     contrast_by_kind = _by_kind(contrast, contrasted, "contrast")
+    drafts = _by_kind(candidates, list(info["tags"]), "candidates")
     if any(g != 1.0 for g in by_kind.values()) and not info["config"].get("tag_dropout"):
         # Guidance contrasts with the unconditioned header, which such a model never saw in training.
         log.warning("--guidance %s on a run trained without --tag-dropout: guidance may not help", by_kind)
@@ -154,7 +167,7 @@ def export(
     records = [item.record for src in info["data"]["sources"] for item in iter_split(Path(src))]
     guard = CopyGuard(build_index([r.text for r in records]))
     ranker = fit_ranker(records)
-    steering = _generation(by_kind, contrast_by_kind)
+    steering = _generation(by_kind, contrast_by_kind, drafts)
     card = _card(run, info, model, tok, adapter, precision, merge, steering, guard)
     card.ranker = None if ranker is None else ranker.describe()
 
@@ -168,17 +181,21 @@ def export(
     return card
 
 
-def _generation(by_kind: dict[str, float], contrast_by_kind: dict[str, float]) -> dict[str, Any]:
+def _generation(
+    by_kind: dict[str, float], contrast_by_kind: dict[str, float], drafts: dict[str, float]
+) -> dict[str, Any]:
     """The card's sampling defaults: a scale per kind, and one for any other kind (the common scale, else 1);
-    a contrast weight per kind where one is set."""
+    a contrast weight per kind where one is set; warm-up's drafts per kind where more than one."""
     scales = set(by_kind.values())
     default = scales.pop() if len(scales) == 1 else 1.0
     contrast = {k: x for k, x in contrast_by_kind.items() if x}
+    ranked = {k: int(n) for k, n in drafts.items() if n > 1}
     return {
         "sampling": Sampling(guidance=default).to_dict(),
         "guidance": default,
         "guidance_by_kind": by_kind,
         **({"contrast_by_kind": contrast} if contrast else {}),
+        **({"candidates_by_kind": ranked} if ranked else {}),
     }
 
 

@@ -146,6 +146,7 @@ def build(
     precision: str | None = "int8",
     guidance: Guidance = 1.0,
     contrast: Guidance = 0.0,
+    candidates: Guidance = 1,
     data: dict[str, Any] | None = None,
     say: Callable[[str], None] = log.info,
     on_step: StepHook | None = None,
@@ -153,8 +154,9 @@ def build(
     **overrides: Any,
 ) -> Built:
     """Prepare ``sources`` into ``work/prepared`` (kept if there), train ``work/run`` afresh with the
-    recipe, and export ``work/checkpoint`` (skipped when ``precision`` is None); ``on_start`` and
-    ``on_step`` are the training loop's hooks."""
+    recipe, and export ``work/checkpoint`` (skipped when ``precision`` is None) with ``guidance``,
+    ``contrast`` and warm-up's ``candidates`` in its card; ``on_start`` and ``on_step`` are the training
+    loop's hooks."""
     from linernotes.training.loop import train
 
     work = Path(work)
@@ -168,7 +170,7 @@ def build(
         return Built(prepared, run, None, None, summary, stats)
     checkpoint = work / "checkpoint"
     say(f"Exporting {precision} checkpoint with its card and copy-guard index: {checkpoint}")
-    card = export_run(run, checkpoint, precision, config.lora, guidance, contrast)
+    card = export_run(run, checkpoint, precision, config.lora, guidance, contrast, candidates)
     return Built(prepared, run, checkpoint, card, summary, stats)
 
 
@@ -236,11 +238,17 @@ def reexport(work: Path, guidance: Guidance, contrast: Guidance = 0.0) -> Card:
 
 
 def export_run(
-    run: Path, checkpoint: Path, precision: str, lora: bool, guidance: Guidance, contrast: Guidance = 0.0
+    run: Path,
+    checkpoint: Path,
+    precision: str,
+    lora: bool,
+    guidance: Guidance,
+    contrast: Guidance = 0.0,
+    candidates: Guidance = 1,
 ) -> Card:
     """Export ``run``; an adapter is merged into its base unless kept as fp32, so the bot loads one
     self-contained (int8) model."""
     from linernotes.training.export import export
 
     merge = lora and precision != "fp32"
-    return export(run, checkpoint, precision, merge=merge, guidance=guidance, contrast=contrast)
+    return export(run, checkpoint, precision, merge, guidance, contrast, candidates)

@@ -10,7 +10,7 @@ from linernotes.common.errors import ConfigError
 from linernotes.common.flags import add_flags, flag
 from linernotes.model.card import WEIGHT_PRECISIONS
 
-METAVARS = {"guidance": "SCALE", "contrast": "WEIGHT"}
+METAVARS = {"guidance": "SCALE", "contrast": "WEIGHT", "candidates": "N"}
 
 
 def _per_kind(what: str, setting: str, example: str) -> dict[str, Any]:
@@ -50,6 +50,16 @@ class ExportArgs:
     kind_contrast: list[str] = field(
         default_factory=list, metadata=_per_kind("contrast weight", "contrast", "review=1")
     )
+    candidates: int = field(
+        default=1,
+        metadata=flag(
+            "drafts the bot's warm-up writes per cached text, the checkpoint's ranker keeping the most on-tag "
+            "(1: no ranking; a cache miss always writes one)"
+        ),
+    )
+    kind_candidates: list[str] = field(
+        default_factory=list, metadata=_per_kind("drafts per cached text", "candidates", "review=4")
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def per_kind(default: float, items: list[str], name: str = "guidance") -> float | dict[str, float]:
     """``--guidance`` alone, or a scale per kind: ``--kind-guidance``'s, else ``--guidance`` (likewise
-    ``--contrast``)."""
+    ``--contrast`` and ``--candidates``)."""
     if not items:
         return default
     from linernotes.data.format import KINDS
@@ -87,10 +97,13 @@ def run(args: argparse.Namespace) -> int:
 
     guidance = per_kind(args.guidance, args.kind_guidance)
     contrast = per_kind(args.contrast, args.kind_contrast, "contrast")
-    card = export(args.run, args.out, args.precision, args.merge, guidance, contrast)
+    drafts = per_kind(args.candidates, args.kind_candidates, "candidates")
+    card = export(args.run, args.out, args.precision, args.merge, guidance, contrast, drafts)
     kinds = ", ".join(
         f"{k} ({v.get('examples', 0)} examples, guidance {card.guidance(k):g}"
-        + (f", contrast {card.contrast(k):g})" if card.contrast(k) else ")")
+        + (f", contrast {card.contrast(k):g}" if card.contrast(k) else "")
+        + (f", best of {card.candidates(k)} drafts warmed" if card.candidates(k) > 1 else "")
+        + ")"
         for k, v in card.tags.items()
     )
     print(f"exported {card.model_id} ({card.precision}) to {args.out}: knows {kinds}")

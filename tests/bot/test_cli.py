@@ -50,13 +50,18 @@ def test_a_file_that_is_not_sqlite_is_one_line_and_exit_2(command, not_a_databas
     ]
 
 
-def chorus_only_warm(tiny_fp32: Path, tmp_path: Path, *flags: str) -> tuple[int, list[dict], list[tuple]]:
+def chorus_only_warm(
+    tiny_fp32: Path, tmp_path: Path, *flags: str, drafts: dict[str, int] | None = None
+) -> tuple[int, list[dict], list[tuple]]:
     """``linernotes warm`` on a model that knows one cache key (choruses) through a completions server:
-    exit code, the completion requests made, and the stored (cache key, origin, ranked) rows."""
+    exit code, the completion requests made, and the stored (cache key, origin, ranked) rows. ``drafts``:
+    the card's drafts per kind, as ``export --kind-candidates`` writes them."""
     checkpoint = tmp_path / "chorus-only"
     shutil.copytree(tiny_fp32, checkpoint)
     card = json.loads((checkpoint / "card.json").read_text())
     card["tags"] = {"lyrics": {"examples": 1, "part": {"chorus": 1}}}
+    if drafts:
+        card["generation"]["candidates_by_kind"] = drafts
     (checkpoint / "card.json").write_text(json.dumps(card))
     database = tmp_path / "warm.sqlite3"
     with CompletionServer(tiny_fp32) as server:
@@ -78,11 +83,21 @@ def test_warm_generates_with_the_bots_backend(tiny_fp32, tmp_path, capsys):
     assert rows == [("lyrics|chorus|", "warm", 1)]
 
 
-def test_ranked_warm_up_writes_drafts_and_stores_the_rankers_pick(tiny_fp32, tmp_path, capsys):
-    code, requests, rows = chorus_only_warm(tiny_fp32, tmp_path, "--warm-candidates", "3")
+@pytest.mark.parametrize(
+    ("flags", "drafts", "written"),
+    [
+        (["--warm-candidates", "3"], None, 3),  # the setting
+        ([], {"lyrics": 2, "review": 4}, 2),  # the card's, for the kind warmed
+        (["--warm-candidates", "3"], {"lyrics": 2}, 3),  # the setting wins over the card
+    ],
+)
+def test_ranked_warm_up_writes_drafts_and_stores_the_rankers_pick(
+    tiny_fp32, tmp_path, capsys, flags, drafts, written
+):
+    code, requests, rows = chorus_only_warm(tiny_fp32, tmp_path, *flags, drafts=drafts)
     assert code == 0 and "stored 1 generations" in capsys.readouterr().out
-    assert len(requests) == 3 and len({r["seed"] for r in requests}) == 3  # three drafts, one slot
-    assert rows == [("lyrics|chorus|", "warm", 3)]
+    assert len(requests) == written and len({r["seed"] for r in requests}) == written  # drafts of one slot
+    assert rows == [("lyrics|chorus|", "warm", written)]
 
 
 def test_stats_gives_the_operator_every_servers_totals(store, capsys):

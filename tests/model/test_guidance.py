@@ -368,13 +368,17 @@ def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_
     out = tmp_path / "per-kind"
     argv = ["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "1.5"]
     argv += ["--kind-guidance", "review=2", "--kind-guidance", "lyrics=0.5"]
+    argv += ["--kind-candidates", "review=4"]
     assert main([*argv, "--contrast", "1", "--kind-contrast", "product=0.5"]) == 0
     card = read_card(out)
+    # Warm-up's drafts per cached text: the review's 4, the others one (no ranking).
+    assert (card.candidates("review"), card.candidates("lyrics"), card.candidates("product")) == (4, 1, 1)
     assert (card.guidance("review"), card.guidance("lyrics"), card.guidance("product")) == (2.0, 0.5, 1.5)
     # Lyrics are contrasted too: by their part.
     assert (card.contrast("review"), card.contrast("lyrics"), card.contrast("product")) == (1.0, 1.0, 0.5)
     said = capsys.readouterr().out
-    assert re.search(r"review \(\d+ examples, guidance 2, contrast 1\)", said) and "lyrics (" in said
+    assert re.search(r"review \(\d+ examples, guidance 2, contrast 1, best of 4 drafts warmed\)", said)
+    assert "lyrics (" in said
     asks = [
         (["review", "--genre", "Rock", "--score", "3"], (2.0, 1.0)),
         (["lyrics", "--part", "verse"], (0.5, 1.0)),
@@ -417,3 +421,12 @@ def test_export_names_a_bad_contrast(tiny_run, tmp_path, capsys, argv):
     assert (
         "--contrast must be a number >= 0" in err or "--kind-contrast 'review=much'" in err
     ) and not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["--candidates", "0"], ["--kind-candidates", "review=2.5"]])
+def test_export_names_a_bad_count_of_drafts(tiny_run, tmp_path, capsys, argv):
+    from linernotes.cli.main import main
+
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_run), "--out", str(out), *argv]) == 2
+    assert "--candidates must be a whole number >= 1" in capsys.readouterr().err and not out.exists()
