@@ -242,18 +242,20 @@ def contrast_tags(
     score_range: tuple[float, float],
     known: Sequence[str] = (),
     pick: int = 0,
+    swap: str | None = None,
 ) -> dict[str, Any] | None:
     """The tags a request is contrasted with: its own, the score mirrored within ``score_range`` (a 2.0 of
     1.0-9.8 against an 8.8) or the rating about 3 stars, and a review's genre or a song's part swapped for
     another of ``known`` (the ``pick``-th, wrapping; the generator passes the request's seed), so the contrast
     carries the genre as well as the score; None when nothing differs (no tags, a middle score and no other
-    genre known, a song with no part or no other part known)."""
+    genre known, a song with no part or no other part known). ``swap`` names another tag to swap instead
+    (training/pairs.py swaps a song's artist too)."""
     out = dict(tags)
     tag = MIRRORED.get(kind)
     if tag in tags:
         lo, hi = score_range if kind == "review" else (1, 5)
         out[tag] = round(min(hi, max(lo, lo + hi - tags[tag])), 1)
-    swap = SWAPPED.get(kind)
+    swap = swap or SWAPPED.get(kind)
     others = sorted({str(v) for v in known} - {str(tags[swap])}) if swap in tags else []
     if others:
         out[swap] = others[pick % len(others)]

@@ -3,11 +3,12 @@
 Generation pushes each sample away from its contrasting header (data/format.py ``contrast_tags``: a score
 mirrored, a review's genre or a song's part swapped; model/generator.py), and it can push only as far as the
 model tells the two headers apart; likelihood tag-ID (a lyric's part and artist) ranks exactly that. This
-term trains it. Each optimizer step draws ``pair_batch`` training examples that have a contrast; the first ``pair_tokens`` tokens of each body are scored under the example's own header
-and under a contrasting one (the same function generation uses, a genre drawn at random), and the loss is
--log sigmoid(log p(body | own) - log p(body | contrast)), averaged over the pairs: DPO's logistic form, where
-the pair shares its body, so no reference model is needed. A pair the model already tells apart by a few
-nats adds almost nothing; a middle score or a near genre is where it pulls. The term is added to the LM
+term trains it. Each optimizer step draws ``pair_batch`` training examples that have a contrast; the first
+``pair_tokens`` tokens of each body are scored under the example's own header and under a contrasting one
+(the same function generation uses, the swapped value drawn at random), and the loss is
+-log sigmoid(log p(body | own) - log p(body | contrast)), averaged over the pairs: DPO's logistic form,
+where the pair shares its body, so no reference model is needed. A pair the model already tells apart by a
+few nats adds almost nothing; a middle score or a near genre is where it pulls. The term is added to the LM
 loss at ``pair_weight``; at 0 nothing is drawn and training is what it was (tests/training/test_pairs.py).
 """
 
@@ -39,16 +40,15 @@ def contrast_for(kind: str, tags: Mapping[str, Any], known: Mapping[str, Any], p
     """The contrasting tags of a training example, from what the training split knows (as the card will):
     generation's own contrast where it has one, else one tag of ``ONE_SWAPPED`` swapped; None if neither."""
     entry = known.get(kind, {})
+    span = entry.get("score_range", (0.0, 10.0))
     if kind not in ONE_SWAPPED:
         swap = SWAPPED.get(kind)
-        lo, hi = entry.get("score_range", (0.0, 10.0))
-        return contrast_tags(kind, tags, (lo, hi), sorted(entry.get(swap, {})) if swap else (), pick)
+        return contrast_tags(kind, tags, span, sorted(entry.get(swap, {})) if swap else (), pick)
     names = [n for n in ONE_SWAPPED[kind] if n in tags and set(entry.get(n, {})) - {str(tags[n])}]
     if not names:
         return None
     name = names[pick % len(names)]
-    others = sorted(set(entry[name]) - {str(tags[name])})
-    return {**tags, name: others[pick // len(names) % len(others)]}
+    return contrast_tags(kind, tags, span, sorted(entry[name]), pick // len(names), swap=name)
 
 
 class Pairs:
