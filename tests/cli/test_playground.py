@@ -230,14 +230,14 @@ def test_a_manager_uploads_songs_and_the_server_writes_in_their_style(chromium, 
     expect(trained).to_contain_text("kept 24 sections", timeout=60_000)
     expect(trained).to_contain_text("Harbor is ready", timeout=240_000)  # the training child's run
     draft(page, composer, "/model list")
-    submit(page, page.get_by_role("button", name="Send").click)
+    submit(page, lambda: page.get_by_role("button", name="Send").click(timeout=5_000))
     listed = page.locator("article.channel-message", has_text="← in use").last
     expect(listed).to_contain_text("Harbor", timeout=60_000)
     model_id = listed.locator("code").last.inner_text()
     # Her next chorus comes from the server's model: its id is in the answer's footer.
     draft(page, composer, "/lyrics")
     page.locator(".command-suggestion[data-value='chorus']").click()
-    submit(page, page.get_by_role("button", name="Send").click)
+    submit(page, lambda: page.get_by_role("button", name="Send").click(timeout=5_000))
     answer = page.locator("article.channel-message", has_text="alice used /lyrics").last
     expect(answer.locator(".embed-footer")).to_contain_text(model_id, timeout=60_000)
     code, out = playground.stop()
@@ -268,7 +268,7 @@ def send_review(page, genre: str, score: str, member: str):
     field = page.locator("input.command-option-input[data-option='score']")
     field.click()
     field.type(score)
-    submit(page, lambda: field.press("Enter"))
+    submit(page, lambda: field.press("Enter", timeout=5_000))
     return page.locator("article.channel-message", has_text=f"{member} used /review").last
 
 
@@ -278,13 +278,18 @@ def submit(page, send: Callable[[], None], tries: int = 6) -> None:
     The preview drops a command sent while one of its own actions (a viewport update, say) is in
     flight, and keeps the draft: the draft leaving the composer is the sign it was taken.
     """
+    from playwright.sync_api import TimeoutError as PageTimeout
     from playwright.sync_api import expect
 
     drafting = page.get_by_role("button", name="Exit command mode")
     for _ in range(tries):
-        send()
         try:
-            expect(drafting).to_be_hidden(timeout=10_000)
+            send()
+        except PageTimeout:
+            # The field went read-only, then left: a send still in flight took the draft.
+            pass
+        try:
+            expect(drafting).to_be_hidden(timeout=15_000)
             return
         except AssertionError:
             continue
@@ -298,7 +303,7 @@ def upload(page, composer, path: Path, name: str):
     field = page.locator("input.command-option-input[data-option='name']")
     field.click()
     field.type(name)
-    submit(page, lambda: field.press("Enter"))
+    submit(page, lambda: field.press("Enter", timeout=5_000))
     # The answer shows "alice used /model" (the subcommand is not shown): find it by the file it names.
     return page.locator("article.channel-message", has_text=path.name).last
 
