@@ -20,7 +20,7 @@ FLUENCY_TOKENS = 128  # base tokens scored per text: most real sections whole, g
 
 
 def add_eval_flags(p: argparse.ArgumentParser, precision_help: str) -> None:
-    """The flags both quality benchmarks take for evaluating: guidance scales, contrast, sampling seed, scoring
+    """The flags both quality benchmarks take for evaluating: guidance scales, contrast, repetition penalty, sampling seed, scoring
     batch, weights, texts per fluency figure, ranked drafts and what the judges read."""
     from linernotes.training.eval.config import FEATURES, EvalConfig
 
@@ -33,6 +33,12 @@ def add_eval_flags(p: argparse.ArgumentParser, precision_help: str) -> None:
             "contrast weight (guidance away from the mirrored score or rating, a review's other genre, a "
             "song's other part) at every scale (default: the card's)"
         ),
+    )
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=None,
+        help="repetition penalty for every kind (1: off; default: the card's for each kind)",
     )
     p.add_argument(
         "--seed",

@@ -175,6 +175,7 @@ def evaluated(
         samples=args.samples,
         guidance=tuple(scales),
         contrast=args.contrast,
+        repetition_penalty=args.repetition_penalty,
         max_values=artists,
         max_parts=4,
         tag_id_examples=args.tag_id_examples,
@@ -215,10 +216,12 @@ def measure(side: Side, args: argparse.Namespace) -> Measured:
     checkpoint = trained(side, work, args, args.minutes, args.tag_dropout)
     report = evaluated(checkpoint, args, args.guidance, work / "report")
     chosen, card = best_scale(report), read_card(checkpoint)
-    contrast = card.contrast("lyrics") if args.contrast is None else args.contrast
-    if (card.guidance("lyrics"), card.contrast("lyrics")) != (float(chosen), contrast):
-        # The card (what the bot loads) carries the chosen scale and the contrast it was measured with.
-        reexport(work, float(chosen), contrast)
+    g = report.generation
+    measured = (float(chosen), g.contrast["lyrics"], g.repetition_penalty["lyrics"])
+    if (card.guidance("lyrics"), card.contrast("lyrics"), card.repetition_penalty("lyrics")) != measured:
+        # The card (what the bot loads) carries the chosen scale and the settings it was measured with.
+        guidance, contrast, penalty = measured
+        reexport(work, guidance=guidance, contrast=contrast, repetition_penalty=penalty)
     return Measured(side.name, checkpoint, read_run(work / "run"), report, chosen)
 
 

@@ -107,6 +107,7 @@ def config(args: argparse.Namespace) -> EvalConfig:
         samples=args.samples,
         guidance=tuple(args.guidance),
         contrast=args.contrast,
+        repetition_penalty=args.repetition_penalty,
         max_values=args.genres,
         batch_size=args.score_batch,
         seed=args.seed,

@@ -69,6 +69,15 @@ class Card:
         ranking), as the quality benchmark chose them at export."""
         return int(self.generation.get("candidates_by_kind", {}).get(kind, 1))
 
+    def repetition_penalty(self, kind: str) -> float | None:
+        """The repetition penalty chosen for ``kind`` at export (lyrics repeat their hooks, prose should
+        not), else the card's sampling default; None when the card names none."""
+        g = self.generation
+        value = g.get("repetition_penalty_by_kind", {}).get(
+            kind, g.get("sampling", {}).get("repetition_penalty")
+        )
+        return None if value is None else float(value)
+
     def score_range(self) -> tuple[float, float]:
         """The range of review scores seen in training."""
         lo, hi = self.tags.get("review", {}).get("score_range", (0.0, 10.0))

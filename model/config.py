@@ -25,7 +25,13 @@ class Sampling:
     temperature: float = field(default=0.9, metadata=flag("sampling temperature (0: greedy)"))
     top_k: int = field(default=50, metadata=flag("sample from the k likeliest tokens (0: all)"))
     top_p: float = field(default=0.95, metadata=flag("nucleus sampling: the smallest set holding this mass"))
-    repetition_penalty: float = field(default=1.1, metadata=flag("CTRL-style penalty on tokens already seen"))
+    # Not given on a command line: the card's for the kind (lyrics may repeat their hooks more freely).
+    repetition_penalty: float = field(
+        default=1.1,
+        metadata=flag(
+            "CTRL-style penalty on tokens already seen (1: off); default: the checkpoint card's", default=None
+        ),
+    )
     max_new_tokens: int = field(default=200, metadata=flag("tokens to generate at most"))
     seed: int | None = field(default=None, metadata=flag("random seed: the same seed gives the same text"))
     # Not given on a command line: the checkpoint card's scale (its default None says so to argparse).
@@ -73,13 +79,17 @@ def card_sampling(
     base: Sampling | None = None,
     guidance: float | None = None,
     contrast: float | None = None,
+    repetition_penalty: float | None = None,
 ) -> Sampling:
-    """``base`` (default: the defaults) at ``card``'s settings for ``kind``: its guidance scale and its
-    contrast weight, each unless given."""
+    """``base`` (default: the defaults) at ``card``'s settings for ``kind``: its guidance scale, its
+    contrast weight and its repetition penalty (where the card names one), each unless given."""
+    base = base or Sampling()
+    penalty = repetition_penalty if repetition_penalty is not None else card.repetition_penalty(kind)
     return replace(
-        base or Sampling(),
+        base,
         guidance=card.guidance(kind) if guidance is None else guidance,
         contrast=card.contrast(kind) if contrast is None else contrast,
+        repetition_penalty=base.repetition_penalty if penalty is None else penalty,
     )
 
 

@@ -6,22 +6,19 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from linernotes.common.errors import CheckpointError, ConfigError
-from linernotes.data.format import KINDS, MIRRORED, SWAPPED
 from linernotes.data.splits import iter_split
 from linernotes.model.card import WEIGHT_PRECISIONS, Card
 from linernotes.model.checkpoint import require_base, save_checkpoint
-from linernotes.model.config import Sampling
 from linernotes.model.copyguard import FILE as GUARD_FILE
 from linernotes.model.copyguard import CopyGuard, build_index
 from linernotes.model.copyguard import N as GUARD_N
 from linernotes.model.quiet import quiet_transformers
 from linernotes.training.ranker import fit_ranker
+from linernotes.training.steering import Steering
 
 log = logging.getLogger(__name__)
 
@@ -78,38 +75,6 @@ def adapter_base(run: Path, name: str, trained_on: str | None) -> dict[str, str]
     return {"base": str(path), "base_model_id": trained_on}
 
 
-def _by_kind(given: Guidance, kinds: list[str], name: str = "guidance") -> dict[str, float]:
-    """Each trained kind's default ``name`` setting (a kind not named: off, 1.0 for guidance, 0 for
-    contrast), checked."""
-    values = given if isinstance(given, Mapping) else dict.fromkeys(kinds, given)
-    unknown = sorted(set(values) - set(KINDS))
-    if unknown:
-        raise ConfigError(f"{name} for {unknown[0]!r}: kinds are {', '.join(KINDS)}")
-    for value in values.values():
-        check_setting(value, name)
-    return {k: float(values.get(k, OFF[name])) for k in kinds}
-
-
-# The value of each setting that leaves sampling plain (candidates: warm-up's drafts per cached text, the
-# ranker keeping one).
-OFF = {"guidance": 1.0, "contrast": 0.0, "candidates": 1.0}
-MEANING = {
-    "guidance": "1.0: no guidance, 0: ignore the tags",
-    "contrast": "0: off",
-    "candidates": "1: no ranking",
-}
-
-
-def check_setting(value: float, name: str = "guidance") -> None:
-    """Raise unless ``value`` is a usable default guidance scale or contrast weight (finite, >= 0), or a
-    count of drafts (a whole number >= 1)."""
-    if name == "candidates":
-        if not (math.isfinite(value) and value >= 1 and value == int(value)):
-            raise ConfigError(f"--{name} must be a whole number >= 1 ({MEANING[name]}), got {value:g}")
-    elif not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"--{name} must be a number >= 0 ({MEANING[name]}), got {value}")
-
-
 def architecture(model: Any) -> dict[str, Any]:
     """The model's shape, as the card records it."""
     cfg = model.config
@@ -130,34 +95,25 @@ def architecture(model: Any) -> dict[str, Any]:
     return arch
 
 
-Guidance = float | Mapping[str, float]  # one default scale, or a scale per kind (kinds not named: 1.0)
-
-
 def export(
     run: Path,
     out: Path,
     precision: str = "int8",
     merge: bool = False,
-    guidance: Guidance = 1.0,
-    contrast: Guidance = 0.0,
-    candidates: Guidance = 1,
+    steering: Steering | None = None,
 ) -> Card:
-    """Write ``out`` from ``run``'s best weights, with card (``guidance``: default scale, or one per kind;
-    ``contrast``: default contrast weight, likewise; ``candidates``: warm-up's drafts per cached text, the
-    ranker keeping one, likewise) and copy guard."""
+    """Write ``out`` from ``run``'s best weights, with card (its sampling defaults, per kind where given:
+    ``steering``) and copy guard."""
     if precision not in WEIGHT_PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(WEIGHT_PRECISIONS)}, got {precision!r}")
     quiet_transformers()
     run = Path(run)
     info = read_run(run)
-    by_kind = _by_kind(guidance, list(info["tags"]))
-    # Only kinds with a tag to mirror or swap (data.format MIRRORED, SWAPPED) have a contrast.
-    contrasted = [k for k in info["tags"] if k in MIRRORED or k in SWAPPED]
-    contrast_by_kind = _by_kind(contrast, contrasted, "contrast")
-    drafts = _by_kind(candidates, list(info["tags"]), "candidates")
-    if any(g != 1.0 for g in by_kind.values()) and not info["config"].get("tag_dropout"):
+    generation = (steering or Steering()).generation(list(info["tags"]))
+    guided = {k: g for k, g in generation["guidance_by_kind"].items() if g != 1.0}
+    if guided and not info["config"].get("tag_dropout"):
         # Guidance contrasts with the unconditioned header, which such a model never saw in training.
-        log.warning("--guidance %s on a run trained without --tag-dropout: guidance may not help", by_kind)
+        log.warning("--guidance %s on a run trained without --tag-dropout: guidance may not help", guided)
     model, tok, adapter = _load_trained(run, info, merge)
     if adapter and precision != "fp32":
         raise ConfigError(
@@ -167,8 +123,7 @@ def export(
     records = [item.record for src in info["data"]["sources"] for item in iter_split(Path(src))]
     guard = CopyGuard(build_index([r.text for r in records]))
     ranker = fit_ranker(records)
-    steering = _generation(by_kind, contrast_by_kind, drafts)
-    card = _card(run, info, model, tok, adapter, precision, merge, steering, guard)
+    card = _card(run, info, model, tok, adapter, precision, merge, generation, guard)
     card.ranker = None if ranker is None else ranker.describe()
 
     def extras(directory: Path) -> None:
@@ -179,24 +134,6 @@ def export(
     save_checkpoint(out, model, tok, card, precision, extras=extras)
     log.info("exported %s (%s) to %s", card.model_id, precision, out)
     return card
-
-
-def _generation(
-    by_kind: dict[str, float], contrast_by_kind: dict[str, float], drafts: dict[str, float]
-) -> dict[str, Any]:
-    """The card's sampling defaults: a scale per kind, and one for any other kind (the common scale, else 1);
-    a contrast weight per kind where one is set; warm-up's drafts per kind where more than one."""
-    scales = set(by_kind.values())
-    default = scales.pop() if len(scales) == 1 else 1.0
-    contrast = {k: x for k, x in contrast_by_kind.items() if x}
-    ranked = {k: int(n) for k, n in drafts.items() if n > 1}
-    return {
-        "sampling": Sampling(guidance=default).to_dict(),
-        "guidance": default,
-        "guidance_by_kind": by_kind,
-        **({"contrast_by_kind": contrast} if contrast else {}),
-        **({"candidates_by_kind": ranked} if ranked else {}),
-    }
 
 
 # The run's figures a card carries; start_val_loss is, for LoRA, the base's loss the adapter is measured against.

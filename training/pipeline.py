@@ -27,8 +27,8 @@ from linernotes.model.card import Card
 from linernotes.training.config import TrainConfig
 
 if TYPE_CHECKING:  # the training loop imports torch: only when a build runs
-    from linernotes.training.export import Guidance
     from linernotes.training.loop import StartHook, StepHook
+    from linernotes.training.steering import PerKind, Steering
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,7 @@ def build(
     work: Path,
     recipe: str,
     precision: str | None = "int8",
-    guidance: Guidance = 1.0,
-    contrast: Guidance = 0.0,
-    candidates: Guidance = 1,
+    steering: Steering | None = None,
     data: dict[str, Any] | None = None,
     say: Callable[[str], None] = log.info,
     on_step: StepHook | None = None,
@@ -154,9 +152,8 @@ def build(
     **overrides: Any,
 ) -> Built:
     """Prepare ``sources`` into ``work/prepared`` (kept if there), train ``work/run`` afresh with the
-    recipe, and export ``work/checkpoint`` (skipped when ``precision`` is None) with ``guidance``,
-    ``contrast`` and warm-up's ``candidates`` in its card; ``on_start`` and ``on_step`` are the training
-    loop's hooks."""
+    recipe, and export ``work/checkpoint`` (skipped when ``precision`` is None) with ``steering``'s
+    sampling defaults in its card; ``on_start`` and ``on_step`` are the training loop's hooks."""
     from linernotes.training.loop import train
 
     work = Path(work)
@@ -170,7 +167,7 @@ def build(
         return Built(prepared, run, None, None, summary, stats)
     checkpoint = work / "checkpoint"
     say(f"Exporting {precision} checkpoint with its card and copy-guard index: {checkpoint}")
-    card = export_run(run, checkpoint, precision, config.lora, guidance, contrast, candidates)
+    card = export_run(run, checkpoint, precision, config.lora, steering)
     return Built(prepared, run, checkpoint, card, summary, stats)
 
 
@@ -225,30 +222,26 @@ def steps_for_budget(
     return max(1, int(minutes * 60 / per_step * margin))
 
 
-def reexport(work: Path, guidance: Guidance, contrast: Guidance = 0.0) -> Card:
-    """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and with ``guidance``
-    and ``contrast`` as the card's defaults (e.g. the scale an evaluation chose)."""
+def reexport(work: Path, **settings: PerKind | None) -> Card:
+    """Export ``work/run`` into ``work/checkpoint`` again, at the checkpoint's precision and sampling
+    defaults but for ``settings`` given (``Steering`` fields, e.g. the scale an evaluation chose)."""
     from linernotes.model.card import read_card
     from linernotes.training.export import read_run
+    from linernotes.training.steering import Steering
 
     work = Path(work)
-    precision = read_card(work / "checkpoint").precision
+    card = read_card(work / "checkpoint")
     lora = bool(read_run(work / "run")["config"].get("lora"))
-    return export_run(work / "run", work / "checkpoint", precision, lora, guidance, contrast)
+    steering = Steering.of(card).with_values(**settings)
+    return export_run(work / "run", work / "checkpoint", card.precision, lora, steering)
 
 
 def export_run(
-    run: Path,
-    checkpoint: Path,
-    precision: str,
-    lora: bool,
-    guidance: Guidance,
-    contrast: Guidance = 0.0,
-    candidates: Guidance = 1,
+    run: Path, checkpoint: Path, precision: str, lora: bool, steering: Steering | None = None
 ) -> Card:
     """Export ``run``; an adapter is merged into its base unless kept as fp32, so the bot loads one
     self-contained (int8) model."""
     from linernotes.training.export import export
 
     merge = lora and precision != "fp32"
-    return export(run, checkpoint, precision, merge, guidance, contrast, candidates)
+    return export(run, checkpoint, precision, merge, steering)

@@ -10,14 +10,14 @@ from linernotes.common.errors import ConfigError
 from linernotes.common.flags import add_flags, flag
 from linernotes.model.card import WEIGHT_PRECISIONS
 
-METAVARS = {"guidance": "SCALE", "contrast": "WEIGHT", "candidates": "N"}
+METAVARS = {"guidance": "SCALE", "contrast": "WEIGHT", "candidates": "N", "repetition_penalty": "PENALTY"}
 
 
 def _per_kind(what: str, setting: str, example: str) -> dict[str, Any]:
     """The metadata of a repeatable ``--kind-SETTING KIND=VALUE`` flag."""
     return flag(
         f"a kind's own {what}, overriding --{setting} for it; repeat per kind (e.g. {example})",
-        metavar=f"KIND={METAVARS[setting]}",
+        metavar=f"KIND={METAVARS[setting.replace('-', '_')]}",
     )
 
 
@@ -60,6 +60,17 @@ class ExportArgs:
     kind_candidates: list[str] = field(
         default_factory=list, metadata=_per_kind("drafts per cached text", "candidates", "review=4")
     )
+    repetition_penalty: float = field(
+        default=1.1,
+        metadata=flag(
+            "default CTRL-style penalty on tokens already seen, stored in the card (1: off; a chorus repeats "
+            "its hook, so lyrics may want less)"
+        ),
+    )
+    kind_repetition_penalty: list[str] = field(
+        default_factory=list,
+        metadata=_per_kind("repetition penalty", "repetition-penalty", "lyrics=1.02"),
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def per_kind(default: float, items: list[str], name: str = "guidance") -> float | dict[str, float]:
     """``--guidance`` alone, or a scale per kind: ``--kind-guidance``'s, else ``--guidance`` (likewise
-    ``--contrast`` and ``--candidates``)."""
+    ``--contrast``, ``--candidates`` and ``--repetition-penalty``)."""
     if not items:
         return default
     from linernotes.data.format import KINDS
@@ -85,24 +96,29 @@ def per_kind(default: float, items: list[str], name: str = "guidance") -> float 
             scale = None
         if kind not in KINDS or scale is None:
             raise ConfigError(
-                f"--kind-{name} {item!r}: expected KIND={METAVARS[name]}, KIND one of {', '.join(KINDS)}"
+                f"--kind-{name.replace('_', '-')} {item!r}: expected KIND={METAVARS[name]}, "
+                f"KIND one of {', '.join(KINDS)}"
             )
         scales[kind] = scale
     return scales
 
 
+SETTINGS = ("guidance", "contrast", "candidates", "repetition_penalty")
+
+
 def run(args: argparse.Namespace) -> int:
     """Export and summarise the card."""
     from linernotes.training.export import export
+    from linernotes.training.steering import OFF, Steering
 
-    guidance = per_kind(args.guidance, args.kind_guidance)
-    contrast = per_kind(args.contrast, args.kind_contrast, "contrast")
-    drafts = per_kind(args.candidates, args.kind_candidates, "candidates")
-    card = export(args.run, args.out, args.precision, args.merge, guidance, contrast, drafts)
+    plain = OFF["repetition_penalty"]  # the sampling default: not worth a mention
+    steering = Steering(**{s: per_kind(getattr(args, s), getattr(args, f"kind_{s}"), s) for s in SETTINGS})
+    card = export(args.run, args.out, args.precision, args.merge, steering)
     kinds = ", ".join(
         f"{k} ({v.get('examples', 0)} examples, guidance {card.guidance(k):g}"
         + (f", contrast {card.contrast(k):g}" if card.contrast(k) else "")
         + (f", best of {card.candidates(k)} drafts warmed" if card.candidates(k) > 1 else "")
+        + (f", repetition penalty {penalty:g}" if (penalty := card.repetition_penalty(k)) != plain else "")
         + ")"
         for k, v in card.tags.items()
     )

@@ -56,9 +56,15 @@ def run(args: argparse.Namespace) -> int:
     asked = from_args(GenerateArgs, args)
     gen = Generator.load(asked.checkpoint, from_args(GenerateConfig, args))
     tags = {k: getattr(asked, k) for k in TAGS[asked.kind] if getattr(asked, k) is not None}
-    # A sampling flag not given keeps its default; guidance and contrast not given: the card's for the kind.
+    # A sampling flag not given keeps its default; guidance, contrast and the repetition penalty not
+    # given: the card's for the kind.
     base = card_sampling(
-        gen.card, asked.kind, from_args(Sampling, args, seed=None), args.guidance, args.contrast
+        gen.card,
+        asked.kind,
+        from_args(Sampling, args, seed=None),
+        args.guidance,
+        args.contrast,
+        args.repetition_penalty,
     )
     # Text i uses seed + 1000*i: reproducible one by one, yet different from each other.
     requests = [

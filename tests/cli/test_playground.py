@@ -6,6 +6,7 @@ without either, the browser test skips and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -283,11 +284,9 @@ def submit(page, send: Callable[[], None], tries: int = 6) -> None:
 
     drafting = page.get_by_role("button", name="Exit command mode")
     for _ in range(tries):
-        try:
+        # A field that went read-only, then left: a send still in flight took the draft.
+        with contextlib.suppress(PageTimeout):
             send()
-        except PageTimeout:
-            # The field went read-only, then left: a send still in flight took the draft.
-            pass
         try:
             expect(drafting).to_be_hidden(timeout=15_000)
             return

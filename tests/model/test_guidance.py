@@ -19,6 +19,7 @@ from linernotes.model.config import GenerateConfig, Sampling
 from linernotes.model.decode import Prompt, Vocab, decode, next_token_logprobs
 from linernotes.model.generator import Generator, Request
 from linernotes.model.sampling import guide
+from linernotes.training.steering import Steering
 
 # A toy vocabulary whose tokens spell the real tag format, plus pieces of header syntax.
 TOKENS = ["<|endoftext|>", "<|lyrics|>", " part:", " chorus", " verse", "\n", " A", " B", " la"]
@@ -357,7 +358,7 @@ def test_export_rejects_a_bad_guidance(tiny_run, tmp_path, capsys, bad):
     assert main(["export", str(tiny_run), "--out", str(out), "--guidance", bad]) == 2
     assert "--guidance must be a number >= 0" in capsys.readouterr().err and not out.exists()
     with pytest.raises(ConfigError, match="--guidance"):
-        export(tiny_run, out, "fp32", guidance=float(bad))
+        export(tiny_run, out, "fp32", steering=Steering(guidance=float(bad)))
 
 
 def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_its_own(
@@ -368,9 +369,11 @@ def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_
     out = tmp_path / "per-kind"
     argv = ["export", str(tiny_run), "--out", str(out), "--precision", "fp32", "--guidance", "1.5"]
     argv += ["--kind-guidance", "review=2", "--kind-guidance", "lyrics=0.5"]
-    argv += ["--kind-candidates", "review=4"]
+    argv += ["--kind-candidates", "review=4", "--kind-repetition-penalty", "lyrics=1.02"]
     assert main([*argv, "--contrast", "1", "--kind-contrast", "product=0.5"]) == 0
     card = read_card(out)
+    # Lyrics repeat their hooks: their penalty is their own, the others keep the sampling default.
+    assert (card.repetition_penalty("lyrics"), card.repetition_penalty("review")) == (1.02, 1.1)
     # Warm-up's drafts per cached text: the review's 4, the others one (no ranking).
     assert (card.candidates("review"), card.candidates("lyrics"), card.candidates("product")) == (4, 1, 1)
     assert (card.guidance("review"), card.guidance("lyrics"), card.guidance("product")) == (2.0, 0.5, 1.5)
@@ -378,11 +381,13 @@ def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_
     assert (card.contrast("review"), card.contrast("lyrics"), card.contrast("product")) == (1.0, 1.0, 0.5)
     said = capsys.readouterr().out
     assert re.search(r"review \(\d+ examples, guidance 2, contrast 1, best of 4 drafts warmed\)", said)
-    assert "lyrics (" in said
+    assert re.search(r"lyrics \(\d+ examples, guidance 0.5, contrast 1, repetition penalty 1.02\)", said)
     asks = [
-        (["review", "--genre", "Rock", "--score", "3"], (2.0, 1.0)),
-        (["lyrics", "--part", "verse"], (0.5, 1.0)),
-        (["review", "--genre", "Rock", "--score", "3", "--contrast", "0"], (2.0, 0.0)),  # the flag wins
+        (["review", "--genre", "Rock", "--score", "3"], (2.0, 1.0, 1.1)),
+        (["lyrics", "--part", "verse"], (0.5, 1.0, 1.02)),
+        # The flags win over the card's.
+        (["review", "--genre", "Rock", "--score", "3", "--contrast", "0"], (2.0, 0.0, 1.1)),
+        (["lyrics", "--part", "verse", "--repetition-penalty", "1.3"], (0.5, 1.0, 1.3)),
     ]
     for ask, want in asks:
         run = [
@@ -399,7 +404,7 @@ def test_export_stores_a_scale_and_a_contrast_per_kind_and_each_kind_samples_at_
         ]
         assert main(run) in (0, 1)
         sampling = json.loads(capsys.readouterr().out.splitlines()[0])["sampling"]
-        assert (sampling["guidance"], sampling["contrast"]) == want
+        assert (sampling["guidance"], sampling["contrast"], sampling["repetition_penalty"]) == want
 
 
 @pytest.mark.parametrize("bad", ["poem=2", "review", "review=loud"])
@@ -430,3 +435,22 @@ def test_export_names_a_bad_count_of_drafts(tiny_run, tmp_path, capsys, argv):
     out = tmp_path / "never"
     assert main(["export", str(tiny_run), "--out", str(out), *argv]) == 2
     assert "--candidates must be a whole number >= 1" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--repetition-penalty", "0.9"], "--repetition-penalty must be a number >= 1 (1: off), got 0.9"),
+        (["--kind-repetition-penalty", "lyrics=0.5"], "--repetition-penalty must be a number >= 1"),
+        (
+            ["--kind-repetition-penalty", "lyrics"],
+            "--kind-repetition-penalty 'lyrics': expected KIND=PENALTY",
+        ),
+    ],
+)
+def test_export_names_a_bad_repetition_penalty(tiny_run, tmp_path, capsys, argv, said):
+    from linernotes.cli.main import main
+
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_run), "--out", str(out), *argv]) == 2
+    assert said in capsys.readouterr().err and not out.exists()

@@ -17,6 +17,7 @@ from linernotes.model.generator import Generator, Request
 from linernotes.training.export import export
 from linernotes.training.loop import train
 from linernotes.training.packing import collate, encode, pack, segments
+from linernotes.training.steering import Steering
 from tests.conftest import tiny_config
 from tests.model.openai_server import CompletionServer
 
@@ -67,7 +68,7 @@ def test_llama_trains_and_records_its_base(llama_run, tiny_llama):
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_llama_exports_loads_and_generates_cleanly(llama_run, tmp_path, precision):
-    ck = export(llama_run, tmp_path / precision, precision, guidance=2.0)
+    ck = export(llama_run, tmp_path / precision, precision, steering=Steering(guidance=2.0))
     card = read_card(tmp_path / precision)
     assert card.architecture["model_type"] == "llama" and card.tokenizer["eos_token"] == END
     loaded = load_checkpoint(tmp_path / precision, device="cpu")

@@ -8,6 +8,7 @@ from linernotes.common.errors import ConfigError
 from linernotes.model.card import read_card
 from linernotes.model.checkpoint import load_checkpoint
 from linernotes.training.pipeline import RECIPES, build, reexport, steps_for_budget, train_config
+from linernotes.training.steering import Steering
 from tests.conftest import SAMPLE
 
 
@@ -15,7 +16,7 @@ def test_demo_recipe_end_to_end_on_a_gguf_base(tiny_llama, tmp_path):
     """The demo's recipe (LoRA on a pretrained base, merged, int8) at a tiny size, from a GGUF file."""
     said: list[str] = []
     built = build(
-        [SAMPLE], tmp_path, "demo", "int8", guidance=1.5, say=said.append,
+        [SAMPLE], tmp_path, "demo", "int8", Steering(guidance=1.5), say=said.append,
         base=str(tiny_llama[2]), steps=3, eval_every=3, progress=False,
     )  # fmt: skip
     assert built.summary["steps"] == 3 and built.stats["kept"] > 400
@@ -64,13 +65,20 @@ def test_steps_for_budget_times_steady_state_steps_of_the_recipe(sample_data, tm
 
 
 def test_reexport_stamps_a_chosen_guidance_at_the_same_precision_merging_an_adapter(tiny_llama, tmp_path):
+    kept = Steering(candidates={"review": 3}, repetition_penalty={"lyrics": 1.02})
     built = build(
-        [SAMPLE], tmp_path, "demo", "int8", say=lambda _: None,
+        [SAMPLE], tmp_path, "demo", "int8", kept, say=lambda _: None,
         base=str(tiny_llama[2]), steps=2, eval_every=2, progress=False,
     )  # fmt: skip
     assert built.card.generation["guidance"] == 1.0
-    card = reexport(tmp_path, 2.0)
+    card = reexport(tmp_path, guidance=2.0)
     assert card.generation["guidance"] == 2.0 and card.precision == "int8" and card.adapter is None
+    # What was not given stays as the checkpoint had it.
+    assert (card.candidates("review"), card.repetition_penalty("lyrics"), card.contrast("review")) == (
+        3,
+        1.02,
+        0,
+    )
     assert read_card(built.checkpoint) == card
     # Another default scale is another model to the bot's cache, even when exported within the same second.
     assert card.model_id != built.card.model_id

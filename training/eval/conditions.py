@@ -74,22 +74,22 @@ def sample(
     gen: Generator,
     conds: list[Condition],
     n: int,
-    base: Sampling,
+    bases: Mapping[str, Sampling],
     guidance: float | None,
     seed: int,
     candidates: int = 1,
-    contrast: Mapping[str, float] | None = None,
 ) -> list[Sample]:
-    """``n`` generations per condition, each the ranker's pick of ``candidates`` drafts, at each kind's
-    ``contrast`` weight (none: 0); guidance None asks with the tags removed (same seeds)."""
+    """``n`` generations per condition, each the ranker's pick of ``candidates`` drafts, sampled as its
+    kind's ``bases`` says at scale ``guidance``; None asks with the tags removed (same seeds, no contrast)."""
     requests, owners = [], []
     for c_i, cond in enumerate(conds):
+        base = bases[cond.kind]
         for j in range(n):
             s = replace(
                 base,
                 seed=seed + 1000 * c_i + j,
                 guidance=1.0 if guidance is None else guidance,
-                contrast=(contrast or {}).get(cond.kind, 0.0),
+                contrast=0.0 if guidance is None else base.contrast,
             )
             tags = cond.tags if guidance is not None else {}
             requests.append(Request(cond.kind, tags, sampling=s, candidates=candidates))

@@ -31,6 +31,10 @@ class EvalConfig:
         default=None,
         metadata=flag("contrast weight for every kind, at every scale (default: the card's)"),
     )
+    repetition_penalty: float | None = field(
+        default=None,
+        metadata=flag("repetition penalty for every kind (default: the card's for each kind)"),
+    )
     max_values: int = field(
         default=10, metadata=flag("genres/artists judged: those with the most held-out examples")
     )
@@ -87,6 +91,8 @@ class EvalConfig:
             raise ConfigError(f"--guidance scales must be >= 0, got {list(self.guidance)}")
         if self.contrast is not None and not self.contrast >= 0:
             raise ConfigError(f"--contrast must be >= 0, got {self.contrast}")
+        if self.repetition_penalty is not None and not self.repetition_penalty >= 1:
+            raise ConfigError(f"--repetition-penalty must be >= 1 (1: off), got {self.repetition_penalty}")
 
     def wants(self, kind: str) -> bool:
         """Whether ``kind`` is generated and judged (``--kinds``; none given: every kind)."""

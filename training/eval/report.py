@@ -177,6 +177,11 @@ def _contrast_said(contrast: dict[str, float]) -> str:
     return f" · contrast {', '.join(f'{k} {x:g}' for k, x in used.items())}" if used else ""
 
 
+def _penalty_said(penalty: dict[str, float]) -> str:
+    """Each kind's repetition penalty, for the report's first line (empty when none was recorded)."""
+    return f" · repetition penalty {', '.join(f'{k} {x:g}' for k, x in penalty.items())}" if penalty else ""
+
+
 def write_markdown(report: EvalReport, path: Path) -> None:
     """Render the report as Markdown with its plots."""
     g = report.generation
@@ -185,7 +190,8 @@ def write_markdown(report: EvalReport, path: Path) -> None:
         "",
         f"{report.created} · checkpoint `{report.checkpoint}` · guidance {', '.join(f'{x:g}' for x in g.guidance)} "
         f"(card defaults: {', '.join(f'{k} {x:g}' for k, x in g.default_guidance.items())})"
-        + _contrast_said(g.contrast),
+        + _contrast_said(g.contrast)
+        + _penalty_said(g.repetition_penalty),
         "",
     ]
     lines += _perplexity(report) + _tag_id(report) + _adherence(report) + _health(report) + _people(report)

@@ -59,6 +59,8 @@ class Generation:
     floor: Floor
     real_diversity: Diversity  # real text of the same tags, cut to the generated length
     contrast: dict[str, float] = field(default_factory=dict)  # the contrast weight per kind, at every scale
+    # The repetition penalty per kind, at every scale and the floor.
+    repetition_penalty: dict[str, float] = field(default_factory=dict)
     # f"{scale:g}" -> the generated texts, condition by condition (for measures computed outside, e.g.
     # fluency); kept out of report.json, which holds figures.
     texts: dict[str, list[str]] = field(default_factory=dict, repr=False)

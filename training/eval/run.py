@@ -15,7 +15,7 @@ from linernotes.common.errors import InputError
 from linernotes.data.format import Record
 from linernotes.data.splits import read_split
 from linernotes.model.card import Card
-from linernotes.model.config import GenerateConfig, Sampling
+from linernotes.model.config import GenerateConfig, Sampling, card_sampling
 from linernotes.model.copyguard import CopyGuard, build_index, words
 from linernotes.model.generator import Generator
 from linernotes.training.dataset import fingerprint
@@ -175,16 +175,20 @@ def generation_measures(s: Loaded, judges_cache: Path) -> Generation:
         len(conds),
         len(scales),
     )
-    contrast = {k: card.contrast(k) if config.contrast is None else config.contrast for k in card.kinds}
-    floor = sample(s.gen, conds, config.samples, base, None, config.seed)
+    # Each kind as the card samples it (contrast, repetition penalty), unless the config says otherwise.
+    bases = {
+        k: card_sampling(card, k, base, None, config.contrast, config.repetition_penalty) for k in card.kinds
+    }
+    floor = sample(s.gen, conds, config.samples, bases, None, config.seed)
     generated = {
-        scale: sample(s.gen, conds, config.samples, base, scale, config.seed, config.candidates, contrast)
+        scale: sample(s.gen, conds, config.samples, bases, scale, config.seed, config.candidates)
         for scale in scales
     }
     return Generation(
         guidance=scales,
         default_guidance={k: card.guidance(k) for k in card.kinds},
-        contrast=contrast,
+        contrast={k: b.contrast for k, b in bases.items()},
+        repetition_penalty={k: b.repetition_penalty for k, b in bases.items()},
         samples=Samples(config.samples, len(conds)),
         by_guidance={
             f"{scale:g}": _at_scale(texts, floor, judges, s.held, s.guard, s.train)

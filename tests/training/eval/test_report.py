@@ -79,6 +79,9 @@ def test_report_json_holds_the_numbers(evaluated: tuple[EvalReport, Path]) -> No
     typed, report_dir = evaluated
     report = json.loads((report_dir / "report.json").read_text())
     assert report["guidance"] == [1.0, 2.0]
+    # Each kind sampled with the card's repetition penalty (this card names none per kind: the default).
+    assert report["repetition_penalty"] == {"review": 1.1, "product": 1.1, "lyrics": 1.1}
+    assert "repetition penalty review 1.1, product 1.1, lyrics 1.1" in (report_dir / "report.md").read_text()
     block = report["by_guidance"]["1"]
     assert set(block["adherence"]) >= {"review/genre", "review/score", "lyrics/part", "product/rating"}
     genre = block["adherence"]["review/genre"]
