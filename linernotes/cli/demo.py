@@ -42,10 +42,6 @@ CONTRAST = {"review": 1.0}
 # 92.0% -> 98.0% over 200 reviews, 0.64 -> 0.73 and 90.0% -> 96.5% on other seeds (docs/quality.md). Warm-up
 # pays for it in the background; a miss writes one. Products (no gain at guidance 2) and lyrics write one.
 CANDIDATES = {"review": 4}
-# A chorus repeats its hook: the sampling default's penalty on every token already written (1.1) left the
-# lyrics benchmark's choruses with no repeated line (judged a chorus 0 times in 20); 1.02 lets them repeat
-# as real choruses do while verses still do not (docs/quality.md). Reviews and products keep the default.
-REPETITION_PENALTY = {"lyrics": 1.02}
 # Before the session: the keys the script asks for (to the bot's hot depth, so a later run still finds one
 # while it tops up), then on a first run this many of the rest of the grid, so the cache shows more than
 # the script (one warm batch: a CPU minute or so). Later runs top up only the script's keys.
@@ -134,7 +130,6 @@ def ensure_model(home: Path) -> Path:
             guidance=GUIDANCE,
             contrast=CONTRAST,
             candidates=CANDIDATES,
-            repetition_penalty=REPETITION_PENALTY,
         ),
         say=indent,
     )
