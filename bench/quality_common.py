@@ -20,8 +20,8 @@ FLUENCY_TOKENS = 128  # base tokens scored per text: most real sections whole, g
 
 
 def add_eval_flags(p: argparse.ArgumentParser, precision_help: str) -> None:
-    """The flags both quality benchmarks take for evaluating: guidance scales, contrast, repetition penalty, sampling seed, scoring
-    batch, weights, texts per fluency figure, ranked drafts and what the judges read."""
+    """The flags both quality benchmarks take for evaluating: guidance scales, contrast, repetition penalty,
+    sampling seed, scoring batch, weights, texts per fluency figure, ranked drafts and what the judges read."""
     from linernotes.training.eval.config import FEATURES, EvalConfig
 
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="scales to evaluate")
