@@ -63,13 +63,13 @@ class ExportArgs:
     repetition_penalty: float = field(
         default=1.1,
         metadata=flag(
-            "default CTRL-style penalty on tokens already seen, stored in the card (1: off; a chorus repeats "
-            "its hook, so lyrics may want less)"
+            "default CTRL-style penalty on tokens already seen, stored in the card (1: off; lower lets a text "
+            "repeat its lines, as choruses do, and also loop)"
         ),
     )
     kind_repetition_penalty: list[str] = field(
         default_factory=list,
-        metadata=_per_kind("repetition penalty", "repetition-penalty", "lyrics=1.02"),
+        metadata=_per_kind("repetition penalty", "repetition-penalty", "lyrics=1.05"),
     )
 
 
