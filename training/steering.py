@@ -38,7 +38,7 @@ class Steering:
 
     guidance: PerKind = OFF["guidance"]
     contrast: PerKind = OFF["contrast"]
-    candidates: PerKind = 1
+    candidates: PerKind = OFF["candidates"]
     repetition_penalty: PerKind = OFF["repetition_penalty"]
 
     @classmethod

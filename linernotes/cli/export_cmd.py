@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from linernotes.common.errors import ConfigError
@@ -14,10 +14,10 @@ METAVARS = {"guidance": "SCALE", "contrast": "WEIGHT", "candidates": "N", "repet
 
 
 def _per_kind(what: str, setting: str, example: str) -> dict[str, Any]:
-    """The metadata of a repeatable ``--kind-SETTING KIND=VALUE`` flag."""
+    """The metadata of a repeatable ``--kind-SETTING KIND=VALUE`` flag (``setting``: the field it overrides)."""
     return flag(
-        f"a kind's own {what}, overriding --{setting} for it; repeat per kind (e.g. {example})",
-        metavar=f"KIND={METAVARS[setting.replace('-', '_')]}",
+        f"a kind's own {what}, overriding --{setting.replace('_', '-')} for it; repeat per kind (e.g. {example})",
+        metavar=f"KIND={METAVARS[setting]}",
     )
 
 
@@ -69,7 +69,7 @@ class ExportArgs:
     )
     kind_repetition_penalty: list[str] = field(
         default_factory=list,
-        metadata=_per_kind("repetition penalty", "repetition-penalty", "lyrics=1.05"),
+        metadata=_per_kind("repetition penalty", "repetition_penalty", "lyrics=1.05"),
     )
 
 
@@ -103,16 +103,15 @@ def per_kind(default: float, items: list[str], name: str = "guidance") -> float 
     return scales
 
 
-SETTINGS = ("guidance", "contrast", "candidates", "repetition_penalty")
-
-
 def run(args: argparse.Namespace) -> int:
     """Export and summarise the card."""
     from linernotes.training.export import export
     from linernotes.training.steering import OFF, Steering
 
     plain = OFF["repetition_penalty"]  # the sampling default: not worth a mention
-    steering = Steering(**{s: per_kind(getattr(args, s), getattr(args, f"kind_{s}"), s) for s in SETTINGS})
+    # Each card setting (a Steering field) from its flag and its --kind- flag.
+    names = [f.name for f in fields(Steering)]
+    steering = Steering(**{s: per_kind(getattr(args, s), getattr(args, f"kind_{s}"), s) for s in names})
     card = export(args.run, args.out, args.precision, args.merge, steering)
     kinds = ", ".join(
         f"{k} ({v.get('examples', 0)} examples, guidance {card.guidance(k):g}"
