@@ -82,7 +82,14 @@ class BotConfig:
         default=None,
         metadata=flag(
             "drafts written per warmed generation, the most on-tag kept by the checkpoint's ranker (a cache "
-            "miss always writes one); default: the checkpoint card's, per kind"
+            "miss: see --miss-draft-seconds); default: the checkpoint card's, per kind"
+        ),
+    )
+    miss_draft_seconds: float = field(
+        default=8.0,
+        metadata=flag(
+            "a cache miss on an idle generator writes as many of those drafts as fit in this many seconds by "
+            "its kind's last miss, so nobody else waits (0: a miss writes one)"
         ),
     )
     warm_limit: int = field(
@@ -221,8 +228,10 @@ class BotConfig:
                 raise ConfigError(f"bot setting {name} must be positive, got {getattr(self, name)}")
         if self.warm_candidates is not None and self.warm_candidates <= 0:
             raise ConfigError(f"bot setting warm_candidates must be positive, got {self.warm_candidates}")
-        if self.warm_interval < 0 or self.cooldown < 0 or self.train_cooldown < 0:
-            raise ConfigError("bot settings warm_interval, cooldown and train_cooldown must be >= 0")
+        if min(self.warm_interval, self.cooldown, self.train_cooldown, self.miss_draft_seconds) < 0:
+            raise ConfigError(
+                "bot settings warm_interval, cooldown, train_cooldown and miss_draft_seconds must be >= 0"
+            )
         if self.job_timeout <= 0:
             raise ConfigError(f"bot setting job_timeout must be positive, got {self.job_timeout}")
         bad = [o for o in self.operators if not str(o).isdigit()]
@@ -292,6 +301,11 @@ def load_config(
     if "checkpoint" not in merged:
         raise ConfigError("no checkpoint given (pass CKPT, or set LINERNOTES_CHECKPOINT)")
     return BotConfig(**merged)
+
+
+def drafts_for(config: BotConfig, card: Card, kind: str) -> int:
+    """Drafts ranked per generation of ``kind`` at most: the ``warm_candidates`` setting, else the card's."""
+    return card.candidates(kind) if config.warm_candidates is None else config.warm_candidates
 
 
 def sampling_for(config: BotConfig, card: Card, kind: str) -> Sampling:

@@ -4,7 +4,8 @@ Refusals come first and cost nothing: a full queue, a user's queued-job limit an
 checked before any database work, so a burst is answered inside Discord's 3-second window. A hit is
 answered in the interaction's first response (no model work on the way). A miss is queued first (so a
 full queue is refused before anything is shown), then deferred, then answered by editing the deferred
-message; the user is told their place in the queue when others are ahead. Every answer is recorded as
+message; the user is told their place in the queue when others are ahead. A miss writes one draft, or
+on an idle generator the ranked best of a few (``MissDrafts``). Every answer is recorded as
 a delivery (message id -> generation) and gets the rating reactions; a send that fails leaves no
 delivery behind, and a text generated for an interaction that failed is kept in the cache.
 """
@@ -19,7 +20,8 @@ from typing import Any
 import discord
 
 from linernotes.bot.cache import Key, key_for
-from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.config import BotConfig, drafts_for, sampling_for
+from linernotes.bot.drafts import MissDrafts
 from linernotes.bot.embeds import generation_embed
 from linernotes.bot.models import Route
 from linernotes.bot.storage import Database, Generation
@@ -45,6 +47,7 @@ class RequestHandler:
     ) -> None:
         self.db, self.worker, self.config = db, worker, config
         self.router = router  # which model answers a server (its own, once it trained one)
+        self.drafts = MissDrafts(config.miss_draft_seconds)
         self._ready_at: dict[int, float] = {}
         self._keeping: set[asyncio.Task] = set()  # texts being kept after their interaction failed
 
@@ -92,9 +95,16 @@ class RequestHandler:
         if hit is not None:
             await self._send_hit(interaction, *hit, tags)
         else:
-            request = Request(kind, tags, seed_line, self.sampling(kind), model=route.adapter)
+            request = self._miss(route, kind, tags, seed_line)
             await self._generate(interaction, request, key, user, tags)
         await self.db.note_demand(key.key)  # after the answer: counting demand is not worth a user's wait
+
+    def _miss(self, route: Route, kind: str, tags: dict[str, Any], seed_line: str | None) -> Request:
+        """What a cache miss asks the worker for: one draft, or ranked drafts when the generator is idle."""
+        # An adapter is ranked as its base is, as in warm-up.
+        most = drafts_for(self.config, self.card, kind)
+        drafts = self.drafts.drafts(kind, most, idle=self.worker.depth == 0)
+        return Request(kind, tags, seed_line, self.sampling(kind), model=route.adapter, candidates=drafts)
 
     async def another(self, interaction: discord.Interaction, generation_id: int) -> None:
         """Serve a fresh one with the same tags as an earlier generation."""
@@ -135,6 +145,7 @@ class RequestHandler:
                 content=f"⏳ Writing it: {position - 1} ahead of you in the queue…"
             )
         (result,) = await future
+        self.drafts.observe(result)
         await self.db.note_cost([result])
         if not result.ok:
             raise GenerationError(f"Couldn't write that one ({result.error}). Try again.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from linernotes.bot.cache import Key, base_keys, parse_key
-from linernotes.bot.config import BotConfig, sampling_for
+from linernotes.bot.config import BotConfig, drafts_for, sampling_for
 from linernotes.bot.leases import warm_lease
 from linernotes.bot.storage import Database
 from linernotes.common.errors import TagError
@@ -185,8 +185,7 @@ async def _warm_models(
     stored = 0
     # An adapter samples, and is ranked, as its base is.
     sampling = partial(sampling_for, config, worker.card)
-    fixed = config.warm_candidates
-    drafts = worker.card.candidates if fixed is None else (lambda kind: fixed)
+    drafts = partial(drafts_for, config, worker.card)
     for n, (model, card) in enumerate(models):
         # An equal share of what is left for each model still to warm, so no model waits for all the others.
         left = None if limit is None else -(-(limit - stored) // (len(models) - n))

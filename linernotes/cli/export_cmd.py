@@ -54,7 +54,7 @@ class ExportArgs:
         default=1,
         metadata=flag(
             "drafts the bot's warm-up writes per cached text, the checkpoint's ranker keeping the most on-tag "
-            "(1: no ranking; a cache miss always writes one)"
+            "(1: no ranking; the bot's cache misses write them only when its generator is idle)"
         ),
     )
     kind_candidates: list[str] = field(
