@@ -55,7 +55,6 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -327,7 +326,9 @@ async def hits(env, world: World, n: int, acked: dict) -> dict:
 
 def generation_of(message) -> int:
     """The generation number in an answer's footer (``#123 · model · ...``)."""
-    return int(re.match(r"#(\d+)", message.embeds[0].footer.text).group(1))
+    from linernotes.bot.embeds import generation_id
+
+    return generation_id(message.embeds[0])
 
 
 async def vote(env, world: World, answers: list, barrier) -> list[tuple[int, int, str]]:

@@ -176,9 +176,10 @@ async def measure_misses(bot, channel, members, n: int) -> dict[str, list[float]
 
 async def ranked_from(bot, result) -> int:
     """How many drafts the generation an answer shows was chosen from (1: not ranked)."""
-    footer = result.response.embeds[0].footer.text  # "#ID · model · react ..."
-    gen = await bot.generation(int(footer.split(" ")[0].lstrip("#")))
-    assert gen is not None, f"the answer's generation ({footer}) must be stored"
+    from linernotes.bot.embeds import generation_id
+
+    gen = await bot.generation(generation_id(result.response.embeds[0]))
+    assert gen is not None, "an answer's generation must be stored"
     return gen.ranked
 
 

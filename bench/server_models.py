@@ -68,6 +68,7 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
     import simcord
 
     from linernotes.bot import create_bot
+    from linernotes.bot.embeds import generation_id
 
     bot = create_bot(
         checkpoint, tmp / "bench.sqlite3", warm_interval=0, sync_interval=0, cooldown=0, shard_count=1,
@@ -87,7 +88,7 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
             seconds = time.perf_counter() - started
             ((model, _, _),) = await bot.server_models(guild.id)
             assert model.status == "ready", trained.response.content
-            gen = await bot.generation(int(answer.response.embeds[0].footer.text.split()[0].lstrip("#")))
+            gen = await bot.generation(generation_id(answer.response.embeds[0]))
             assert gen is not None and gen.model_id == model.model_id, "the answer must come from the adapter"
             out["servers"].append(
                 {

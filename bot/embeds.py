@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import discord
@@ -11,6 +12,7 @@ from linernotes.bot.safety import clean
 from linernotes.bot.storage import Generation
 
 TITLE_LIMIT = 256
+FOOTER_ID = re.compile(r"#(\d+) ")  # how a generation's footer begins: "#12 · model · ..."
 
 
 def generation_embed(gen: Generation, requested: dict[str, Any], reactions: list[str]) -> discord.Embed:
@@ -35,6 +37,14 @@ def generation_embed(gen: Generation, requested: dict[str, Any], reactions: list
     embed = discord.Embed(title=clean(title)[:TITLE_LIMIT], description=clean(gen.text)[:4096], colour=colour)
     embed.set_footer(text=f"#{gen.id} · {gen.model_id} · react {reactions[0]} or {reactions[1]} to rate")
     return embed
+
+
+def generation_id(embed: discord.Embed) -> int:
+    """The generation number in an answer's footer, as ``generation_embed`` writes it."""
+    found = FOOTER_ID.match(embed.footer.text or "")
+    if found is None:
+        raise ValueError(f"not a generation's footer: {embed.footer.text!r}")
+    return int(found.group(1))
 
 
 def stars(rating: int, out_of: int = 5) -> str:

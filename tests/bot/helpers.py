@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from linernotes.bot.cache import key_for
+from linernotes.bot.embeds import generation_id
 from linernotes.model.config import Sampling
 from linernotes.model.generator import Request
 
@@ -19,7 +20,7 @@ def callbacks(env) -> list[dict]:
 
 def footer_id(message) -> int:
     """The generation number in an answer's footer."""
-    return int(message.embeds[0].footer.text.split(" ")[0].lstrip("#"))
+    return generation_id(message.embeds[0])
 
 
 async def fill(env, kind: str, tags: dict, n: int) -> None:

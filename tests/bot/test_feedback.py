@@ -10,6 +10,7 @@ from linernotes.bot.feedback import export_feedback
 from linernotes.cli.main import main
 from linernotes.data.splits import iter_split
 from linernotes.training.loop import train
+from tests.bot.helpers import footer_id
 from tests.conftest import ENGINES, tiny_config
 
 pytestmark = pytest.mark.simcord(settle_timeout=60)
@@ -32,7 +33,7 @@ async def test_ratings_export_and_train_again(simcord_env, server, tmp_path, sam
     assert counts == {"train": 1, "rated": 3, "pairs": 1}
     (row,) = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert row["votes"] == {"up": 2, "down": 1} and row["tags"]["part"] == "chorus"
-    assert row["source"].endswith(f"#{int(liked.response.embeds[0].footer.text.split()[0][1:])}")
+    assert row["source"].endswith(f"#{footer_id(liked.response)}")
     (pair,) = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert pair["rejected_votes"] == {"up": 0, "down": 3}
     assert [i.record.tags for i in iter_split(out / "train.jsonl")] == [{"part": "chorus"}]
