@@ -24,7 +24,7 @@ class MissDrafts:
     def drafts(self, kind: str, card_drafts: int, idle: bool) -> int:
         """Drafts for a miss of ``kind``: up to ``card_drafts`` when ``idle`` and they fit the budget."""
         per = self._per_draft.get(kind)
-        if card_drafts <= 1 or not idle or per is None or per <= 0:
+        if card_drafts <= 1 or not idle or per is None:  # ``observe`` keeps only times above 0
             return 1
         return max(1, min(card_drafts, int(self.budget / per)))
 
