@@ -84,6 +84,7 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
             upload = (f"{artist}.json", (SONGS / f"{artist}.json").read_bytes())
             started = time.perf_counter()
             trained = await manager.slash(channel, "model train", name=artist, file=upload)
+            ready = time.perf_counter() - started
             answer = await manager.slash(channel, "lyrics", part="chorus")
             seconds = time.perf_counter() - started
             ((model, _, _),) = await bot.server_models(guild.id)
@@ -95,6 +96,7 @@ async def through_the_bot(checkpoint: Path, tmp: Path) -> dict:
                     "artist": artist,
                     "model": model,
                     "seconds": seconds,
+                    "ready": ready,  # the model ready (trained, attached, its sample written)
                     "training": model.report["training"]["seconds"],
                     "message": trained.response.content,
                 }
@@ -254,7 +256,8 @@ def report(bot: dict, styled: dict, loaded: dict) -> None:
         share = s["training"] / s["seconds"]
         print(
             f"{s['artist']}: upload -> first /lyrics by its adapter {s['seconds']:.0f} s "
-            f"({s['training']:.0f} s, {share:.0%}, in the training child)"
+            f"({s['training']:.0f} s, {share:.0%}, in the training child; ready at {s['ready']:.0f} s, "
+            f"then the answer {s['seconds'] - s['ready']:.1f} s)"
         )
         print("   " + s["message"].replace("\n", "\n   "))
     print(

@@ -22,6 +22,7 @@ from linernotes.common.errors import CheckpointError, ConfigError
 from linernotes.model.atomic import atomic_dir
 from linernotes.model.bases import resolve_base
 from linernotes.model.card import CARD_FILE, WEIGHT_PRECISIONS, Card, read_card, write_card
+from linernotes.model.dequant import load_dequantized
 from linernotes.model.quiet import quiet_transformers
 
 log = logging.getLogger(__name__)
@@ -151,12 +152,8 @@ def _load_weights(
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": dev.index or 0} if dev.type == "cuda" else "cpu"
         return AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    if card.precision == "int8":
-        # Stored int8: load through bitsandbytes, then dequantize to the requested float type.
-        kwargs["device_map"] = {"": dev.index or 0} if dev.type == "cuda" else "cpu"
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        model.dequantize()
-        return model.to(device=dev, dtype=_DTYPES[want])
+    if card.precision == "int8":  # asked for floats: dequantized from its files (model/dequant.py)
+        return load_dequantized(Path(source)).to(device=dev, dtype=_DTYPES[want])
     return AutoModelForCausalLM.from_pretrained(source, dtype=_DTYPES[want], **kwargs).to(dev)
 
 

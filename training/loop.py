@@ -244,7 +244,7 @@ class Trainer:
             if c.lora_forward == "fused":
                 from linernotes.training.fused_lora import fuse
 
-                fuse(model)
+                fuse(model, c.dropout_draws)
         return model, tok
 
     def _pairs(self) -> Pairs | None:

@@ -89,8 +89,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # (197-238 s against 395-455 s on a slow machine): the saved time goes to the wait, which halves.
     # lr 1e-3 is the demo's, measured on this base at the same LoRA scale
     # (alpha / r = 2); at 48 steps lr 5e-4 ranked 76%, 2e-3 69%, and tag dropout 0.5 (the artist is the
-    # same in most uploads) 74%: none beat it; LoRA dropout 0 (1.09x faster a step here) ranked 71% beside
-    # the recipe's 73% in one run. Several passes over a few songs overfit at some point: best/
+    # same in most uploads) 74%: none beat it; LoRA dropout 0 (1.09-1.18x faster a step here) ranked 71% beside
+    # the recipe's 73% in one run and 69% beside 76% in another (2026-12-07; r 16 without it also 69%), so the
+    # dropout stays: on ten songs it is worth its masks. Several passes over a few songs overfit at some point: best/
     # is chosen on validation every 8 steps (a forward pass over a few blocks, ~1 s), and there is no
     # early stop, which a validation split of one or two songs would trigger on noise. r = 8 on every
     # projection of the 135M base is ~9.8 MB fp32 (the target is <= 10 MB per adapter); the job trains
@@ -105,6 +106,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lora_alpha": 16,
         "attention": "segments",
         "lora_forward": "fused",
+        # LoRA dropout's masks from 64-bit random words (training/fused_lora.py ``keep_mask``): torch's
+        # Bernoulli draws were 15% of a step on AMD CPUs; the same rate, other random numbers.
+        "dropout_draws": "bits",
         "epochs": 16.0,
         "max_steps": 24,
         "batch_size": 4,

@@ -79,30 +79,7 @@ def load_checkpoint_base(path: Path) -> tuple[Any, Any]:
     loaded = load_checkpoint(path, "fp32", "cpu")
     tok = loaded.tokenizer
     tok.padding_side = "right"  # loading sets left for batched generation; training pads its own blocks
-    return (own_class(loaded.model) if card.precision == "int8" else loaded.model), tok
-
-
-def own_class(dequantized: Any) -> Any:
-    """The weights of a dequantized int8 model in a fresh model of its own class."""
-    # bitsandbytes replaced GPT-2's Conv1D layers by Linear ones with transposed weights: they run, but
-    # what is saved from them (a full fine-tune, a merged adapter) no longer loads into GPT-2; and the
-    # dequantized model still calls itself 8-bit, which PEFT reads. Rebuilt from its config, it is what
-    # its class and every later load expect.
-    from torch import nn
-    from transformers import AutoModelForCausalLM
-    from transformers.pytorch_utils import Conv1D
-
-    config = dequantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    conv = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, Conv1D)}
-    linear = {f"{name}.weight" for name, m in dequantized.named_modules() if isinstance(m, nn.Linear)}
-    flipped = conv & linear
-    state = {k: v.t() if k in flipped else v for k, v in dequantized.state_dict().items()}
-    model.load_state_dict(state)
-    model.generation_config = dequantized.generation_config
-    return model
+    return loaded.model, tok
 
 
 def load_pretrained(name: str) -> tuple[Any, Any]:

@@ -75,7 +75,7 @@ def make_adapter(
     loaded = load_checkpoint(base, "fp32", "cpu")
     kind = loaded.model.config.model_type
     torch.manual_seed(seed)
-    # GPT-2's fused layers are Conv1D (weights stored transposed); dequantized int8 weights are plain Linear.
+    # GPT-2's fused layers are Conv1D (weights stored transposed), an int8 checkpoint read as fp32's too.
     fused = any(type(m).__name__ == "Conv1D" for m in loaded.model.modules())
     config = LoraConfig(
         **{

@@ -20,7 +20,7 @@ from linernotes.model.lora import FixedLora, LoraLinear, read_lora
 from tests.model.test_adapters import ONCE, _edit_config, make_adapter
 
 # (base checkpoint, precision the adapter is loaded at): float bases take the merge, int8 ones the runtime
-# LoRA; an int8 checkpoint loaded as fp32 is dequantized (GPT-2's Conv1D become Linear) and merged.
+# LoRA; an int8 checkpoint loaded as fp32 is dequantized (into GPT-2's own Conv1D layers) and merged.
 CASES = [
     ("gpt2-fp32", "fp32"),
     ("gpt2-int8", "fp32"),
