@@ -40,7 +40,9 @@ def through_bitsandbytes(path: Path):
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(dequantized.state_dict())  # (Llama: no Conv1D to transpose)
+    # bitsandbytes made GPT-2's Conv1D layers Linear ones, (out, in): their weights go back transposed.
+    conv = {f"{n}.weight" for n, m in model.named_modules() if type(m).__name__ == "Conv1D"}
+    model.load_state_dict({k: v.t() if k in conv else v for k, v in dequantized.state_dict().items()})
     return model
 
 
