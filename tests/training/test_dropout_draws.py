@@ -14,7 +14,7 @@ from linernotes.training.config import TrainConfig
 from linernotes.training.fused_lora import fuse, keep_mask
 from linernotes.training.loop import train
 from tests.conftest import tiny_config
-from tests.training.test_same_loss import loss_and_grads, metrics_losses
+from tests.training.test_same_loss import llama, loss_and_grads, metrics_losses
 
 CPU = torch.device("cpu")
 
@@ -70,8 +70,6 @@ def test_bits_forward_is_lora_on_the_masked_input_rescaled():
 
 
 def test_bits_draw_other_masks_than_torch():
-    from tests.training.test_same_loss import llama
-
     torch_draws = loss_and_grads(llama(0.05, fused=True), "segments")
     model = llama(0.05, fused=True)
     fuse(model, "bits")
